@@ -1,0 +1,48 @@
+//! The one app interface of gatewayd.
+//!
+//! Write an app once against [`App`]: it receives an [`Environ`] (the CGI/WSGI
+//! meta-variables) and a streamed [`Body`], and returns a [`Response`]. Every front-end
+//! (HTTP, FastCGI, SCGI, CGI) decodes its wire format into the same `Environ`, so the app runs
+//! unchanged under each of them.
+//!
+//! The [`Router`] mounts apps by path prefix (the prefix becomes `SCRIPT_NAME`, the rest
+//! `PATH_INFO`); the [`Registry`] builds apps by type name from their TOML tables; [`Lint`],
+//! [`CatchPanic`] and [`AccessLog`] are middleware.
+//!
+//! ```
+//! use gateway_core::{App, Body, Environ, Protocol, Response, Router, app_fn};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let mut router = Router::new();
+//! router.mount("/hello", app_fn(|env: Environ, _body: Body| async move {
+//!     let who = String::from_utf8_lossy(env.path_info()).into_owned();
+//!     Response::text(200, format!("hello {who}\n"))
+//! })).unwrap();
+//!
+//! let mut env = Environ::new(Protocol::Http);
+//! env.insert("PATH_INFO", "/hello/world");
+//! let res = router.call(env, Body::empty()).await;
+//! assert_eq!(res.body.to_bytes().await.unwrap(), "hello /world\n");
+//! # });
+//! ```
+
+mod access_log;
+mod app;
+mod body;
+mod environ;
+mod lint;
+mod recover;
+mod registry;
+mod response;
+mod router;
+
+pub use access_log::AccessLog;
+pub use app::{App, AppFn, app_fn};
+pub use async_trait::async_trait;
+pub use body::{Body, BodyError, BoxError};
+pub use environ::{Environ, Protocol};
+pub use lint::{Lint, Violation, check_environ, check_response};
+pub use recover::CatchPanic;
+pub use registry::{AppConfig, AppFactory, Registry};
+pub use response::Response;
+pub use router::{MountError, Router};

@@ -1,0 +1,125 @@
+//! App types by name, and the TOML table each app instance is built from.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::{App, BoxError};
+
+/// Builds an app instance from its `[apps.NAME]` table.
+pub type AppFactory = Arc<dyn Fn(&AppConfig<'_>) -> Result<Arc<dyn App>, BoxError> + Send + Sync>;
+
+/// The `[apps.NAME]` table of one app instance, without its `type` key.
+///
+/// [`AppConfig::deserialize`] reads it into the app type's own settings; its errors carry the
+/// byte span in the config file, so `gatewayd check` can name the line and column.
+#[derive(Clone, Debug)]
+pub struct AppConfig<'a> {
+    name: String,
+    table: Spanned<DeTable<'a>>,
+}
+
+impl<'a> AppConfig<'a> {
+    /// The table of `[apps.NAME]` as parsed from a whole config document.
+    pub fn new(name: impl Into<String>, mut table: Spanned<DeTable<'a>>) -> Self {
+        table.get_mut().remove("type");
+        AppConfig {
+            name: name.into(),
+            table,
+        }
+    }
+
+    /// An app table from standalone TOML text, e.g. `body = "hi"`: for tests and embedding.
+    ///
+    /// ```
+    /// use gateway_core::AppConfig;
+    ///
+    /// #[derive(Debug, serde::Deserialize)]
+    /// #[serde(deny_unknown_fields)]
+    /// struct Settings { body: String }
+    ///
+    /// let cfg = AppConfig::parse("greeter", "type = \"hello\"\nbody = \"hi\"").unwrap();
+    /// assert_eq!(cfg.deserialize::<Settings>().unwrap().body, "hi");
+    /// let cfg = AppConfig::parse("greeter", "bdy = \"hi\"").unwrap();
+    /// assert_eq!(cfg.deserialize::<Settings>().unwrap_err().span(), Some(0..3));
+    /// ```
+    pub fn parse(name: impl Into<String>, toml: &'a str) -> Result<Self, toml::de::Error> {
+        Ok(AppConfig::new(name, DeTable::parse(toml)?))
+    }
+
+    /// The instance's name, the `NAME` of `[apps.NAME]`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where the table stands in the config file, as a byte range.
+    pub fn span(&self) -> Range<usize> {
+        self.table.span()
+    }
+
+    /// Whether the table has a key (other than `type`).
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.table.get_ref().contains_key(key)
+    }
+
+    /// A key's raw value, when it is a string.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        match self.table.get_ref().get(key)?.get_ref() {
+            DeValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Reads the table into the app type's settings. Use `#[serde(deny_unknown_fields)]` so a
+    /// misspelled key is an error.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, toml::de::Error> {
+        T::deserialize(toml::de::Deserializer::from(self.table.clone()))
+    }
+}
+
+/// The app types a daemon knows, by name.
+///
+/// ```
+/// use std::sync::Arc;
+/// use gateway_core::{App, Registry, Response, app_fn};
+///
+/// let mut registry = Registry::new();
+/// registry.register("teapot", |_cfg| {
+///     Ok(Arc::new(app_fn(|_, _| async { Response::new(418) })) as Arc<dyn App>)
+/// });
+/// assert!(registry.get("teapot").is_some());
+/// ```
+#[derive(Clone, Default)]
+pub struct Registry {
+    types: BTreeMap<String, AppFactory>,
+}
+
+impl Registry {
+    /// A registry with no app types.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Registers (or replaces) the app type `name`.
+    pub fn register<F>(&mut self, name: impl Into<String>, factory: F) -> &mut Self
+    where
+        F: Fn(&AppConfig<'_>) -> Result<Arc<dyn App>, BoxError> + Send + Sync + 'static,
+    {
+        self.types.insert(name.into(), Arc::new(factory));
+        self
+    }
+
+    /// The factory of an app type.
+    pub fn get(&self, name: &str) -> Option<&AppFactory> {
+        self.types.get(name)
+    }
+
+    /// The registered type names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.types.keys().map(String::as_str)
+    }
+}

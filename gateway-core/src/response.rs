@@ -1,0 +1,91 @@
+//! The response an app returns.
+
+use bytes::Bytes;
+
+use crate::Body;
+
+/// A status, ordered headers (a name may repeat), and a body.
+///
+/// Fields are raw on purpose, as in WSGI and Rack: a front-end validates them on the way out
+/// (an invalid status or header becomes a 500), and the [`Lint`](crate::Lint) middleware
+/// names the broken rule.
+///
+/// ```
+/// use gateway_core::Response;
+///
+/// let res = Response::new(200)
+///     .with_header("Content-Type", "text/plain")
+///     .with_header("Set-Cookie", "a=1")
+///     .with_header("Set-Cookie", "b=2")
+///     .with_body("hello");
+/// assert_eq!(res.header("content-type"), Some(&b"text/plain"[..]));
+/// assert_eq!(res.headers.len(), 3);
+/// ```
+#[derive(Debug, Default)]
+pub struct Response {
+    /// The status code; valid ones are 100..=999.
+    pub status: u16,
+    /// Header fields in order; a name may repeat (`Set-Cookie`).
+    pub headers: Vec<(Bytes, Bytes)>,
+    /// The body: whole (`Bytes`) or streamed.
+    pub body: Body,
+}
+
+impl Response {
+    /// A response with this status, no headers and no body.
+    pub fn new(status: u16) -> Self {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Body::empty(),
+        }
+    }
+
+    /// A `text/plain; charset=utf-8` response.
+    pub fn text(status: u16, body: impl Into<Body>) -> Self {
+        Response::new(status)
+            .with_header("Content-Type", "text/plain; charset=utf-8")
+            .with_body(body)
+    }
+
+    /// A plain-text error page whose body is the status's reason, e.g. `404 Not Found`.
+    pub fn error(status: u16) -> Self {
+        let reason = http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error");
+        Response::text(status, format!("{status} {reason}\n"))
+    }
+
+    /// Appends a header field and returns the response.
+    pub fn with_header(mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+        self.append_header(name, value);
+        self
+    }
+
+    /// Appends a header field; an earlier one of the same name stays.
+    pub fn append_header(&mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) {
+        self.headers.push((name.into(), value.into()));
+    }
+
+    /// Sets the body and returns the response.
+    pub fn with_body(mut self, body: impl Into<Body>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// The first value of a header, by name in any case.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| &v[..])
+    }
+}
+
+impl From<crate::BodyError> for Response {
+    /// 413 for a body over its cap, 400 for a body that could not be read.
+    fn from(e: crate::BodyError) -> Self {
+        Response::error(e.status())
+    }
+}

@@ -1,0 +1,195 @@
+//! Mounts: which app answers which path, and the SCRIPT_NAME / PATH_INFO split.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::{App, Body, Environ, Response};
+
+/// Dispatches each request to the app mounted at the longest matching prefix.
+///
+/// A prefix matches on whole path segments: `/api` matches `/api` and `/api/x` but not
+/// `/apix`. The matched prefix is appended to `SCRIPT_NAME` and the rest becomes `PATH_INFO`,
+/// so an app sees the same split under every gateway. A root mount (`/`) adds nothing:
+/// `SCRIPT_NAME` is never `/`. No match answers 404.
+///
+/// ```
+/// use gateway_core::{Environ, Protocol, Router, Response, app_fn};
+///
+/// let mut router = Router::new();
+/// router.mount("/api", app_fn(|_, _| async { Response::new(200) })).unwrap();
+///
+/// let mut env = Environ::new(Protocol::Http);
+/// env.insert("PATH_INFO", "/api/users/7");
+/// let (script_name, path_info) = router.split(&env).unwrap().1;
+/// assert_eq!((&script_name[..], &path_info[..]), (&b"/api"[..], &b"/users/7"[..]));
+/// ```
+#[derive(Clone, Default)]
+pub struct Router {
+    /// Longest prefix first, so the first match wins.
+    mounts: Vec<(String, Arc<dyn App>)>,
+}
+
+/// A mount path that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MountError {
+    /// The path does not start with `/`, or has an empty, `.` or `..` segment.
+    #[error("mount path {0:?} must start with '/' and have no empty, '.' or '..' segment")]
+    BadPath(String),
+    /// Two mounts share a path.
+    #[error("path {0:?} is mounted twice")]
+    Duplicate(String),
+}
+
+impl Router {
+    /// A router with no mounts: it answers 404 to everything.
+    pub fn new() -> Self {
+        Router::default()
+    }
+
+    /// Mounts `app` at `path` (`/` for the root; a trailing `/` is ignored).
+    pub fn mount(&mut self, path: &str, app: impl App) -> Result<(), MountError> {
+        self.mount_arc(path, Arc::new(app))
+    }
+
+    /// Mounts a shared app at `path`.
+    pub fn mount_arc(&mut self, path: &str, app: Arc<dyn App>) -> Result<(), MountError> {
+        let prefix = normalize(path).ok_or_else(|| MountError::BadPath(path.to_owned()))?;
+        if self.mounts.iter().any(|(p, _)| *p == prefix) {
+            return Err(MountError::Duplicate(path.to_owned()));
+        }
+        let at = self
+            .mounts
+            .partition_point(|(p, _)| p.len() >= prefix.len());
+        self.mounts.insert(at, (prefix, app));
+        Ok(())
+    }
+
+    /// The app for this request, with the new `SCRIPT_NAME` and `PATH_INFO`.
+    pub fn split(&self, env: &Environ) -> Option<(&Arc<dyn App>, (Bytes, Bytes))> {
+        let path = env.path_info();
+        self.mounts.iter().find_map(|(prefix, app)| {
+            let rest = path.strip_prefix(prefix.as_bytes())?;
+            if !(rest.is_empty() || rest.starts_with(b"/")) {
+                return None;
+            }
+            let mut script = BytesMut::from(env.script_name());
+            script.extend_from_slice(prefix.as_bytes());
+            Some((app, (script.freeze(), Bytes::copy_from_slice(rest))))
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl App for Router {
+    async fn call(&self, mut env: Environ, body: Body) -> Response {
+        let Some((app, (script_name, path_info))) = self.split(&env) else {
+            return Response::error(404);
+        };
+        env.insert("SCRIPT_NAME", script_name);
+        env.insert("PATH_INFO", path_info);
+        app.call(env, body).await
+    }
+}
+
+/// `/` becomes `""`, `/a/b/` becomes `/a/b`; anything odd is refused.
+fn normalize(path: &str) -> Option<String> {
+    let trimmed = path.strip_prefix('/')?.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return (path.len() == 1).then(String::new);
+    }
+    let ok = trimmed
+        .split('/')
+        .all(|seg| !matches!(seg, "" | "." | ".."));
+    ok.then(|| format!("/{trimmed}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Protocol, app_fn};
+
+    fn named(name: &'static str) -> impl App {
+        app_fn(move |_, _| async move { Response::text(200, name) })
+    }
+
+    fn router() -> Router {
+        let mut r = Router::new();
+        r.mount("/", named("root")).unwrap();
+        r.mount("/sub", named("sub")).unwrap();
+        r.mount("/sub/deeper/", named("deeper")).unwrap();
+        r
+    }
+
+    fn split(r: &Router, script: &str, path: &str) -> Option<(String, String)> {
+        let mut env = Environ::new(Protocol::Http);
+        env.insert("SCRIPT_NAME", script.to_owned());
+        env.insert("PATH_INFO", path.to_owned());
+        let (_, (s, p)) = r.split(&env)?;
+        Some((
+            String::from_utf8(s.to_vec()).unwrap(),
+            String::from_utf8(p.to_vec()).unwrap(),
+        ))
+    }
+
+    fn pair(s: &str, p: &str) -> Option<(String, String)> {
+        Some((s.into(), p.into()))
+    }
+
+    #[test]
+    fn root_mount_keeps_script_name_empty() {
+        let r = router();
+        assert_eq!(split(&r, "", "/"), pair("", "/"));
+        assert_eq!(split(&r, "", "/x/y"), pair("", "/x/y"));
+        assert_eq!(split(&r, "", ""), pair("", ""));
+    }
+
+    #[test]
+    fn longest_prefix_on_segment_boundaries() {
+        let r = router();
+        assert_eq!(split(&r, "", "/sub"), pair("/sub", ""));
+        assert_eq!(split(&r, "", "/sub/"), pair("/sub", "/"));
+        assert_eq!(split(&r, "", "/sub/a"), pair("/sub", "/a"));
+        assert_eq!(split(&r, "", "/subway"), pair("", "/subway"));
+        assert_eq!(split(&r, "", "/sub/deeper/x"), pair("/sub/deeper", "/x"));
+        assert_eq!(split(&r, "", "/sub/deeperx"), pair("/sub", "/deeperx"));
+    }
+
+    #[test]
+    fn host_script_name_is_kept_in_front() {
+        let r = router();
+        assert_eq!(
+            split(&r, "/cgi-bin/app", "/sub/a"),
+            pair("/cgi-bin/app/sub", "/a")
+        );
+    }
+
+    #[test]
+    fn no_match_is_none_and_404() {
+        let mut r = Router::new();
+        r.mount("/only", named("only")).unwrap();
+        assert_eq!(split(&r, "", "/other"), None);
+        let mut env = Environ::new(Protocol::Http);
+        env.insert("PATH_INFO", "/other");
+        let res = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(r.call(env, Body::empty()));
+        assert_eq!(res.status, 404);
+    }
+
+    #[test]
+    fn bad_and_duplicate_paths() {
+        let mut r = router();
+        for bad in ["", "sub", "//", "/a//b", "/a/../b", "/./a"] {
+            assert!(
+                matches!(r.mount(bad, named("x")), Err(MountError::BadPath(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            r.mount("/sub/", named("x")),
+            Err(MountError::Duplicate("/sub/".into()))
+        );
+    }
+}
