@@ -1,0 +1,71 @@
+//! An app's [`Response`] as an `http::Response` for hyper.
+
+use gateway_core::{Body, Response};
+use http::header::{CONNECTION, HeaderName, HeaderValue, TRANSFER_ENCODING};
+use http::{HeaderMap, StatusCode};
+
+/// Validates the status and headers on the way out. An invalid one cannot go on the wire, so
+/// it becomes a 500 and an error in the log. `Transfer-Encoding` is hyper's to decide and is
+/// dropped; `Connection: close` from the app is honoured.
+pub fn into_http(res: Response) -> http::Response<Body> {
+    let Ok(status) = StatusCode::from_u16(res.status) else {
+        tracing::error!(status = res.status, "app returned an invalid status");
+        return internal_error();
+    };
+    let mut headers = HeaderMap::with_capacity(res.headers.len());
+    for (name, value) in res.headers {
+        let Ok(name) = HeaderName::from_bytes(&name) else {
+            tracing::error!(name = %String::from_utf8_lossy(&name), "app returned an invalid header name");
+            return internal_error();
+        };
+        if name == TRANSFER_ENCODING
+            || (name == CONNECTION && !value.eq_ignore_ascii_case(b"close"))
+        {
+            continue;
+        }
+        let Ok(value) = HeaderValue::from_maybe_shared(value) else {
+            tracing::error!(%name, "app returned a header value with control characters");
+            return internal_error();
+        };
+        headers.append(name, value);
+    }
+    let mut out = http::Response::new(res.body);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
+}
+
+fn internal_error() -> http::Response<Body> {
+    into_http(Response::error(500))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_headers_stay_apart() {
+        let res = Response::new(201)
+            .with_header("Set-Cookie", "a=1")
+            .with_header("Set-Cookie", "b=2")
+            .with_header("Transfer-Encoding", "chunked");
+        let out = into_http(res);
+        assert_eq!(out.status(), 201);
+        let cookies: Vec<_> = out.headers().get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert!(out.headers().get("transfer-encoding").is_none());
+    }
+
+    #[test]
+    fn invalid_head_becomes_500() {
+        assert_eq!(into_http(Response::new(42)).status(), 500);
+        assert_eq!(
+            into_http(Response::new(200).with_header("a b", "x")).status(),
+            500
+        );
+        assert_eq!(
+            into_http(Response::new(200).with_header("x", "a\nb")).status(),
+            500
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! One HTTP/1.1 connection, driven by hyper.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway_core::{App, Body, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+use crate::{ConnInfo, environ, into_http};
+
+/// The limits of the HTTP front-end.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// The request body cap: a larger declared length answers 413 before the app runs; a
+    /// chunked body fails with 413 once it passes the cap.
+    pub max_body_size: u64,
+    /// How long a client may take to send a request head (slowloris guard).
+    pub header_read_timeout: Duration,
+    /// The most header fields in a request head; more answers 431.
+    pub max_headers: usize,
+    /// The largest request head in bytes (at least 8192); larger answers 431.
+    pub max_head_size: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_body_size: 100 << 20,
+            header_read_timeout: Duration::from_secs(30),
+            max_headers: 100,
+            max_head_size: 64 << 10,
+        }
+    }
+}
+
+/// Serves HTTP/1.1 on one connection until the client closes it or `shutdown` fires; then
+/// the request in flight finishes and the connection closes.
+///
+/// Keep-alive, pipelining, chunked bodies both ways, `Expect: 100-continue` (sent when the
+/// app first reads the body) and HEAD come from hyper. When the client goes away mid-request,
+/// hyper drops the app's future.
+pub async fn serve_connection<I>(
+    io: I,
+    conn: ConnInfo,
+    app: Arc<dyn App>,
+    config: Arc<HttpConfig>,
+    shutdown: CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = config.clone();
+    let service = service_fn(move |req| {
+        let app = app.clone();
+        let limits = limits.clone();
+        async move { Ok::<_, Infallible>(handle(&*app, &limits, &conn, req).await) }
+    });
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_headers(config.max_headers)
+        .max_buf_size(config.max_head_size.max(8192))
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(served);
+    let result = tokio::select! {
+        r = served.as_mut() => r,
+        () = shutdown.cancelled() => {
+            served.as_mut().graceful_shutdown();
+            served.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, peer = ?conn.remote, "http connection ended with an error");
+    }
+}
+
+async fn handle(
+    app: &dyn App,
+    config: &HttpConfig,
+    conn: &ConnInfo,
+    req: http::Request<Incoming>,
+) -> http::Response<Body> {
+    let (parts, incoming) = req.into_parts();
+    let env = environ(&parts, conn);
+    if env
+        .content_length()
+        .is_some_and(|n| n > config.max_body_size)
+    {
+        return into_http(Response::error(413).with_header("Connection", "close"));
+    }
+    let body = Body::new(incoming).limit(config.max_body_size);
+    into_http(app.call(env, body).await)
+}
