@@ -1,1 +1,120 @@
+//! gatewayd: the daemon, as a library, so that your own binary can be gatewayd plus your own
+//! app types.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use gatewayd::Daemon;
+//! use gatewayd::core::{App, Response, app_fn};
+//!
+//! fn main() -> std::process::ExitCode {
+//!     Daemon::new()
+//!         .app_type("teapot", |_cfg| {
+//!             Ok(Arc::new(app_fn(|_env, _body| async { Response::text(418, "short and stout\n") }))
+//!                 as Arc<dyn App>)
+//!         })
+//!         .run()
+//! }
+//! ```
+//!
+//! With `[apps.pot]` `type = "teapot"` and a `[[mount]]` in the TOML config, `gatewayd serve`
+//! (your binary) serves it next to the built-in `httpbin` and `hello`.
 
+pub mod apps;
+pub mod cli;
+pub mod config;
+pub mod listen;
+pub mod logging;
+pub mod server;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser as _;
+pub use gateway_core as core;
+use gateway_core::{App, AppConfig, BoxError, Registry};
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+
+/// The daemon: the app types it knows, and the command line that runs it.
+#[derive(Clone)]
+pub struct Daemon {
+    registry: Registry,
+}
+
+impl Default for Daemon {
+    fn default() -> Self {
+        Daemon::new()
+    }
+}
+
+impl Daemon {
+    /// A daemon with the built-in app types (`httpbin`, `hello`).
+    pub fn new() -> Self {
+        let mut registry = Registry::new();
+        apps::register_builtins(&mut registry);
+        Daemon { registry }
+    }
+
+    /// Adds an app type: `[apps.NAME]` tables with `type = "<name>"` are built by `factory`.
+    pub fn app_type<F>(mut self, name: &str, factory: F) -> Self
+    where
+        F: Fn(&AppConfig<'_>) -> Result<Arc<dyn App>, BoxError> + Send + Sync + 'static,
+    {
+        self.registry.register(name, factory);
+        self
+    }
+
+    /// The app types known so far.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Parses the process's command line and runs it.
+    pub fn run(self) -> ExitCode {
+        self.run_cli(Cli::parse())
+    }
+
+    /// Runs a parsed command line.
+    pub fn run_cli(self, cli: Cli) -> ExitCode {
+        logging::init(cli.log_format);
+        match cli.command {
+            Command::Check(arg) => match Config::load(&arg.config, &self.registry) {
+                Ok(_) => {
+                    println!("{}: ok", arg.config.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Command::Serve(arg) => {
+                let config = match Config::load(&arg.config, &self.registry) {
+                    Ok(config) => config,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                let runtime = match tokio::runtime::Runtime::new() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        eprintln!("gatewayd: cannot start the runtime: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                let result = runtime.block_on(server::serve(config));
+                runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+                match result {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        tracing::error!("{e:#}");
+                        eprintln!("gatewayd: {e:#}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::logging::LogFormat;
+
+/// gatewayd: one app interface, every gateway (HTTP, FastCGI, SCGI, CGI).
+#[derive(Debug, Parser)]
+#[command(name = "gatewayd", version, about)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(
+        long,
+        global = true,
+        env = "GATEWAYD_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve every listener of the config until SIGTERM or SIGINT.
+    Serve(ConfigArg),
+    /// Validate the config; print FILE:LINE:COL: message and exit 1 on the first error.
+    Check(ConfigArg),
+}
+
+/// The config file option shared by the subcommands.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArg {
+    /// The TOML config file.
+    #[arg(long, short, env = "GATEWAYD_CONFIG")]
+    pub config: PathBuf,
+}

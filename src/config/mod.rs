@@ -1,0 +1,168 @@
+//! The TOML config: read, validate, and build the apps and mounts it names.
+//!
+//! Every error names the file, line and column (`gatewayd check` prints it as
+//! `FILE:LINE:COL: message`): TOML syntax, unknown keys, bad values, an unknown app type, a
+//! mount to a missing app.
+
+mod error;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use gateway_core::{App, AppConfig, Lint, Registry, Router};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+pub use error::ConfigError;
+pub use schema::{ListenAddress, ListenConfig, ListenProtocol, MountConfig, ServerConfig};
+
+/// A validated config with its apps built and mounted.
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[[listen]]`, in file order.
+    pub listen: Vec<ListenConfig>,
+    /// The mounts, each app already built (and linted where asked).
+    pub router: Router,
+}
+
+impl Config {
+    /// Reads `path` and builds every app with the factories in `registry`.
+    pub fn load(path: &Path, registry: &Registry) -> Result<Config, ConfigError> {
+        let source = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::file(path, format!("cannot read the config: {e}")))?;
+        Config::parse(path, &source, registry)
+    }
+
+    /// Validates `source` as the contents of `path`.
+    pub fn parse(path: &Path, source: &str, registry: &Registry) -> Result<Config, ConfigError> {
+        let toml_err = |e: toml::de::Error| ConfigError::toml(path, source, &e);
+        let raw: schema::RawConfig = toml::from_str(source).map_err(toml_err)?;
+        let doc = DeTable::parse(source).map_err(toml_err)?;
+
+        let apps = build_apps(path, source, doc.get_ref(), registry)?;
+        let mut router = Router::new();
+        for mount in &raw.mount {
+            let Some(app) = apps.iter().find(|(name, _)| name == mount.app.get_ref()) else {
+                return Err(ConfigError::at(
+                    path,
+                    source,
+                    Some(mount.app.span()),
+                    format!(
+                        "mount {:?} names app {:?}, which no [apps.*] table defines",
+                        mount.path.get_ref(),
+                        mount.app.get_ref()
+                    ),
+                ));
+            };
+            let app = match mount.lint {
+                true => Arc::new(Lint::new(app.1.clone())) as Arc<dyn App>,
+                false => app.1.clone(),
+            };
+            router.mount_arc(mount.path.get_ref(), app).map_err(|e| {
+                ConfigError::at(path, source, Some(mount.path.span()), e.to_string())
+            })?;
+        }
+        for listen in &raw.listen {
+            check_listen(path, source, listen)?;
+        }
+        Ok(Config {
+            path: path.to_owned(),
+            server: raw.server,
+            listen: raw.listen,
+            router,
+        })
+    }
+}
+
+/// Builds each `[apps.NAME]` with the factory of its `type`.
+fn build_apps(
+    path: &Path,
+    source: &str,
+    doc: &DeTable<'_>,
+    registry: &Registry,
+) -> Result<Vec<(String, Arc<dyn App>)>, ConfigError> {
+    let at = |span, msg: String| ConfigError::at(path, source, Some(span), msg);
+    let Some(apps) = doc.get("apps") else {
+        return Ok(Vec::new());
+    };
+    let DeValue::Table(apps) = apps.get_ref() else {
+        return Err(at(
+            apps.span(),
+            "apps must be a table of [apps.NAME] tables".into(),
+        ));
+    };
+    let mut built = Vec::with_capacity(apps.len());
+    for (name, table) in apps.iter() {
+        let DeValue::Table(fields) = table.get_ref() else {
+            return Err(at(
+                table.span(),
+                format!("apps.{} must be a table", name.get_ref()),
+            ));
+        };
+        let Some(kind) = fields.get("type") else {
+            return Err(at(
+                name.span(),
+                format!("app {:?} has no type", name.get_ref()),
+            ));
+        };
+        let DeValue::String(kind_name) = kind.get_ref() else {
+            return Err(at(kind.span(), "type must be a string".into()));
+        };
+        let Some(factory) = registry.get(kind_name) else {
+            let known: Vec<_> = registry.names().collect();
+            return Err(at(
+                kind.span(),
+                format!(
+                    "unknown app type {kind_name:?} (known: {})",
+                    known.join(", ")
+                ),
+            ));
+        };
+        let cfg = AppConfig::new(
+            name.get_ref().to_string(),
+            Spanned::new(table.span(), fields.clone()),
+        );
+        let app = factory(&cfg).map_err(|e| match e.downcast_ref::<toml::de::Error>() {
+            Some(te) => ConfigError::toml(path, source, te),
+            None => at(table.span(), format!("app {:?}: {e}", name.get_ref())),
+        })?;
+        built.push((name.get_ref().to_string(), app));
+    }
+    Ok(built)
+}
+
+fn check_listen(path: &Path, source: &str, listen: &ListenConfig) -> Result<(), ConfigError> {
+    if matches!(listen.address.get_ref(), ListenAddress::Unix(_)) {
+        return Ok(());
+    }
+    let unix_only = [
+        listen
+            .socket_mode
+            .as_ref()
+            .map(|m| ("socket_mode", m.span())),
+        listen
+            .socket_owner
+            .as_ref()
+            .map(|o| ("socket_owner", o.span())),
+        listen
+            .socket_group
+            .as_ref()
+            .map(|g| ("socket_group", g.span())),
+    ];
+    match unix_only.into_iter().flatten().next() {
+        Some((key, span)) => Err(ConfigError::at(
+            path,
+            source,
+            Some(span),
+            format!("{key} applies to unix: addresses only"),
+        )),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,148 @@
+//! Opening the `[[listen]]` sockets: TCP, and unix sockets with their mode and owner.
+
+use std::fmt;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::unistd::{Gid, Group, Uid, User, chown};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+
+use crate::config::{ListenAddress, ListenConfig, ListenProtocol};
+use proto_http::ConnInfo;
+
+/// An open listening socket.
+pub struct Listener {
+    /// What it speaks.
+    pub protocol: ListenProtocol,
+    socket: Socket,
+}
+
+enum Socket {
+    Tcp(TcpListener),
+    Unix(UnixListener, SocketFile),
+}
+
+/// A unix socket's path, removed when the listener closes.
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// An accepted connection.
+pub enum Stream {
+    /// A TCP connection.
+    Tcp(TcpStream),
+    /// A unix socket connection.
+    Unix(UnixStream),
+}
+
+impl Listener {
+    /// Binds one `[[listen]]` entry.
+    pub async fn bind(cfg: &ListenConfig) -> io::Result<Listener> {
+        let socket = match cfg.address.get_ref() {
+            ListenAddress::Tcp(addr) => Socket::Tcp(TcpListener::bind(addr.as_str()).await?),
+            ListenAddress::Unix(path) => bind_unix(path, cfg)?,
+        };
+        Ok(Listener {
+            protocol: cfg.protocol,
+            socket,
+        })
+    }
+
+    /// Accepts the next connection, with both of its addresses.
+    pub async fn accept(&self) -> io::Result<(Stream, ConnInfo)> {
+        match &self.socket {
+            Socket::Tcp(l) => {
+                let (stream, remote) = l.accept().await?;
+                let _ = stream.set_nodelay(true);
+                let conn = ConnInfo {
+                    local: stream.local_addr().ok(),
+                    remote: Some(remote),
+                };
+                Ok((Stream::Tcp(stream), conn))
+            }
+            Socket::Unix(l, _) => Ok((Stream::Unix(l.accept().await?.0), ConnInfo::default())),
+        }
+    }
+}
+
+impl fmt::Display for Listener {
+    /// The bound address: `127.0.0.1:41234` (with the real port when 0 was asked) or
+    /// `unix:/run/x.sock`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.socket {
+            Socket::Tcp(l) => match l.local_addr() {
+                Ok(a) => write!(f, "{a}"),
+                Err(_) => f.write_str("?"),
+            },
+            Socket::Unix(_, file) => write!(f, "unix:{}", file.0.display()),
+        }
+    }
+}
+
+/// Binds a unix socket, then applies mode and owner with chmod/chown (never the umask, which
+/// is process-wide). A stale socket file that nothing listens on is removed first.
+fn bind_unix(path: &Path, cfg: &ListenConfig) -> io::Result<Socket> {
+    remove_stale(path)?;
+    let listener = UnixListener::bind(path)?;
+    let file = SocketFile(path.to_owned());
+    if let Some(mode) = &cfg.socket_mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode.get_ref()))?;
+    }
+    let owner = cfg
+        .socket_owner
+        .as_ref()
+        .map(|o| user_id(o.get_ref()))
+        .transpose()?;
+    let group = cfg
+        .socket_group
+        .as_ref()
+        .map(|g| group_id(g.get_ref()))
+        .transpose()?;
+    if owner.is_some() || group.is_some() {
+        chown(path, owner, group).map_err(io::Error::from)?;
+    }
+    Ok(Socket::Unix(listener, file))
+}
+
+fn remove_stale(path: &Path) -> io::Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_socket() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a socket", path.display()),
+        ));
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("another process listens on {}", path.display()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path),
+        Err(e) => Err(e),
+    }
+}
+
+fn user_id(name: &str) -> io::Result<Uid> {
+    if let Ok(id) = name.parse() {
+        return Ok(Uid::from_raw(id));
+    }
+    User::from_name(name)?
+        .map(|u| u.uid)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no user {name:?}")))
+}
+
+fn group_id(name: &str) -> io::Result<Gid> {
+    if let Ok(id) = name.parse() {
+        return Ok(Gid::from_raw(id));
+    }
+    Group::from_name(name)?
+        .map(|g| g.gid)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no group {name:?}")))
+}
