@@ -1,1 +1,153 @@
+use std::path::Path;
 
+use super::*;
+
+const GOOD: &str = r#"
+[server]
+shutdown_timeout = "5s"
+
+[[listen]]
+protocol = "http"
+address = "127.0.0.1:0"
+
+[[listen]]
+protocol = "http"
+address = "unix:/tmp/x.sock"
+socket_mode = "0660"
+
+[apps.bin]
+type = "httpbin"
+
+[apps.hi]
+type = "hello"
+body = "hey"
+
+[[mount]]
+path = "/"
+app = "bin"
+
+[[mount]]
+path = "/hi"
+app = "hi"
+lint = true
+"#;
+
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    crate::apps::register_builtins(&mut r);
+    r
+}
+
+/// The error for `source`, as `check` prints it.
+fn error(source: &str) -> String {
+    match Config::parse(Path::new("g.toml"), source, &registry()) {
+        Ok(_) => panic!("expected an error for:\n{source}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Replaces the first `from` in the good config.
+fn good_but(from: &str, to: &str) -> String {
+    assert!(GOOD.contains(from), "{from}");
+    GOOD.replacen(from, to, 1)
+}
+
+#[test]
+fn good_config_loads() {
+    let cfg = Config::parse(Path::new("g.toml"), GOOD, &registry()).unwrap();
+    assert_eq!(
+        cfg.server.shutdown_timeout,
+        std::time::Duration::from_secs(5)
+    );
+    assert_eq!(cfg.listen.len(), 2);
+    assert_eq!(
+        cfg.listen[1].socket_mode.as_ref().map(|m| *m.get_ref()),
+        Some(0o660)
+    );
+    assert_eq!(cfg.server.max_body_size, 100 << 20);
+}
+
+#[test]
+fn misspelled_keys_name_their_place() {
+    let e = error(&good_but("shutdown_timeout", "shutdown_timout"));
+    assert!(
+        e.starts_with("g.toml:3:1: unknown field `shutdown_timout`"),
+        "{e}"
+    );
+    let e = error(&good_but("address = \"127", "adress = \"127"));
+    assert!(e.starts_with("g.toml:7:1: unknown field `adress`"), "{e}");
+    let e = error(&good_but("body = \"hey\"", "bdy = \"hey\""));
+    assert!(e.starts_with("g.toml:19:1: unknown field `bdy`"), "{e}");
+    let e = error(&good_but("[[mount]]", "[[mounts]]"));
+    assert!(e.starts_with("g.toml:21:3: unknown field `mounts`"), "{e}");
+}
+
+#[test]
+fn bad_values_name_their_place() {
+    let e = error(&good_but("\"5s\"", "\"5 parsecs\""));
+    assert!(e.starts_with("g.toml:3:20: "), "{e}");
+    assert!(e.contains("not a duration"), "{e}");
+    let e = error(&good_but("127.0.0.1:0", "127.0.0.1"));
+    assert!(e.starts_with("g.toml:7:11: "), "{e}");
+    let e = error(&good_but("protocol = \"http\"", "protocol = \"gopher\""));
+    assert!(
+        e.starts_with("g.toml:6:12: unknown variant `gopher`"),
+        "{e}"
+    );
+    let e = error(&good_but("\"0660\"", "\"0999\""));
+    assert!(e.starts_with("g.toml:12:15: "), "{e}");
+    let e = error(&good_but(
+        "address = \"127.0.0.1:0\"",
+        "address = \"127.0.0.1:0\"\nsocket_group = \"www\"",
+    ));
+    assert!(
+        e.starts_with("g.toml:8:16: socket_group applies to unix: addresses only"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_type_and_missing_app() {
+    let e = error(&good_but("type = \"hello\"", "type = \"helo\""));
+    assert!(
+        e.starts_with("g.toml:18:8: unknown app type \"helo\""),
+        "{e}"
+    );
+    assert!(e.contains("known: hello, httpbin"), "{e}");
+    let e = error(&good_but("app = \"hi\"", "app = \"bye\""));
+    assert!(
+        e.starts_with("g.toml:27:7: mount \"/hi\" names app \"bye\""),
+        "{e}"
+    );
+    let e = error(&good_but("[apps.hi]\ntype = \"hello\"", "[apps.hi]"));
+    assert!(e.contains("app \"hi\" has no type"), "{e}");
+}
+
+#[test]
+fn bad_mounts() {
+    let e = error(&good_but("path = \"/hi\"", "path = \"hi\""));
+    assert!(e.starts_with("g.toml:26:8: mount path \"hi\""), "{e}");
+    let e = error(&good_but("path = \"/hi\"", "path = \"/\""));
+    assert!(
+        e.starts_with("g.toml:26:8: path \"/\" is mounted twice"),
+        "{e}"
+    );
+}
+
+#[test]
+fn toml_syntax_errors_are_placed() {
+    let e = error("[server\nshutdown_timeout = 1");
+    assert!(e.starts_with("g.toml:1:"), "{e}");
+}
+
+#[test]
+fn unreadable_file() {
+    let e = Config::load(Path::new("/nonexistent/g.toml"), &registry())
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/g.toml: cannot read the config"),
+        "{e}"
+    );
+}
