@@ -1,0 +1,250 @@
+//! The end-to-end harness: start the real binary on a config, find its ports, talk HTTP.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gateway_core::Body;
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// The `gatewayd` binary cargo built for these tests.
+pub fn gatewayd_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gatewayd"))
+}
+
+/// A running daemon; killed on drop.
+pub struct Daemon {
+    child: Child,
+    /// Every `listening PROTOCOL ADDRESS` line, in order.
+    pub listening: Vec<(String, String)>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts `gatewayd serve` on `config` (written to a temp dir; `{dir}` in it is replaced
+    /// by that dir) and waits until every listener is up.
+    pub fn start(config: &str) -> Daemon {
+        Daemon::start_bin(&gatewayd_bin(), config)
+    }
+
+    /// The same with another binary built on the gatewayd library.
+    pub fn start_bin(bin: &Path, config: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = config.replace("{dir}", &dir.path().display().to_string());
+        let expected = config.matches("[[listen]]").count();
+        let path = dir.path().join("gatewayd.toml");
+        std::fs::write(&path, config).expect("write config");
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("log file");
+        let mut child = Command::new(bin)
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn gatewayd");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut daemon = Daemon {
+            child,
+            listening: Vec::new(),
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while daemon.listening.len() < expected {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("listening ") {
+                        let (proto, addr) = rest.split_once(' ').expect("listening PROTO ADDR");
+                        daemon.listening.push((proto.into(), addr.into()));
+                    }
+                }
+                Err(_) => panic!("gatewayd did not start:\n{}", daemon.stderr()),
+            }
+        }
+        daemon
+    }
+
+    /// The first TCP address of the first listener.
+    pub fn addr(&self) -> SocketAddr {
+        self.listening
+            .iter()
+            .find_map(|(_, a)| a.parse().ok())
+            .expect("a TCP listener")
+    }
+
+    /// What the daemon logged so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, up to `limit`.
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gatewayd did not exit:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- gatewayd stderr ---\n{}", self.stderr());
+        }
+    }
+}
+
+/// A whole response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// One HTTP/1.1 client connection (keep-alive).
+pub struct Client {
+    sender: hyper::client::conn::http1::SendRequest<Body>,
+    addr: SocketAddr,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        Client { sender, addr }
+    }
+
+    /// Sends a request; the Host header is set when missing.
+    pub async fn send(&mut self, mut req: http::Request<Body>) -> Reply {
+        if !req.headers().contains_key("host") {
+            let host = self.addr.to_string().parse().expect("host");
+            req.headers_mut().insert("host", host);
+        }
+        let res = self.sender.send_request(req).await.expect("send request");
+        let (parts, body) = res.into_parts();
+        let body = body.collect().await.expect("read body").to_bytes();
+        Reply {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Reply {
+        self.send(req("GET", path, Body::empty())).await
+    }
+}
+
+/// A request with no extra headers.
+pub fn req(method: &str, path: &str, body: impl Into<Body>) -> http::Request<Body> {
+    http::Request::builder()
+        .method(method)
+        .uri(path)
+        .body(body.into())
+        .expect("request")
+}
+
+/// One request on a fresh connection.
+pub async fn send(addr: SocketAddr, req: http::Request<Body>) -> Reply {
+    Client::connect(addr).await.send(req).await
+}
+
+pub async fn get(addr: SocketAddr, path: &str) -> Reply {
+    send(addr, req("GET", path, Body::empty())).await
+}
+
+/// Hex SHA-256.
+pub fn sha256(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A config serving httpbin over HTTP on a kernel-chosen port, linted, at `/` and `/sub`.
+pub const HTTPBIN: &str = r#"
+[server]
+shutdown_timeout = "5s"
+max_body_size = "8MiB"
+
+[[listen]]
+protocol = "http"
+address = "127.0.0.1:0"
+
+[apps.bin]
+type = "httpbin"
+
+[apps.hello]
+type = "hello"
+
+[[mount]]
+path = "/"
+app = "bin"
+lint = true
+
+[[mount]]
+path = "/sub"
+app = "bin"
+lint = true
+
+[[mount]]
+path = "/hello"
+app = "hello"
+lint = true
+"#;
