@@ -45,4 +45,4 @@ pub use lint::{Lint, Violation, check_environ, check_response};
 pub use recover::CatchPanic;
 pub use registry::{AppConfig, AppFactory, Registry};
 pub use response::Response;
-pub use router::{MountError, Router};
+pub use router::{MountError, Route, Router};

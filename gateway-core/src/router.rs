@@ -21,13 +21,24 @@ use crate::{App, Body, Environ, Response};
 ///
 /// let mut env = Environ::new(Protocol::Http);
 /// env.insert("PATH_INFO", "/api/users/7");
-/// let (script_name, path_info) = router.split(&env).unwrap().1;
-/// assert_eq!((&script_name[..], &path_info[..]), (&b"/api"[..], &b"/users/7"[..]));
+/// let route = router.split(&env).unwrap();
+/// assert_eq!(&route.script_name[..], b"/api");
+/// assert_eq!(&route.path_info[..], b"/users/7");
 /// ```
 #[derive(Clone, Default)]
 pub struct Router {
     /// Longest prefix first, so the first match wins.
     mounts: Vec<(String, Arc<dyn App>)>,
+}
+
+/// Where a request goes: the mounted app, and the environ's new split.
+pub struct Route<'a> {
+    /// The app mounted at the matched prefix.
+    pub app: &'a Arc<dyn App>,
+    /// The host's `SCRIPT_NAME` followed by the mount prefix.
+    pub script_name: Bytes,
+    /// The path below the prefix: `""` or starting with `/`.
+    pub path_info: Bytes,
 }
 
 /// A mount path that cannot be used.
@@ -66,7 +77,7 @@ impl Router {
     }
 
     /// The app for this request, with the new `SCRIPT_NAME` and `PATH_INFO`.
-    pub fn split(&self, env: &Environ) -> Option<(&Arc<dyn App>, (Bytes, Bytes))> {
+    pub fn split(&self, env: &Environ) -> Option<Route<'_>> {
         let path = env.path_info();
         self.mounts.iter().find_map(|(prefix, app)| {
             let rest = path.strip_prefix(prefix.as_bytes())?;
@@ -75,7 +86,11 @@ impl Router {
             }
             let mut script = BytesMut::from(env.script_name());
             script.extend_from_slice(prefix.as_bytes());
-            Some((app, (script.freeze(), Bytes::copy_from_slice(rest))))
+            Some(Route {
+                app,
+                script_name: script.freeze(),
+                path_info: Bytes::copy_from_slice(rest),
+            })
         })
     }
 }
@@ -83,11 +98,12 @@ impl Router {
 #[async_trait::async_trait]
 impl App for Router {
     async fn call(&self, mut env: Environ, body: Body) -> Response {
-        let Some((app, (script_name, path_info))) = self.split(&env) else {
+        let Some(route) = self.split(&env) else {
             return Response::error(404);
         };
-        env.insert("SCRIPT_NAME", script_name);
-        env.insert("PATH_INFO", path_info);
+        let app = route.app.clone();
+        env.insert("SCRIPT_NAME", route.script_name);
+        env.insert("PATH_INFO", route.path_info);
         app.call(env, body).await
     }
 }
@@ -125,10 +141,10 @@ mod tests {
         let mut env = Environ::new(Protocol::Http);
         env.insert("SCRIPT_NAME", script.to_owned());
         env.insert("PATH_INFO", path.to_owned());
-        let (_, (s, p)) = r.split(&env)?;
+        let route = r.split(&env)?;
         Some((
-            String::from_utf8(s.to_vec()).unwrap(),
-            String::from_utf8(p.to_vec()).unwrap(),
+            String::from_utf8(route.script_name.to_vec()).unwrap(),
+            String::from_utf8(route.path_info.to_vec()).unwrap(),
         ))
     }
 

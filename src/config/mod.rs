@@ -7,6 +7,7 @@
 mod error;
 mod schema;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -46,7 +47,7 @@ impl Config {
         let apps = build_apps(path, source, doc.get_ref(), registry)?;
         let mut router = Router::new();
         for mount in &raw.mount {
-            let Some(app) = apps.iter().find(|(name, _)| name == mount.app.get_ref()) else {
+            let Some(app) = apps.get(mount.app.get_ref()) else {
                 return Err(ConfigError::at(
                     path,
                     source,
@@ -59,8 +60,8 @@ impl Config {
                 ));
             };
             let app = match mount.lint {
-                true => Arc::new(Lint::new(app.1.clone())) as Arc<dyn App>,
-                false => app.1.clone(),
+                true => Arc::new(Lint::new(app.clone())) as Arc<dyn App>,
+                false => app.clone(),
             };
             router.mount_arc(mount.path.get_ref(), app).map_err(|e| {
                 ConfigError::at(path, source, Some(mount.path.span()), e.to_string())
@@ -84,10 +85,10 @@ fn build_apps(
     source: &str,
     doc: &DeTable<'_>,
     registry: &Registry,
-) -> Result<Vec<(String, Arc<dyn App>)>, ConfigError> {
+) -> Result<BTreeMap<String, Arc<dyn App>>, ConfigError> {
     let at = |span, msg: String| ConfigError::at(path, source, Some(span), msg);
     let Some(apps) = doc.get("apps") else {
-        return Ok(Vec::new());
+        return Ok(BTreeMap::new());
     };
     let DeValue::Table(apps) = apps.get_ref() else {
         return Err(at(
@@ -95,7 +96,7 @@ fn build_apps(
             "apps must be a table of [apps.NAME] tables".into(),
         ));
     };
-    let mut built = Vec::with_capacity(apps.len());
+    let mut built = BTreeMap::new();
     for (name, table) in apps.iter() {
         let DeValue::Table(fields) = table.get_ref() else {
             return Err(at(
@@ -130,7 +131,7 @@ fn build_apps(
             Some(te) => ConfigError::toml(path, source, te),
             None => at(table.span(), format!("app {:?}: {e}", name.get_ref())),
         })?;
-        built.push((name.get_ref().to_string(), app));
+        built.insert(name.get_ref().to_string(), app);
     }
     Ok(built)
 }

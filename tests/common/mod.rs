@@ -95,12 +95,9 @@ impl Daemon {
     }
 
     /// Sends a signal.
-    pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, sig).expect("kill");
     }
 
     /// Waits for the process to exit, up to `limit`.
@@ -128,6 +125,29 @@ impl Drop for Daemon {
             eprintln!("--- gatewayd stderr ---\n{}", self.stderr());
         }
     }
+}
+
+/// Writes `raw` on a new TCP connection and reads until `done` says the reply is complete
+/// (or the peer closes, or 10 s pass).
+pub async fn raw_exchange(addr: SocketAddr, raw: &[u8], done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(raw).await.expect("write");
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 16384];
+    while !done(&got) {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    got
+}
+
+/// How often `needle` occurs in `hay`.
+pub fn count(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).filter(|w| *w == needle).count()
 }
 
 /// A whole response.
@@ -162,6 +182,21 @@ pub struct Client {
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).await.expect("connect");
+        Client::over(stream, addr).await
+    }
+
+    /// A client over a unix socket; `Host` defaults to `localhost`.
+    pub async fn connect_unix(path: &Path) -> Client {
+        let stream = tokio::net::UnixStream::connect(path)
+            .await
+            .expect("connect unix");
+        Client::over(stream, "127.0.0.1:80".parse().expect("addr")).await
+    }
+
+    async fn over<S>(stream: S, addr: SocketAddr) -> Client
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .expect("handshake");
