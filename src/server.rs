@@ -42,6 +42,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let mut sigterm = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
+    // Caught so that an operator's reload habit does not kill the daemon (HUP's default).
+    let mut sighup = signal(SignalKind::hangup()).context("cannot catch SIGHUP")?;
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     for listener in listeners {
@@ -49,9 +51,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracker.spawn(accept_loop(listener, ctx));
     }
 
-    let name = tokio::select! {
-        _ = sigterm.recv() => "SIGTERM",
-        _ = sigint.recv() => "SIGINT",
+    let name = loop {
+        tokio::select! {
+            _ = sigterm.recv() => break "SIGTERM",
+            _ = sigint.recv() => break "SIGINT",
+            _ = sighup.recv() => tracing::warn!("SIGHUP: reloading is not supported yet; still serving"),
+        }
     };
     tracing::info!(signal = name, timeout = ?config.server.shutdown_timeout, "draining");
     shutdown.cancel();

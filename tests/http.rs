@@ -350,3 +350,51 @@ async fn unix_socket_with_mode_and_cleanup() {
     assert!(d.wait(Duration::from_secs(5)).success());
     assert!(!path.exists(), "the socket file is removed on exit");
 }
+
+#[tokio::test]
+async fn lint_is_switched_per_mount() {
+    let config = format!("{HTTPBIN}\n[[mount]]\npath = \"/raw\"\napp = \"bin\"\n");
+    let d = Daemon::start(&config);
+    // A response header with a CR in its value: Lint names the rule on the linted mount...
+    let linted = get(d.addr(), "/response-headers?X-Bad=a%0Db").await;
+    assert_eq!(linted.status, 500);
+    assert!(
+        linted
+            .text()
+            .contains("lint: header \"X-Bad\" has CR, LF or NUL"),
+        "{}",
+        linted.text()
+    );
+    // ...while without Lint the front-end still refuses to send it, with a bare 500.
+    let raw = get(d.addr(), "/raw/response-headers?X-Bad=a%0Db").await;
+    assert_eq!(raw.status, 500);
+    assert!(!raw.text().contains("lint"), "{}", raw.text());
+    assert_eq!(get(d.addr(), "/raw/get").await.status, 200);
+}
+
+#[tokio::test]
+async fn json_logs_on_request() {
+    let d = Daemon::start_with(&common::gatewayd_bin(), HTTPBIN, &["--log-format", "json"]);
+    assert_eq!(get(d.addr(), "/hello").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let log = d.stderr();
+    let access = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"))
+        })
+        .find(|v| v["target"] == "gatewayd::access")
+        .expect("an access line");
+    assert_eq!(access["fields"]["uri"], "/hello");
+    assert_eq!(access["fields"]["status"], 200);
+    assert_eq!(access["span"]["id"], 1);
+}
+
+#[tokio::test]
+async fn sighup_does_not_kill_the_daemon() {
+    let d = Daemon::start(HTTPBIN);
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(get(d.addr(), "/hello").await.status, 200);
+    assert!(d.stderr().contains("SIGHUP"));
+}

@@ -1,1 +1,1 @@
-
+//! gatewayd's CGI front-end. Empty for now: its own issue fills it in.

@@ -1,1 +1,1 @@
-
+//! gatewayd's SCGI front-end. Empty for now: its own issue fills it in.

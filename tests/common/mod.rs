@@ -36,6 +36,11 @@ impl Daemon {
 
     /// The same with another binary built on the gatewayd library.
     pub fn start_bin(bin: &Path, config: &str) -> Daemon {
+        Daemon::start_with(bin, config, &[])
+    }
+
+    /// The same with extra command-line arguments after `serve --config FILE`.
+    pub fn start_with(bin: &Path, config: &str, args: &[&str]) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = config.replace("{dir}", &dir.path().display().to_string());
         let expected = config.matches("[[listen]]").count();
@@ -45,6 +50,7 @@ impl Daemon {
         let mut child = Command::new(bin)
             .args(["serve", "--config"])
             .arg(&path)
+            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
