@@ -19,6 +19,11 @@ use crate::listen::{Listener, Stream};
 /// Each bound address is printed on stdout as `listening PROTOCOL ADDRESS`, so a supervisor
 /// or a test can find a port chosen by the kernel (`:0`).
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // Before anything is announced: a signal sent as soon as `listening` shows must be ours.
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
+    // Caught so that an operator's reload habit does not kill the daemon (HUP's default).
+    let mut sighup = signal(SignalKind::hangup()).context("cannot catch SIGHUP")?;
     let app: Arc<dyn App> = Arc::new(AccessLog::new(CatchPanic::new(config.router)));
     let http = Arc::new(HttpConfig {
         max_body_size: config.server.max_body_size,
@@ -40,10 +45,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::warn!("the config has no [[listen]] entry: nothing to serve");
     }
 
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
-    // Caught so that an operator's reload habit does not kill the daemon (HUP's default).
-    let mut sighup = signal(SignalKind::hangup()).context("cannot catch SIGHUP")?;
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     for listener in listeners {

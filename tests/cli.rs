@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 use common::gatewayd_bin;
@@ -12,39 +13,38 @@ fn write(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
     path
 }
 
+/// Runs `gatewayd SUBCOMMAND --config PATH` to completion: (exit code, stdout, stderr).
+fn run(subcommand: &str, path: &Path) -> (Option<i32>, String, String) {
+    let out = Command::new(gatewayd_bin())
+        .args([subcommand, "--config"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
 const MISSPELLED: &str = "[server]\nshutdown_timeout = \"1s\"\n\n[[listen]]\nprotocol = \"http\"\nadress = \"127.0.0.1:0\"\n";
 
 #[test]
 fn check_names_line_and_column_of_a_misspelled_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, MISSPELLED);
-    let out = Command::new(gatewayd_bin())
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, _, err) = run("check", &path);
+    assert_eq!(code, Some(1));
     let expected = format!("{}:6:1: unknown field `adress`", path.display());
     assert!(err.starts_with(&expected), "{err}");
 }
 
 #[test]
 fn check_accepts_the_example_config() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/gatewayd.toml");
-    let out = Command::new(gatewayd_bin())
-        .args(["check", "--config", path])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        format!("{path}: ok\n")
-    );
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/gatewayd.toml"
+    ));
+    let (code, out, err) = run("check", path);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, format!("{}: ok\n", path.display()));
 }
 
 #[test]
@@ -58,46 +58,29 @@ fn config_comes_from_the_environment_by_default() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.starts_with(&format!(
-            "{}:2:8: unknown app type \"nope\"",
-            path.display()
-        )),
-        "{err}"
-    );
+    let expected = format!("{}:2:8: unknown app type \"nope\"", path.display());
+    assert!(err.starts_with(&expected), "{err}");
 }
 
 #[test]
 fn serve_refuses_a_bad_config() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, MISSPELLED);
-    let out = Command::new(gatewayd_bin())
-        .args(["serve", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains(":6:1: unknown field `adress`"));
+    let (code, _, err) = run("serve", &path);
+    assert_eq!(code, Some(1));
+    assert!(err.contains(":6:1: unknown field `adress`"), "{err}");
 }
 
 #[test]
 fn serve_reports_an_address_in_use() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        "[[listen]]\nprotocol = \"http\"\naddress = \"{}\"\n",
-        taken.local_addr().unwrap()
+    let path = write(
+        &dir,
+        &format!("[[listen]]\nprotocol = \"http\"\naddress = \"{addr}\"\n"),
     );
-    let path = write(&dir, &config);
-    let out = Command::new(gatewayd_bin())
-        .args(["serve", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!("cannot listen on {}", taken.local_addr().unwrap())),
-        "{err}"
-    );
+    let (code, _, err) = run("serve", &path);
+    assert_eq!(code, Some(1));
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
 }
