@@ -215,10 +215,10 @@ impl http_body::Body for Body {
                 Poll::Ready(Some(this.check(data.len()).map(|()| Frame::data(data))))
             }
             Kind::Boxed(inner) => {
+                // A declared length over the cap fails before a byte is read.
                 if this.seen == 0 && inner.size_hint().lower() > this.limit {
-                    return Poll::Ready(Some(
-                        this.check(usize::MAX).map(|()| Frame::data(Bytes::new())),
-                    ));
+                    this.kind = Kind::Empty;
+                    return Poll::Ready(Some(Err(BodyError::TooLarge { limit: this.limit })));
                 }
                 let frame = match ready!(inner.as_mut().poll_frame(cx)) {
                     None => {
@@ -288,6 +288,20 @@ mod tests {
             let chunks = futures_util::stream::iter(["ab", "cd"].map(Ok::<_, std::io::Error>));
             let body = Body::from_stream(chunks).limit(4);
             assert_eq!(body.to_bytes().await.unwrap(), "abcd");
+        });
+    }
+
+    #[test]
+    fn declared_length_over_the_cap_fails_before_reading() {
+        run(async {
+            let full = http_body_util::Full::new(Bytes::from_static(b"too long"));
+            let mut body = Body::new(full).limit(3);
+            assert_eq!(body.exact_len(), Some(8));
+            assert!(matches!(
+                body.chunk().await,
+                Err(BodyError::TooLarge { limit: 3 })
+            ));
+            assert_eq!(body.chunk().await.unwrap(), None);
         });
     }
 

@@ -93,7 +93,9 @@ impl Environ {
     pub fn insert(&mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) {
         let (name, value) = (name.into(), value.into());
         if !Self::accepts(&name, &value) {
-            self.remove(&String::from_utf8_lossy(&name));
+            if let Some(i) = self.position(&name) {
+                self.vars.remove(i);
+            }
             return;
         }
         match self.position(&name) {
