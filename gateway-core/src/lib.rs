@@ -29,6 +29,7 @@
 mod access_log;
 mod app;
 mod body;
+mod cgi;
 mod environ;
 mod lint;
 mod recover;
@@ -40,6 +41,7 @@ pub use access_log::AccessLog;
 pub use app::{App, AppFn, app_fn};
 pub use async_trait::async_trait;
 pub use body::{Body, BodyError, BoxError};
+pub use cgi::{CgiError, CgiParams, InvalidHead, PathMode, write_response_head};
 pub use environ::{Environ, Protocol};
 pub use lint::{Lint, Violation, check_environ, check_response};
 pub use recover::CatchPanic;

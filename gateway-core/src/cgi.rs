@@ -1,0 +1,301 @@
+//! What the CGI-family gateways (FastCGI, SCGI, CGI) share: one normalizer from the
+//! meta-variables a front server sends to an [`Environ`], and one writer of the CGI response
+//! head (`Status:` line and header fields).
+
+use bytes::{BufMut, Bytes, BytesMut};
+use percent_encoding::percent_decode;
+
+use crate::{Environ, Protocol, Response};
+
+/// Where `SCRIPT_NAME` and `PATH_INFO` come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathMode {
+    /// FastCGI and SCGI: the front server's split is not ours (nginx sends the whole path as
+    /// SCRIPT_NAME and no PATH_INFO; its `scgi_params` send neither). `PATH_INFO` becomes the
+    /// request path decoded once from `REQUEST_URI`, exactly as the HTTP front-end decodes it
+    /// (or `SCRIPT_NAME` + `PATH_INFO` when there is no `REQUEST_URI`), and `SCRIPT_NAME` is
+    /// `""`, so the router splits by its own mounts and the app sees the same split as over
+    /// direct HTTP.
+    Resplit,
+    /// CGI: `SCRIPT_NAME` is the script's own path on the host; mounts apply below it, in
+    /// `PATH_INFO`.
+    Keep,
+}
+
+/// Why a front server's variables were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CgiError {
+    /// A variable other than `HTTP_*` came twice.
+    #[error("variable {0} is repeated")]
+    Repeated(String),
+    /// A variable name is empty or holds `=` or NUL.
+    #[error("invalid variable name {0:?}")]
+    BadName(String),
+}
+
+/// Builds an [`Environ`] from the variables a front server sends, one pair at a time.
+///
+/// Repeated `HTTP_*` names are joined as the HTTP front-end joins repeated headers (`, `, or
+/// `; ` for Cookie): nginx 1.22 sends a repeated header as two params. Any other repeat is an
+/// error. Empty `CONTENT_LENGTH` / `CONTENT_TYPE` count as absent (see [`Environ::insert`]).
+///
+/// ```
+/// use gateway_core::{CgiParams, PathMode, Protocol};
+///
+/// let mut params = CgiParams::new(Protocol::FastCgi);
+/// for (n, v) in [
+///     ("SCRIPT_NAME", "/app/x y"),
+///     ("REQUEST_URI", "/app/x%20y?q=1"),
+///     ("QUERY_STRING", "q=1"),
+///     ("CONTENT_LENGTH", ""),
+///     ("HTTP_ACCEPT", "a"),
+///     ("HTTP_ACCEPT", "b"),
+/// ] {
+///     params.push(n, v).unwrap();
+/// }
+/// let env = params.finish(PathMode::Resplit);
+/// assert_eq!(env.script_name(), b"");
+/// assert_eq!(env.path_info(), b"/app/x y");
+/// assert_eq!(env.content_length(), None);
+/// assert_eq!(env.get("HTTP_ACCEPT"), Some(&b"a, b"[..]));
+/// ```
+#[derive(Debug)]
+pub struct CgiParams {
+    env: Environ,
+}
+
+impl CgiParams {
+    /// An empty set for a request that came through `protocol`.
+    pub fn new(protocol: Protocol) -> Self {
+        CgiParams {
+            env: Environ::new(protocol),
+        }
+    }
+
+    /// Adds one variable.
+    pub fn push(
+        &mut self,
+        name: impl Into<Bytes>,
+        value: impl Into<Bytes>,
+    ) -> Result<(), CgiError> {
+        let (name, value) = (name.into(), value.into());
+        if name.is_empty() || name.iter().any(|&b| b == b'=' || b == 0) {
+            return Err(CgiError::BadName(
+                String::from_utf8_lossy(&name).into_owned(),
+            ));
+        }
+        if name.starts_with(b"HTTP_") {
+            self.env.append_header(name, value);
+            return Ok(());
+        }
+        let name_str = String::from_utf8_lossy(&name);
+        // An empty CONTENT_* is not stored, so only a stored value proves a repeat.
+        if self.env.get(&name_str).is_some() {
+            return Err(CgiError::Repeated(name_str.into_owned()));
+        }
+        self.env.insert(name, value);
+        Ok(())
+    }
+
+    /// The environ, with `SCRIPT_NAME`, `PATH_INFO` and `QUERY_STRING` always set.
+    pub fn finish(mut self, mode: PathMode) -> Environ {
+        let env = &mut self.env;
+        if mode == PathMode::Resplit {
+            let path = match env.request_uri() {
+                Some(uri) => {
+                    let path = uri.split(|&b| b == b'?').next().unwrap_or_default();
+                    Bytes::from(percent_decode(path).collect::<Vec<u8>>())
+                }
+                None => {
+                    let mut path = env.script_name().to_vec();
+                    path.extend_from_slice(env.path_info());
+                    Bytes::from(path)
+                }
+            };
+            env.insert("SCRIPT_NAME", Bytes::new());
+            env.insert("PATH_INFO", path);
+        } else {
+            if env.get("SCRIPT_NAME").is_none() {
+                env.insert("SCRIPT_NAME", Bytes::new());
+            }
+            if env.get("PATH_INFO").is_none() {
+                env.insert("PATH_INFO", Bytes::new());
+            }
+        }
+        if env.get("QUERY_STRING").is_none() {
+            env.insert("QUERY_STRING", Bytes::new());
+        }
+        self.env
+    }
+}
+
+/// A response head that cannot be written: the front-end answers 500 instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid response head: {0}")]
+pub struct InvalidHead(pub String);
+
+/// Writes the CGI response head (RFC 3875 §6): `Status: 200 OK`, the header fields in order
+/// (a repeated name stays repeated), and the blank line. Transport headers
+/// (`Transfer-Encoding`, `Connection`, `Keep-Alive`) are the front server's business and
+/// are left out. A status outside 100..=999, a header name that is not a token, or a value
+/// with CR, LF or NUL is refused, so that nothing the app returns can inject a header.
+///
+/// ```
+/// use gateway_core::{Response, write_response_head};
+///
+/// let mut out = bytes::BytesMut::new();
+/// let res = Response::new(404).with_header("Content-Type", "text/plain");
+/// write_response_head(&res, &mut out).unwrap();
+/// assert_eq!(&out[..], b"Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\n");
+/// ```
+pub fn write_response_head(res: &Response, out: &mut BytesMut) -> Result<(), InvalidHead> {
+    if !(100..=999).contains(&res.status) {
+        return Err(InvalidHead(format!("status {}", res.status)));
+    }
+    let reason = http::StatusCode::from_u16(res.status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Unknown");
+    let start = out.len();
+    out.reserve(
+        32 + res
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum::<usize>(),
+    );
+    out.put_slice(b"Status: ");
+    out.put_slice(itoa3(res.status).as_slice());
+    out.put_u8(b' ');
+    out.put_slice(reason.as_bytes());
+    out.put_slice(b"\r\n");
+    for (name, value) in &res.headers {
+        let valid = !name.is_empty()
+            && name
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            && !value.iter().any(|&b| matches!(b, b'\r' | b'\n' | b'\0'));
+        if !valid {
+            out.truncate(start);
+            return Err(InvalidHead(format!(
+                "header {:?}",
+                String::from_utf8_lossy(name)
+            )));
+        }
+        if is_transport_header(name) {
+            continue;
+        }
+        out.put_slice(name);
+        out.put_slice(b": ");
+        out.put_slice(value);
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(b"\r\n");
+    Ok(())
+}
+
+fn is_transport_header(name: &[u8]) -> bool {
+    [&b"transfer-encoding"[..], b"connection", b"keep-alive"]
+        .iter()
+        .any(|t| name.eq_ignore_ascii_case(t))
+}
+
+fn itoa3(n: u16) -> [u8; 3] {
+    [
+        b'0' + (n / 100) as u8,
+        b'0' + (n / 10 % 10) as u8,
+        b'0' + (n % 10) as u8,
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Result<CgiParams, CgiError> {
+        let mut p = CgiParams::new(Protocol::Scgi);
+        for (n, v) in pairs {
+            p.push(n.to_string(), v.to_string())?;
+        }
+        Ok(p)
+    }
+
+    #[test]
+    fn nginx_fastcgi_params_resplit_like_http() {
+        let env = params(&[
+            ("SCRIPT_NAME", "/sub/environ/a b"),
+            ("REQUEST_URI", "/sub/environ/a%20b/%2541?x=1"),
+            ("QUERY_STRING", "x=1"),
+            ("CONTENT_TYPE", ""),
+            ("CONTENT_LENGTH", ""),
+            ("HTTP_COOKIE", "a=1"),
+            ("HTTP_COOKIE", "b=2"),
+        ])
+        .unwrap()
+        .finish(PathMode::Resplit);
+        assert_eq!(env.script_name(), b"");
+        assert_eq!(env.path_info(), b"/sub/environ/a b/%41");
+        assert_eq!(env.content_type(), None);
+        assert_eq!(env.get("HTTP_COOKIE"), Some(&b"a=1; b=2"[..]));
+    }
+
+    #[test]
+    fn without_request_uri_the_host_split_is_joined() {
+        let env = params(&[("SCRIPT_NAME", "/a"), ("PATH_INFO", "/b")])
+            .unwrap()
+            .finish(PathMode::Resplit);
+        assert_eq!(
+            (env.script_name(), env.path_info()),
+            (&b""[..], &b"/a/b"[..])
+        );
+        assert_eq!(env.query_string(), b"");
+    }
+
+    #[test]
+    fn cgi_keeps_the_host_split() {
+        let env = params(&[
+            ("SCRIPT_NAME", "/cgi-bin/app"),
+            ("REQUEST_URI", "/cgi-bin/app/x"),
+        ])
+        .unwrap()
+        .finish(PathMode::Keep);
+        assert_eq!(
+            (env.script_name(), env.path_info()),
+            (&b"/cgi-bin/app"[..], &b""[..])
+        );
+    }
+
+    #[test]
+    fn repeats_and_bad_names_are_refused() {
+        let e = params(&[("CONTENT_LENGTH", "1"), ("CONTENT_LENGTH", "2")]).unwrap_err();
+        assert_eq!(e, CgiError::Repeated("CONTENT_LENGTH".into()));
+        params(&[("CONTENT_LENGTH", ""), ("CONTENT_LENGTH", "2")]).unwrap();
+        assert!(matches!(params(&[("A=B", "1")]), Err(CgiError::BadName(_))));
+        assert!(matches!(params(&[("", "1")]), Err(CgiError::BadName(_))));
+    }
+
+    #[test]
+    fn percent_decoding_is_lenient() {
+        let decoded: Vec<u8> = percent_decode(b"/a%2fb%zz%4").collect();
+        assert_eq!(decoded, b"/a/b%zz%4");
+    }
+
+    #[test]
+    fn response_head() {
+        let res = Response::new(599)
+            .with_header("Set-Cookie", "a=1")
+            .with_header("Set-Cookie", "b=2")
+            .with_header("Transfer-Encoding", "chunked");
+        let mut out = BytesMut::new();
+        write_response_head(&res, &mut out).unwrap();
+        assert_eq!(
+            &out[..],
+            b"Status: 599 Unknown\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n"
+        );
+        let mut out = BytesMut::from(&b"keep"[..]);
+        let bad = Response::new(200).with_header("X", "a\r\nInjected: 1");
+        assert!(write_response_head(&bad, &mut out).is_err());
+        assert_eq!(&out[..], b"keep");
+        assert!(write_response_head(&Response::new(1000), &mut out).is_err());
+    }
+}
