@@ -227,7 +227,13 @@ impl http_body::Body for Body {
                     }
                     Some(Err(e)) => {
                         this.kind = Kind::Empty;
-                        return Poll::Ready(Some(Err(BodyError::Source(e))));
+                        // A source that already speaks BodyError (a front-end's own cap) keeps
+                        // its meaning: 413 stays 413.
+                        let e = match e.downcast::<BodyError>() {
+                            Ok(e) => *e,
+                            Err(e) => BodyError::Source(e),
+                        };
+                        return Poll::Ready(Some(Err(e)));
                     }
                     Some(Ok(frame)) => frame,
                 };

@@ -1,1 +1,34 @@
-//! gatewayd's FASTCGI front-end. Empty for now: its own issue fills it in.
+//! gatewayd's FastCGI 1.0 responder.
+//!
+//! Why our own implementation: the crate `fastcgi-server` is an empty 0.0.0 placeholder, and
+//! `tokio-fastcgi` buffers whole bodies without a cap, fails on a name-value pair split across
+//! PARAMS records, and mishandles aborts. So this crate implements the protocol itself, on
+//! `bytes` and tokio, in two layers:
+//!
+//! - a sans-IO codec: records ([`RecordDecoder`], [`put_record`]), name-value pairs
+//!   ([`ParamsDecoder`], [`put_pair`]) and the web server's side ([`client`]), pure functions
+//!   over `BytesMut` that never panic on input and never allocate more than one record ahead;
+//! - a tokio driver ([`serve_connection`]): requests multiplexed by id, STDIN streamed with
+//!   backpressure per request, STDOUT written as the app yields it, aborts that cancel the
+//!   app call, FCGI_KEEP_CONN, GET_VALUES and UNKNOWN_TYPE.
+//!
+//! PARAMS become the [`Environ`](gateway_core::Environ) through the same normalizer as SCGI
+//! and CGI ([`gateway_core::CgiParams`]).
+
+pub mod client;
+mod codec;
+mod conn;
+mod params;
+mod record;
+mod respond;
+mod stdin;
+
+pub use codec::{
+    DecodeError, Record, RecordDecoder, RecordEncoder, put_record, put_stream, put_stream_end,
+};
+pub use conn::{FastCgiConfig, serve_connection};
+pub use params::{ParamsDecoder, ParamsError, decode_pairs, put_pair};
+pub use record::{
+    BeginRequest, EndRequest, HEADER_LEN, KEEP_CONN, MAX_CONTENT, ProtocolStatus, RecordType, Role,
+    VERSION,
+};

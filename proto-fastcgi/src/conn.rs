@@ -1,0 +1,474 @@
+//! One FastCGI connection: a reader loop that owns the requests (keyed by id), a task per
+//! request, and one writer task that owns the socket's write half.
+//!
+//! Only the reader writes END_REQUEST, and only when it takes a request out of its table, so
+//! each request ends exactly once whether it finishes, is aborted, or is refused.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt as _;
+use gateway_core::{App, Body, CgiParams, PathMode, Protocol};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+use crate::codec::{Record, RecordDecoder, put_record};
+use crate::params::{ParamsDecoder, ParamsError, decode_pairs, put_pair};
+use crate::record::{BeginRequest, EndRequest, ProtocolStatus, RecordType, Role};
+use crate::respond::{self, Done};
+use crate::stdin::{self, StdinSender};
+
+/// The limits of a FastCGI listener.
+#[derive(Clone, Debug)]
+pub struct FastCgiConfig {
+    /// Requests at once on one connection (FCGI_MAX_REQS); 1 turns multiplexing off. Over
+    /// it: END_REQUEST with CANT_MPX_CONN (when 1) or OVERLOADED.
+    pub max_requests: usize,
+    /// Connections at once (FCGI_MAX_CONNS); the listener enforces it, this reports it.
+    pub max_connections: usize,
+    /// The most bytes of PARAMS per request; over it: 431.
+    pub max_params_size: usize,
+    /// The request body cap; over it: 413.
+    pub max_body_size: u64,
+    /// How long a request head (BEGIN_REQUEST to the end of PARAMS) may take, and how long a
+    /// new connection may stay silent.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for FastCgiConfig {
+    fn default() -> Self {
+        FastCgiConfig {
+            max_requests: 16,
+            max_connections: 1024,
+            max_params_size: 64 << 10,
+            max_body_size: 100 << 20,
+            header_read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+enum Slot {
+    /// BEGIN_REQUEST came; PARAMS are arriving.
+    Params {
+        keep_conn: bool,
+        decoder: ParamsDecoder,
+        params: CgiParams,
+        /// A status to answer instead of calling the app (400, 431).
+        refused: Option<u16>,
+        since: Instant,
+    },
+    /// The app runs; STDIN flows to it.
+    Running {
+        keep_conn: bool,
+        stdin: StdinSender,
+        task: AbortHandle,
+    },
+    /// END_REQUEST is sent; the rest of STDIN is read and dropped, so that a web server still
+    /// sending a body (nginx sends it whole before it reads) is not cut off.
+    Finishing { keep_conn: bool, since: Instant },
+}
+
+struct Conn {
+    app: Arc<dyn App>,
+    cfg: Arc<FastCgiConfig>,
+    requests: HashMap<u16, Slot>,
+    out: mpsc::Sender<Bytes>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    /// A request without KEEP_CONN ended: close once nothing is left.
+    closing: bool,
+    /// The daemon is shutting down: close once nothing is left.
+    draining: bool,
+    /// Until the first record, a silent connection is on the head timeout.
+    silent_since: Option<Instant>,
+}
+
+/// Serves FastCGI on one connection until the web server closes it, a request without
+/// KEEP_CONN ends, the input is not FastCGI, or `shutdown` fires and nothing is in flight.
+/// When the connection is lost, every running app call is cancelled.
+pub async fn serve_connection<IO>(
+    io: IO,
+    app: Arc<dyn App>,
+    cfg: Arc<FastCgiConfig>,
+    shutdown: CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (rd, wr) = tokio::io::split(io);
+    let (out, out_rx) = mpsc::channel(32);
+    let writer = tokio::spawn(write_loop(wr, out_rx));
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let mut conn = Conn {
+        app,
+        cfg,
+        requests: HashMap::new(),
+        out,
+        done_tx,
+        closing: false,
+        draining: false,
+        silent_since: Some(Instant::now()),
+    };
+    let mut frames = FramedRead::new(rd, RecordDecoder);
+    loop {
+        if (conn.closing || conn.draining) && conn.requests.is_empty() {
+            break;
+        }
+        let deadline = conn.deadline();
+        let flow = tokio::select! {
+            biased;
+            Some(done) = done_rx.recv() => conn.finished(done).await,
+            record = frames.next() => match record {
+                Some(Ok(record)) => {
+                    conn.silent_since = None;
+                    conn.handle(record).await
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "malformed FastCGI input; closing the connection");
+                    ControlFlow::Break(())
+                }
+                None => ControlFlow::Break(()),
+            },
+            () = tokio::time::sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
+                tracing::debug!("FastCGI request head timed out; closing the connection");
+                ControlFlow::Break(())
+            }
+            () = shutdown.cancelled(), if !conn.draining => {
+                conn.draining = true;
+                ControlFlow::Continue(())
+            }
+        };
+        if flow.is_break() {
+            break;
+        }
+    }
+    for slot in conn.requests.values() {
+        if let Slot::Running { task, stdin, .. } = slot {
+            stdin.abort();
+            task.abort();
+        }
+    }
+    drop(conn);
+    let _ = writer.await;
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
+}
+
+impl Conn {
+    async fn handle(&mut self, record: Record) -> ControlFlow<()> {
+        let Record { kind, id, content } = record;
+        match kind {
+            RecordType::BeginRequest if id != 0 => self.begin(id, &content).await,
+            RecordType::BeginRequest => protocol_error("BEGIN_REQUEST on id 0"),
+            RecordType::Params => self.params(id, content).await,
+            RecordType::Stdin => self.stdin(id, content).await,
+            RecordType::AbortRequest => self.abort(id).await,
+            RecordType::GetValues if id == 0 => self.get_values(content).await,
+            RecordType::Other(t) => {
+                let mut body = [0u8; 8];
+                body[0] = t;
+                let mut buf = BytesMut::new();
+                put_record(&mut buf, RecordType::UnknownType, 0, &body);
+                self.send(buf).await
+            }
+            // Records a web server has no business sending, DATA of the FILTER role, and
+            // GET_VALUES off id 0: ignored, as the spec does for inactive ids.
+            _ => ControlFlow::Continue(()),
+        }
+    }
+
+    async fn begin(&mut self, id: u16, content: &[u8]) -> ControlFlow<()> {
+        if self.requests.contains_key(&id) {
+            return protocol_error("BEGIN_REQUEST on an active id");
+        }
+        let Some(begin) = BeginRequest::parse(content) else {
+            return protocol_error("short BEGIN_REQUEST");
+        };
+        let refusal = if begin.role != Role::Responder {
+            Some(ProtocolStatus::UnknownRole)
+        } else if self.requests.len() >= self.cfg.max_requests {
+            Some(match self.cfg.max_requests {
+                1 => ProtocolStatus::CantMpxConn,
+                _ => ProtocolStatus::Overloaded,
+            })
+        } else {
+            None
+        };
+        if let Some(status) = refusal {
+            tracing::debug!(id, ?status, role = ?begin.role, "refusing a FastCGI request");
+            self.closing |= !begin.keep_conn();
+            let mut buf = BytesMut::new();
+            put_end(&mut buf, id, status);
+            return self.send(buf).await;
+        }
+        self.requests.insert(
+            id,
+            Slot::Params {
+                keep_conn: begin.keep_conn(),
+                decoder: ParamsDecoder::new(self.cfg.max_params_size),
+                params: CgiParams::new(Protocol::FastCgi),
+                refused: None,
+                since: Instant::now(),
+            },
+        );
+        ControlFlow::Continue(())
+    }
+
+    async fn params(&mut self, id: u16, content: Bytes) -> ControlFlow<()> {
+        let Some(Slot::Params {
+            decoder,
+            params,
+            refused,
+            ..
+        }) = self.requests.get_mut(&id)
+        else {
+            return ControlFlow::Continue(());
+        };
+        if content.is_empty() {
+            return self.start(id).await;
+        }
+        if refused.is_some() {
+            return ControlFlow::Continue(());
+        }
+        let mut bad = None;
+        let fed = decoder.feed(content, |name, value| {
+            if bad.is_none()
+                && let Err(e) = params.push(name, value)
+            {
+                bad = Some(e);
+            }
+        });
+        *refused = match (fed, bad) {
+            (Err(ParamsError::TooLarge(limit)), _) => {
+                tracing::debug!(id, limit, "FastCGI params over the cap");
+                Some(431)
+            }
+            (Err(e), _) => {
+                tracing::debug!(id, error = %e, "bad FastCGI params");
+                Some(400)
+            }
+            (Ok(()), Some(e)) => {
+                tracing::debug!(id, error = %e, "bad FastCGI params");
+                Some(400)
+            }
+            (Ok(()), None) => None,
+        };
+        ControlFlow::Continue(())
+    }
+
+    /// PARAMS ended: call the app, or answer a refusal without it.
+    async fn start(&mut self, id: u16) -> ControlFlow<()> {
+        let Some(Slot::Params {
+            keep_conn,
+            decoder,
+            params,
+            refused,
+            ..
+        }) = self.requests.remove(&id)
+        else {
+            return ControlFlow::Continue(());
+        };
+        let env = params.finish(PathMode::Resplit);
+        let refused = refused
+            .or_else(|| decoder.finish().err().map(|_| 400))
+            .or_else(|| {
+                let over = env
+                    .content_length()
+                    .is_some_and(|n| n > self.cfg.max_body_size);
+                over.then_some(413)
+            });
+        if let Some(status) = refused {
+            let mut buf = BytesMut::new();
+            respond::put_error(&mut buf, id, status);
+            put_end(&mut buf, id, ProtocolStatus::RequestComplete);
+            self.requests.insert(
+                id,
+                Slot::Finishing {
+                    keep_conn,
+                    since: Instant::now(),
+                },
+            );
+            return self.send(buf).await;
+        }
+        let (stdin, body) = stdin::channel(self.cfg.max_body_size);
+        let task = tokio::spawn(respond::run(
+            id,
+            env,
+            Body::new(body),
+            self.app.clone(),
+            self.out.clone(),
+            self.done_tx.clone(),
+        ));
+        self.requests.insert(
+            id,
+            Slot::Running {
+                keep_conn,
+                stdin,
+                task: task.abort_handle(),
+            },
+        );
+        ControlFlow::Continue(())
+    }
+
+    async fn stdin(&mut self, id: u16, content: Bytes) -> ControlFlow<()> {
+        let alone = self.requests.len() == 1;
+        match self.requests.get(&id) {
+            Some(Slot::Running { stdin, .. }) => {
+                stdin.push(content);
+                if alone {
+                    stdin.drained().await;
+                }
+            }
+            Some(Slot::Finishing { keep_conn, .. }) if content.is_empty() => {
+                let keep_conn = *keep_conn;
+                self.requests.remove(&id);
+                self.closing |= !keep_conn;
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    async fn abort(&mut self, id: u16) -> ControlFlow<()> {
+        let keep_conn = match self.requests.remove(&id) {
+            None => return ControlFlow::Continue(()),
+            Some(Slot::Finishing { keep_conn, .. }) => {
+                self.closing |= !keep_conn;
+                return ControlFlow::Continue(());
+            }
+            Some(Slot::Running {
+                keep_conn,
+                stdin,
+                task,
+            }) => {
+                stdin.abort();
+                task.abort();
+                keep_conn
+            }
+            Some(Slot::Params { keep_conn, .. }) => keep_conn,
+        };
+        tracing::debug!(id, "FastCGI request aborted by the web server");
+        self.closing |= !keep_conn;
+        let mut buf = BytesMut::new();
+        put_end(&mut buf, id, ProtocolStatus::RequestComplete);
+        self.send(buf).await
+    }
+
+    /// A request task wrote its whole response: end the request.
+    async fn finished(&mut self, done: Done) -> ControlFlow<()> {
+        let Some(Slot::Running {
+            keep_conn, stdin, ..
+        }) = self.requests.remove(&done.id)
+        else {
+            return ControlFlow::Continue(()); // aborted meanwhile: already ended
+        };
+        if done.broken {
+            return ControlFlow::Break(());
+        }
+        if stdin.is_done() {
+            self.closing |= !keep_conn;
+        } else {
+            self.requests.insert(
+                done.id,
+                Slot::Finishing {
+                    keep_conn,
+                    since: Instant::now(),
+                },
+            );
+        }
+        let mut buf = BytesMut::new();
+        put_end(&mut buf, done.id, ProtocolStatus::RequestComplete);
+        self.send(buf).await
+    }
+
+    /// FCGI_GET_VALUES: the values we know, on id 0; unknown names are left out.
+    async fn get_values(&mut self, content: Bytes) -> ControlFlow<()> {
+        let Ok(names) = decode_pairs(content) else {
+            return protocol_error("malformed GET_VALUES");
+        };
+        let mut pairs = BytesMut::new();
+        for (name, _) in names {
+            let value = match &name[..] {
+                b"FCGI_MAX_CONNS" => self.cfg.max_connections.to_string(),
+                b"FCGI_MAX_REQS" => self.cfg.max_requests.to_string(),
+                b"FCGI_MPXS_CONNS" => u8::from(self.cfg.max_requests > 1).to_string(),
+                _ => continue,
+            };
+            put_pair(&mut pairs, &name, value.as_bytes());
+        }
+        let mut buf = BytesMut::new();
+        put_record(&mut buf, RecordType::GetValuesResult, 0, &pairs);
+        self.send(buf).await
+    }
+
+    /// When the oldest unfinished request head (or the silent new connection) times out.
+    fn deadline(&self) -> Option<Instant> {
+        let oldest = self
+            .requests
+            .values()
+            .filter_map(|slot| match slot {
+                Slot::Params { since, .. } | Slot::Finishing { since, .. } => Some(*since),
+                Slot::Running { .. } => None,
+            })
+            .chain(self.silent_since)
+            .min()?;
+        Some(oldest + self.cfg.header_read_timeout)
+    }
+
+    async fn send(&self, buf: BytesMut) -> ControlFlow<()> {
+        match self.out.send(buf.freeze()).await {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()),
+        }
+    }
+}
+
+fn put_end(buf: &mut BytesMut, id: u16, protocol_status: ProtocolStatus) {
+    let end = EndRequest {
+        app_status: 0,
+        protocol_status,
+    };
+    put_record(buf, RecordType::EndRequest, id, &end.to_bytes());
+}
+
+fn protocol_error(what: &str) -> ControlFlow<()> {
+    tracing::warn!("FastCGI protocol error: {what}; closing the connection");
+    ControlFlow::Break(())
+}
+
+/// Owns the write half: writes whole buffers, coalescing what is already queued into one
+/// write, and closes the socket when every sender is gone.
+async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::Receiver<Bytes>) {
+    tokio::pin!(wr);
+    let mut batch = BytesMut::new();
+    while let Some(first) = rx.recv().await {
+        let result = match rx.try_recv() {
+            Err(_) => wr.write_all(&first).await,
+            Ok(second) => {
+                batch.extend_from_slice(&first);
+                batch.extend_from_slice(&second);
+                while batch.len() < 256 << 10 {
+                    match rx.try_recv() {
+                        Ok(more) => batch.extend_from_slice(&more),
+                        Err(_) => break,
+                    }
+                }
+                let r = wr.write_all(&batch).await;
+                batch.clear();
+                r
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "FastCGI connection lost while writing");
+            return;
+        }
+    }
+    let _ = wr.shutdown().await;
+}

@@ -1,0 +1,95 @@
+//! One request's task: call the app and write its response as STDOUT records.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use gateway_core::{App, Body, Environ, Response, write_response_head};
+use tokio::sync::mpsc;
+
+use crate::codec::{put_stream, put_stream_end};
+use crate::record::RecordType;
+
+/// How a request task ended, reported to the connection's reader, which writes END_REQUEST.
+#[derive(Debug, Clone, Copy)]
+pub struct Done {
+    /// The request id.
+    pub id: u16,
+    /// The response body failed mid-way: the connection must close so that the web server
+    /// sees a truncated response, not a complete one.
+    pub broken: bool,
+}
+
+/// Calls the app and streams its response to the writer; reports [`Done`] when STDOUT is
+/// complete. Aborting this task (FCGI_ABORT_REQUEST, a lost connection) drops the app's
+/// future; whole buffers go to the writer, so no record is ever cut in half.
+pub async fn run(
+    id: u16,
+    env: Environ,
+    body: Body,
+    app: Arc<dyn App>,
+    out: mpsc::Sender<Bytes>,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    let head_only = env.method() == "HEAD";
+    let res = app.call(env, body).await;
+    let broken = write(id, res, head_only, &out).await.is_err();
+    let _ = done.send(Done { id, broken });
+}
+
+/// A response already decided by the front-end (400, 413, 431...), without the app.
+pub fn put_error(dst: &mut BytesMut, id: u16, status: u16) {
+    let res = Response::error(status);
+    let mut head = BytesMut::new();
+    // A status from this crate is always valid.
+    let _ = write_response_head(&res, &mut head);
+    head.extend_from_slice(format!("{status}\n").as_bytes());
+    put_stream(dst, RecordType::Stdout, id, &head);
+    put_stream_end(dst, RecordType::Stdout, id);
+}
+
+async fn write(
+    id: u16,
+    res: Response,
+    head_only: bool,
+    out: &mpsc::Sender<Bytes>,
+) -> Result<(), ()> {
+    let mut head = BytesMut::with_capacity(256);
+    let mut body = match write_response_head(&res, &mut head) {
+        Ok(()) => res.body,
+        Err(e) => {
+            tracing::error!(error = %e, "the app's response cannot be sent; answering 500");
+            let res = Response::error(500);
+            let _ = write_response_head(&res, &mut head);
+            res.body
+        }
+    };
+    let mut buf = BytesMut::with_capacity(head.len() + 64);
+    put_stream(&mut buf, RecordType::Stdout, id, &head);
+    if head_only {
+        body = Body::empty();
+    }
+    if let Some(len) = body.exact_len() {
+        // The whole body is here: one buffer, one write.
+        let data = body.to_bytes().await.map_err(|_| ())?;
+        debug_assert_eq!(data.len() as u64, len);
+        put_stream(&mut buf, RecordType::Stdout, id, &data);
+    } else {
+        // Streamed: each chunk goes out as the app yields it.
+        out.send(buf.split().freeze()).await.map_err(|_| ())?;
+        loop {
+            match body.chunk().await {
+                Ok(Some(chunk)) => {
+                    put_stream(&mut buf, RecordType::Stdout, id, &chunk);
+                    out.send(buf.split().freeze()).await.map_err(|_| ())?;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "the response body failed; cutting the connection");
+                    return Err(());
+                }
+            }
+        }
+    }
+    put_stream_end(&mut buf, RecordType::Stdout, id);
+    out.send(buf.freeze()).await.map_err(|_| ())
+}
