@@ -166,6 +166,61 @@ mod tests {
         assert_eq!(sizes, [65_535, 65_535, 18_930]);
     }
 
+    /// A stream as nginx sends it: every split of it decodes to the same records.
+    #[test]
+    fn a_request_split_at_every_byte_decodes_the_same() {
+        let mut wire = BytesMut::new();
+        let long = vec![b'v'; 300];
+        crate::client::put_request(
+            &mut wire,
+            1,
+            true,
+            &[
+                (b"SCRIPT_NAME", b"/x"),
+                (b"HTTP_LONG", &long),
+                (b"CONTENT_LENGTH", b"5"),
+            ],
+            b"hello",
+        );
+        let whole = decode_all(&mut wire.clone());
+        assert_eq!(whole.len(), 5); // BEGIN, PARAMS, end of PARAMS, STDIN, end of STDIN
+        for cut in 0..=wire.len() {
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            for part in [&wire[..cut], &wire[cut..]] {
+                buf.extend_from_slice(part);
+                got.extend(decode_all(&mut buf));
+            }
+            assert_eq!(got, whole, "split at {cut}");
+        }
+    }
+
+    fn decode_all(buf: &mut BytesMut) -> Vec<Record> {
+        std::iter::from_fn(|| RecordDecoder.decode(buf).unwrap()).collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn records_round_trip(
+            kind in 0u8..=255,
+            id in proptest::prelude::any::<u16>(),
+            content in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000),
+        ) {
+            let rec = Record::new(RecordType::from(kind), id, content);
+            let mut buf = BytesMut::new();
+            RecordEncoder.encode(rec.clone(), &mut buf).unwrap();
+            proptest::prop_assert_eq!(buf.len() % 8, 0);
+            proptest::prop_assert_eq!(RecordDecoder.decode(&mut buf).unwrap(), Some(rec));
+            proptest::prop_assert!(buf.is_empty());
+        }
+
+        #[test]
+        fn garbage_never_panics(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            let mut buf = BytesMut::from(&data[..]);
+            while let Ok(Some(_)) = RecordDecoder.decode(&mut buf) {}
+        }
+    }
+
     #[test]
     fn oversized_records_are_refused_by_the_encoder() {
         let rec = Record::new(RecordType::Stdout, 1, vec![0u8; 65_536]);

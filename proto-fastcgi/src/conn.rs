@@ -28,8 +28,14 @@ use crate::stdin::{self, StdinSender};
 /// The limits of a FastCGI listener.
 #[derive(Clone, Debug)]
 pub struct FastCgiConfig {
-    /// Requests at once on one connection (FCGI_MAX_REQS); 1 turns multiplexing off. Over
-    /// it: END_REQUEST with CANT_MPX_CONN (when 1) or OVERLOADED.
+    /// Requests at once on one connection (FCGI_MAX_REQS). Over it: END_REQUEST with
+    /// CANT_MPX_CONN (when 1) or OVERLOADED.
+    ///
+    /// 1 (the default, as php-fpm; nginx never multiplexes anyway): a request's STDIN is
+    /// read only as fast as its app reads it, so the web server feels backpressure through
+    /// TCP. Above 1: a slow app must not stall its neighbours on the shared connection, so
+    /// the reader never waits on one request, and each unread body is buffered up to
+    /// `max_body_size`.
     pub max_requests: usize,
     /// Connections at once (FCGI_MAX_CONNS); the listener enforces it, this reports it.
     pub max_connections: usize,
@@ -45,7 +51,7 @@ pub struct FastCgiConfig {
 impl Default for FastCgiConfig {
     fn default() -> Self {
         FastCgiConfig {
-            max_requests: 16,
+            max_requests: 1,
             max_connections: 1024,
             max_params_size: 64 << 10,
             max_body_size: 100 << 20,
@@ -318,11 +324,10 @@ impl Conn {
     }
 
     async fn stdin(&mut self, id: u16, content: Bytes) -> ControlFlow<()> {
-        let alone = self.requests.len() == 1;
         match self.requests.get(&id) {
             Some(Slot::Running { stdin, .. }) => {
                 stdin.push(content);
-                if alone {
+                if self.cfg.max_requests == 1 {
                     stdin.drained().await;
                 }
             }

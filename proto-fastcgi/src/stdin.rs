@@ -2,10 +2,10 @@
 //!
 //! The reader pushes each STDIN record into the request's queue; the app's body pops it. When
 //! the queue passes its high-water mark, the connection's reader may wait for the app to
-//! drain it ([`StdinSender::drained`]): it does so only while that request is alone on the
-//! connection (nginx's case), which pushes back on the web server through TCP. With several
-//! requests multiplexed, waiting would stall the others (Go's net/http/fcgi does), so the
-//! reader keeps going and the queue is bounded by the body cap instead.
+//! drain it ([`StdinSender::drained`]): it does so when the connection does not multiplex
+//! (nginx's case), which pushes back on the web server through TCP. When it multiplexes,
+//! waiting would stall the other requests (Go's net/http/fcgi does), so the reader keeps going
+//! and the queue is bounded by the body cap instead.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
