@@ -20,7 +20,8 @@ pub struct Listener {
 
 enum Socket {
     Tcp(TcpListener),
-    Unix(UnixListener, SocketFile),
+    /// The file is ours to remove, unless the socket was inherited.
+    Unix(UnixListener, Option<SocketFile>),
 }
 
 /// A unix socket's path, removed when the listener closes.
@@ -46,6 +47,7 @@ impl Listener {
         let socket = match cfg.address.get_ref() {
             ListenAddress::Tcp(addr) => Socket::Tcp(TcpListener::bind(addr.as_str()).await?),
             ListenAddress::Unix(path) => bind_unix(path, cfg)?,
+            ListenAddress::Fd(fd) => inherit(*fd)?,
         };
         Ok(Listener {
             protocol: cfg.protocol,
@@ -79,7 +81,13 @@ impl fmt::Display for Listener {
                 Ok(a) => write!(f, "{a}"),
                 Err(_) => f.write_str("?"),
             },
-            Socket::Unix(_, file) => write!(f, "unix:{}", file.0.display()),
+            Socket::Unix(_, Some(file)) => write!(f, "unix:{}", file.0.display()),
+            Socket::Unix(l, None) => {
+                match l.local_addr().ok().as_ref().and_then(|a| a.as_pathname()) {
+                    Some(path) => write!(f, "unix:{}", path.display()),
+                    None => f.write_str("unix:(unnamed)"),
+                }
+            }
         }
     }
 }
@@ -106,7 +114,66 @@ fn bind_unix(path: &Path, cfg: &ListenConfig) -> io::Result<Socket> {
     if owner.is_some() || group.is_some() {
         chown(path, owner, group).map_err(io::Error::from)?;
     }
-    Ok(Socket::Unix(listener, file))
+    Ok(Socket::Unix(listener, Some(file)))
+}
+
+/// Whether descriptor 0 is a listening socket, the way a FastCGI application learns that a
+/// web server (spawn-fcgi, lighttpd's `bin-path`, mod_fcgid) started it: `getpeername(0)`
+/// fails with ENOTCONN.
+pub fn stdin_is_listener() -> bool {
+    check_listening(0).is_ok()
+}
+
+fn check_listening(fd: i32) -> io::Result<()> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{SockaddrStorage, getpeername, getsockopt, sockopt};
+    match getpeername::<SockaddrStorage>(fd) {
+        Err(Errno::ENOTCONN) => {}
+        Ok(_) => {
+            return Err(io::Error::other(format!(
+                "fd {fd} is a connected socket, not a listening one"
+            )));
+        }
+        Err(Errno::ENOTSOCK) => return Err(io::Error::other(format!("fd {fd} is not a socket"))),
+        Err(e) => return Err(io::Error::other(format!("fd {fd}: {e}"))),
+    }
+    // SAFETY: the descriptor stays open for this call; nothing is closed or taken over here.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    match getsockopt(&borrowed, sockopt::AcceptConn) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(io::Error::other(format!(
+            "fd {fd} is a socket that does not listen"
+        ))),
+        Err(e) => Err(io::Error::other(format!("fd {fd}: {e}"))),
+    }
+}
+
+/// Takes over a listening socket inherited on `fd`, TCP or unix.
+fn inherit(fd: i32) -> io::Result<Socket> {
+    use nix::sys::socket::{AddressFamily, SockaddrLike as _, SockaddrStorage, getsockname};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    check_listening(fd)?;
+    let family = getsockname::<SockaddrStorage>(fd)
+        .map_err(io::Error::from)?
+        .family();
+    // SAFETY: `fd` was inherited from our parent for us to serve on and is checked above to be
+    // a listening socket; nothing else in this process owns or closes it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    match family {
+        Some(AddressFamily::Unix) => {
+            let std = std::os::unix::net::UnixListener::from(owned);
+            std.set_nonblocking(true)?;
+            Ok(Socket::Unix(UnixListener::from_std(std)?, None))
+        }
+        Some(AddressFamily::Inet | AddressFamily::Inet6) => {
+            let std = std::net::TcpListener::from(owned);
+            std.set_nonblocking(true)?;
+            Ok(Socket::Tcp(TcpListener::from_std(std)?))
+        }
+        other => Err(io::Error::other(format!(
+            "fd {fd} is a socket of family {other:?}"
+        ))),
+    }
 }
 
 fn remove_stale(path: &Path) -> io::Result<()> {

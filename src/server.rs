@@ -5,19 +5,23 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use gateway_core::{AccessLog, App, CatchPanic};
+use proto_fastcgi::FastCgiConfig;
 use proto_http::HttpConfig;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, ListenProtocol};
-use crate::listen::{Listener, Stream};
+use crate::config::{Config, ListenAddress, ListenConfig, ListenProtocol, ServerConfig};
+use crate::listen::{self, Listener, Stream};
 
 /// Runs until SIGTERM or SIGINT, then stops accepting, lets in-flight requests finish for up
 /// to `shutdown_timeout`, and returns (whatever is left is cancelled with the runtime).
 ///
 /// Each bound address is printed on stdout as `listening PROTOCOL ADDRESS`, so a supervisor
-/// or a test can find a port chosen by the kernel (`:0`).
+/// or a test can find a port chosen by the kernel (`:0`). When descriptor 0 is a listening
+/// socket (a web server spawned us: spawn-fcgi, lighttpd's `bin-path`, mod_fcgid) and no
+/// listener names `fd:0`, FastCGI is served on it too.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Before anything is announced: a signal sent as soon as `listening` shows must be ours.
     let mut sigterm = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
@@ -25,20 +29,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Caught so that an operator's reload habit does not kill the daemon (HUP's default).
     let mut sighup = signal(SignalKind::hangup()).context("cannot catch SIGHUP")?;
     let app: Arc<dyn App> = Arc::new(AccessLog::new(CatchPanic::new(config.router)));
-    let http = Arc::new(HttpConfig {
-        max_body_size: config.server.max_body_size,
-        header_read_timeout: config.server.header_read_timeout,
-        ..HttpConfig::default()
-    });
 
-    let mut listeners = Vec::with_capacity(config.listen.len());
-    for cfg in &config.listen {
+    let mut wanted = config.listen;
+    let names_fd0 = wanted
+        .iter()
+        .any(|l| *l.address.get_ref() == ListenAddress::Fd(0));
+    if !names_fd0 && listen::stdin_is_listener() {
+        tracing::info!("descriptor 0 is a listening socket: serving FastCGI on it");
+        wanted.push(ListenConfig::inherited_fastcgi());
+    }
+    let mut listeners = Vec::with_capacity(wanted.len());
+    for cfg in &wanted {
         let listener = Listener::bind(cfg)
             .await
             .with_context(|| format!("cannot listen on {}", cfg.address.get_ref()))?;
         println!("listening {} {listener}", listener.protocol);
         tracing::info!(protocol = %listener.protocol, address = %listener, "listening");
-        listeners.push(listener);
+        listeners.push((listener, Front::new(cfg, &config.server)));
     }
     std::io::stdout().flush().ok();
     if listeners.is_empty() {
@@ -47,8 +54,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    for listener in listeners {
-        let ctx = (app.clone(), http.clone(), shutdown.clone(), tracker.clone());
+    for (listener, front) in listeners {
+        let ctx = Ctx {
+            app: app.clone(),
+            front,
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+        };
         tracker.spawn(accept_loop(listener, ctx));
     }
 
@@ -72,19 +84,75 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-type Ctx = (
-    Arc<dyn App>,
-    Arc<HttpConfig>,
-    CancellationToken,
-    TaskTracker,
-);
+/// A listener's protocol with its limits, and its connection cap.
+struct Front {
+    protocol: Protocol,
+    connections: Arc<Semaphore>,
+}
 
-async fn accept_loop(listener: Listener, (app, http, shutdown, tracker): Ctx) {
+enum Protocol {
+    Http(Arc<HttpConfig>),
+    Fastcgi(Arc<FastCgiConfig>),
+}
+
+impl Front {
+    fn new(cfg: &ListenConfig, server: &ServerConfig) -> Front {
+        let max_body_size = cfg.max_body_size.unwrap_or(server.max_body_size);
+        let header_read_timeout = cfg
+            .header_read_timeout
+            .unwrap_or(server.header_read_timeout);
+        let protocol = match cfg.protocol {
+            ListenProtocol::Http => Protocol::Http(Arc::new(HttpConfig {
+                max_body_size,
+                header_read_timeout,
+                ..HttpConfig::default()
+            })),
+            ListenProtocol::Fastcgi => {
+                let defaults = FastCgiConfig::default();
+                Protocol::Fastcgi(Arc::new(FastCgiConfig {
+                    max_requests: cfg
+                        .max_requests
+                        .as_ref()
+                        .map_or(defaults.max_requests, |m| *m.get_ref()),
+                    max_connections: cfg.max_connections,
+                    max_params_size: cfg
+                        .max_params_size
+                        .as_ref()
+                        .map_or(defaults.max_params_size, |m| {
+                            usize::try_from(*m.get_ref()).unwrap_or(usize::MAX)
+                        }),
+                    max_body_size,
+                    header_read_timeout,
+                }))
+            }
+        };
+        Front {
+            protocol,
+            connections: Arc::new(Semaphore::new(cfg.max_connections.max(1))),
+        }
+    }
+}
+
+struct Ctx {
+    app: Arc<dyn App>,
+    front: Front,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+async fn accept_loop(listener: Listener, ctx: Ctx) {
     loop {
+        // At max_connections, stop accepting: new connections wait in the kernel's backlog.
         let accepted = tokio::select! {
             biased;
-            () = shutdown.cancelled() => break,
-            r = listener.accept() => r,
+            () = ctx.shutdown.cancelled() => break,
+            r = async {
+                let permit = ctx.front.connections.clone().acquire_owned().await;
+                (permit, listener.accept().await)
+            } => r,
+        };
+        let (Ok(permit), accepted) = accepted else {
+            break;
         };
         let (stream, conn) = match accepted {
             Ok(pair) => pair,
@@ -95,13 +163,35 @@ async fn accept_loop(listener: Listener, (app, http, shutdown, tracker): Ctx) {
                 continue;
             }
         };
-        let (app, http, shutdown) = (app.clone(), http.clone(), shutdown.clone());
-        match (listener.protocol, stream) {
-            (ListenProtocol::Http, Stream::Tcp(s)) => {
-                tracker.spawn(proto_http::serve_connection(s, conn, app, http, shutdown))
+        let (app, shutdown) = (ctx.app.clone(), ctx.shutdown.clone());
+        match (&ctx.front.protocol, stream) {
+            (Protocol::Http(cfg), Stream::Tcp(s)) => {
+                let served = proto_http::serve_connection(s, conn, app, cfg.clone(), shutdown);
+                ctx.tracker.spawn(async move {
+                    served.await;
+                    drop(permit)
+                })
             }
-            (ListenProtocol::Http, Stream::Unix(s)) => {
-                tracker.spawn(proto_http::serve_connection(s, conn, app, http, shutdown))
+            (Protocol::Http(cfg), Stream::Unix(s)) => {
+                let served = proto_http::serve_connection(s, conn, app, cfg.clone(), shutdown);
+                ctx.tracker.spawn(async move {
+                    served.await;
+                    drop(permit)
+                })
+            }
+            (Protocol::Fastcgi(cfg), Stream::Tcp(s)) => {
+                let served = proto_fastcgi::serve_connection(s, app, cfg.clone(), shutdown);
+                ctx.tracker.spawn(async move {
+                    served.await;
+                    drop(permit)
+                })
+            }
+            (Protocol::Fastcgi(cfg), Stream::Unix(s)) => {
+                let served = proto_fastcgi::serve_connection(s, app, cfg.clone(), shutdown);
+                ctx.tracker.spawn(async move {
+                    served.await;
+                    drop(permit)
+                })
             }
         };
     }

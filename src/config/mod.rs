@@ -137,32 +137,54 @@ fn build_apps(
 }
 
 fn check_listen(path: &Path, source: &str, listen: &ListenConfig) -> Result<(), ConfigError> {
-    if matches!(listen.address.get_ref(), ListenAddress::Unix(_)) {
-        return Ok(());
-    }
-    let unix_only = [
-        listen
-            .socket_mode
-            .as_ref()
-            .map(|m| ("socket_mode", m.span())),
-        listen
-            .socket_owner
-            .as_ref()
-            .map(|o| ("socket_owner", o.span())),
-        listen
-            .socket_group
-            .as_ref()
-            .map(|g| ("socket_group", g.span())),
-    ];
-    match unix_only.into_iter().flatten().next() {
-        Some((key, span)) => Err(ConfigError::at(
+    let misplaced = |key: &str, span, why: &str| {
+        Err(ConfigError::at(
             path,
             source,
             Some(span),
-            format!("{key} applies to unix: addresses only"),
-        )),
-        None => Ok(()),
+            format!("{key} {why}"),
+        ))
+    };
+    if !matches!(listen.address.get_ref(), ListenAddress::Unix(_)) {
+        let unix_only = [
+            listen
+                .socket_mode
+                .as_ref()
+                .map(|m| ("socket_mode", m.span())),
+            listen
+                .socket_owner
+                .as_ref()
+                .map(|o| ("socket_owner", o.span())),
+            listen
+                .socket_group
+                .as_ref()
+                .map(|g| ("socket_group", g.span())),
+        ];
+        if let Some((key, span)) = unix_only.into_iter().flatten().next() {
+            return misplaced(key, span, "applies to unix: addresses only");
+        }
     }
+    if listen.protocol != ListenProtocol::Fastcgi {
+        let fastcgi_only = [
+            listen
+                .max_requests
+                .as_ref()
+                .map(|m| ("max_requests", m.span())),
+            listen
+                .max_params_size
+                .as_ref()
+                .map(|m| ("max_params_size", m.span())),
+        ];
+        if let Some((key, span)) = fastcgi_only.into_iter().flatten().next() {
+            return misplaced(key, span, "applies to protocol = \"fastcgi\" only");
+        }
+    }
+    if let Some(m) = &listen.max_requests
+        && !(1..=u16::MAX as usize).contains(m.get_ref())
+    {
+        return misplaced("max_requests", m.span(), "must be 1..=65535");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -56,12 +56,15 @@ impl Default for ServerConfig {
 pub enum ListenProtocol {
     /// HTTP/1.1.
     Http,
+    /// FastCGI 1.0 (responder), behind nginx `fastcgi_pass`, lighttpd, Apache.
+    Fastcgi,
 }
 
 impl fmt::Display for ListenProtocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ListenProtocol::Http => "http",
+            ListenProtocol::Fastcgi => "fastcgi",
         })
     }
 }
@@ -81,6 +84,43 @@ pub struct ListenConfig {
     pub socket_owner: Option<Spanned<String>>,
     /// Unix sockets: the group (name or gid) set by chown after bind.
     pub socket_group: Option<Spanned<String>>,
+    /// Connections served at once; more wait in the kernel's backlog (default 1024).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Overrides `[server] max_body_size` for this listener.
+    #[serde(default, deserialize_with = "opt_size")]
+    pub max_body_size: Option<u64>,
+    /// Overrides `[server] header_read_timeout` for this listener.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub header_read_timeout: Option<Duration>,
+    /// FastCGI: requests at once on one connection (default 1: no multiplexing).
+    pub max_requests: Option<Spanned<usize>>,
+    /// FastCGI: the most bytes of PARAMS per request (default "64KiB"); over it: 431.
+    #[serde(default, deserialize_with = "opt_spanned_size")]
+    pub max_params_size: Option<Spanned<u64>>,
+}
+
+impl ListenConfig {
+    /// FastCGI on the listening socket inherited on descriptor 0, with default limits: what a
+    /// web server that spawned us expects.
+    pub fn inherited_fastcgi() -> Self {
+        ListenConfig {
+            protocol: ListenProtocol::Fastcgi,
+            address: Spanned::new(0..0, ListenAddress::Fd(0)),
+            socket_mode: None,
+            socket_owner: None,
+            socket_group: None,
+            max_connections: default_max_connections(),
+            max_body_size: None,
+            header_read_timeout: None,
+            max_requests: None,
+            max_params_size: None,
+        }
+    }
+}
+
+fn default_max_connections() -> usize {
+    1024
 }
 
 /// Where a listener binds.
@@ -90,6 +130,9 @@ pub enum ListenAddress {
     Tcp(String),
     /// `unix:/path`.
     Unix(PathBuf),
+    /// `fd:N`: a listening socket inherited on descriptor N (FastCGI's convention is `fd:0`,
+    /// as spawn-fcgi, lighttpd's `bin-path` and mod_fcgid pass it).
+    Fd(i32),
 }
 
 impl fmt::Display for ListenAddress {
@@ -97,6 +140,7 @@ impl fmt::Display for ListenAddress {
         match self {
             ListenAddress::Tcp(a) => f.write_str(a),
             ListenAddress::Unix(p) => write!(f, "unix:{}", p.display()),
+            ListenAddress::Fd(fd) => write!(f, "fd:{fd}"),
         }
     }
 }
@@ -110,12 +154,20 @@ impl<'de> Deserialize<'de> for ListenAddress {
             }
             return Ok(ListenAddress::Unix(path.into()));
         }
+        if let Some(fd) = s.strip_prefix("fd:") {
+            return match fd.parse() {
+                Ok(fd) if fd >= 0 => Ok(ListenAddress::Fd(fd)),
+                _ => Err(de::Error::custom(format!(
+                    "{s:?}: fd: takes a descriptor number"
+                ))),
+            };
+        }
         let port_ok = s
             .rsplit_once(':')
             .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
         if !port_ok {
             return Err(de::Error::custom(format!(
-                "address {s:?} is not host:port, [v6]:port or unix:/path"
+                "address {s:?} is not host:port, [v6]:port, unix:/path or fd:N"
             )));
         }
         Ok(ListenAddress::Tcp(s))
@@ -144,20 +196,42 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     })
 }
 
+/// A size in bytes: an integer, or text like `"10MiB"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+impl Size {
+    fn bytes<E: de::Error>(self) -> Result<u64, E> {
+        match self {
+            Size::Bytes(n) => Ok(n),
+            Size::Text(s) => s
+                .parse::<bytesize::ByteSize>()
+                .map(|b| b.as_u64())
+                .map_err(|e| E::custom(format!("{s:?} is not a size like \"10MiB\": {e}"))),
+        }
+    }
+}
+
 fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Size {
-        Bytes(u64),
-        Text(String),
-    }
-    match Size::deserialize(d)? {
-        Size::Bytes(n) => Ok(n),
-        Size::Text(s) => s
-            .parse::<bytesize::ByteSize>()
-            .map(|b| b.as_u64())
-            .map_err(|e| de::Error::custom(format!("{s:?} is not a size like \"10MiB\": {e}"))),
-    }
+    Size::deserialize(d)?.bytes()
+}
+
+fn opt_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    size(d).map(Some)
+}
+
+fn opt_spanned_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Spanned<u64>>, D::Error> {
+    let spanned = Spanned::<Size>::deserialize(d)?;
+    let span = spanned.span();
+    Ok(Some(Spanned::new(span, spanned.into_inner().bytes()?)))
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
 }
 
 fn mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Spanned<u32>>, D::Error> {

@@ -1,6 +1,9 @@
 //! The end-to-end harness: start the real binary on a config, find its ports, talk HTTP.
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod front;
+pub mod peers;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,142 @@
+//! Real front servers started by the tests: nginx and lighttpd, each from a config in a temp
+//! dir, on loopback ports. A missing peer fails the test (`scripts/test.sh` installs them).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A peer process, stopped on drop; its log is printed when a test fails.
+pub struct Peer {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Peer {
+    fn start(mut cmd: Command, dir: tempfile::TempDir, port: u16, log: PathBuf) -> Peer {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).expect("log"))
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {cmd:?} (run scripts/test.sh to install it): {e}")
+            });
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut peer = Peer {
+            child,
+            addr,
+            dir,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            if let Ok(Some(status)) = peer.child.try_wait() {
+                panic!("{cmd:?} exited with {status}:\n{}", peer.logs());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{cmd:?} did not listen:\n{}",
+                peer.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        peer
+    }
+
+    /// What the peer logged.
+    pub fn logs(&self) -> String {
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        format!(
+            "{}{}",
+            read(&self.log),
+            read(&self.dir.path().join("stderr.log"))
+        )
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- peer logs ---\n{}", self.logs());
+        }
+    }
+}
+
+/// nginx in the foreground, one process. `server` is the body of its `server {}` block (the
+/// `listen` line is added); `http` goes into the `http {}` block. The stock `fastcgi_params`
+/// and `scgi_params` are copied next to the config, so `include fastcgi_params;` works as it
+/// does in /etc/nginx.
+pub fn nginx(http: &str, server: &str) -> Peer {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path().display().to_string();
+    for params in ["fastcgi_params", "scgi_params"] {
+        std::fs::copy(
+            Path::new("/etc/nginx").join(params),
+            dir.path().join(params),
+        )
+        .unwrap_or_else(|e| {
+            panic!("/etc/nginx/{params} (is nginx installed? run scripts/test.sh): {e}")
+        });
+    }
+    let port = free_port();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\nerror_log {d}/error.log info;\npid {d}/nginx.pid;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n  access_log off;\n  client_max_body_size 50m;\n\
+         client_body_temp_path {d}/client_body;\n  fastcgi_temp_path {d}/fastcgi;\n  scgi_temp_path {d}/scgi;\n\
+         proxy_temp_path {d}/proxy;\n  uwsgi_temp_path {d}/uwsgi;\n{http}\n\
+         server {{\n    listen 127.0.0.1:{port};\n{server}\n  }}\n}}\n"
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).expect("write nginx.conf");
+    let mut cmd = Command::new("nginx");
+    cmd.args([
+        "-e",
+        &format!("{d}/error.log"),
+        "-p",
+        &d,
+        "-c",
+        &format!("{d}/nginx.conf"),
+    ]);
+    let log = dir.path().join("error.log");
+    Peer::start(cmd, dir, port, log)
+}
+
+/// lighttpd in the foreground; `conf` is appended to a minimal config that listens on the
+/// returned peer's port.
+pub fn lighttpd(conf: &str) -> Peer {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path().display().to_string();
+    let port = free_port();
+    std::fs::create_dir_all(dir.path().join("www")).expect("docroot");
+    let full = format!(
+        "server.document-root = \"{d}/www\"\nserver.bind = \"127.0.0.1\"\nserver.port = {port}\n\
+         server.errorlog = \"{d}/error.log\"\nserver.max-request-size = 51200\n{conf}\n"
+    );
+    std::fs::write(dir.path().join("lighttpd.conf"), full).expect("write lighttpd.conf");
+    let mut cmd = Command::new("lighttpd");
+    cmd.args(["-D", "-f", &format!("{d}/lighttpd.conf")]);
+    let log = dir.path().join("error.log");
+    Peer::start(cmd, dir, port, log)
+}
