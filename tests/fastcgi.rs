@@ -294,3 +294,41 @@ async fn cgi_fcgi_from_libfcgi() {
         "{text}"
     );
 }
+
+/// At max_connections, the next connection waits in the backlog until one closes.
+#[tokio::test]
+async fn max_connections_is_enforced() {
+    use futures_util::StreamExt as _;
+    use proto_fastcgi::{RecordDecoder, RecordType};
+    use tokio::io::AsyncWriteExt as _;
+    let d = Daemon::start(
+        "[[listen]]\nprotocol = \"fastcgi\"\naddress = \"127.0.0.1:0\"\nmax_connections = 1\n\n\
+         [apps.bin]\ntype = \"httpbin\"\n\n[[mount]]\npath = \"/\"\napp = \"bin\"\n",
+    );
+    let addr: std::net::SocketAddr = d.listening[0].1.parse().unwrap();
+    let mut wire = bytes::BytesMut::new();
+    let params: &[(&[u8], &[u8])] = &[
+        (b"REQUEST_URI", b"/get"),
+        (b"SERVER_NAME", b"x"),
+        (b"SERVER_PORT", b"80"),
+    ];
+    proto_fastcgi::client::put_request(&mut wire, 1, false, params, b"");
+
+    let first = tokio::net::TcpStream::connect(addr).await.unwrap(); // holds the only slot
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+    second.write_all(&wire).await.unwrap();
+    let mut frames = tokio_util::codec::FramedRead::new(second, RecordDecoder);
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(500), frames.next()).await;
+    assert!(
+        waited.is_err(),
+        "the second connection was served while the first held the slot"
+    );
+    drop(first);
+    let record = tokio::time::timeout(std::time::Duration::from_secs(5), frames.next())
+        .await
+        .expect("served once the slot was free")
+        .expect("a record")
+        .expect("a valid record");
+    assert_eq!(record.kind, RecordType::Stdout);
+}

@@ -88,12 +88,13 @@ impl CgiParams {
             self.env.append_header(name, value);
             return Ok(());
         }
-        let name_str = String::from_utf8_lossy(&name);
         // An empty CONTENT_* is not stored, so only a stored value proves a repeat.
-        if self.env.get(&name_str).is_some() {
-            return Err(CgiError::Repeated(name_str.into_owned()));
+        if self.env.position(&name).is_some() {
+            return Err(CgiError::Repeated(
+                String::from_utf8_lossy(&name).into_owned(),
+            ));
         }
-        self.env.insert(name, value);
+        self.env.insert_new(name, value);
         Ok(())
     }
 

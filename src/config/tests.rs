@@ -151,3 +151,54 @@ fn unreadable_file() {
         "{e}"
     );
 }
+
+const FASTCGI: &str = r#"[[listen]]
+protocol = "fastcgi"
+address = "127.0.0.1:9000"
+max_requests = 8
+max_params_size = "32KiB"
+max_connections = 64
+max_body_size = "1MiB"
+header_read_timeout = "5s"
+"#;
+
+#[test]
+fn fastcgi_listener_keys() {
+    let cfg = Config::parse(Path::new("g.toml"), FASTCGI, &registry()).unwrap();
+    let l = &cfg.listen[0];
+    assert_eq!(l.protocol, ListenProtocol::Fastcgi);
+    assert_eq!(l.max_requests.as_ref().map(|m| *m.get_ref()), Some(8));
+    assert_eq!(
+        l.max_params_size.as_ref().map(|m| *m.get_ref()),
+        Some(32 << 10)
+    );
+    assert_eq!((l.max_connections, l.max_body_size), (64, Some(1 << 20)));
+    let cfg = Config::parse(
+        Path::new("g.toml"),
+        "[[listen]]\nprotocol = \"fastcgi\"\naddress = \"fd:0\"\n",
+        &registry(),
+    )
+    .unwrap();
+    assert_eq!(*cfg.listen[0].address.get_ref(), ListenAddress::Fd(0));
+}
+
+#[test]
+fn fastcgi_keys_are_checked() {
+    let e = error(&FASTCGI.replace("\"fastcgi\"", "\"http\""));
+    assert!(
+        e.starts_with("g.toml:4:16: max_requests applies to protocol = \"fastcgi\" only"),
+        "{e}"
+    );
+    let e = error(&FASTCGI.replace("max_requests = 8", "max_requests = 0"));
+    assert!(
+        e.starts_with("g.toml:4:16: max_requests must be 1..=65535"),
+        "{e}"
+    );
+    let e = error(&FASTCGI.replace("127.0.0.1:9000", "fd:stdin"));
+    assert!(
+        e.starts_with("g.toml:3:11: \"fd:stdin\": fd: takes a descriptor number"),
+        "{e}"
+    );
+    let e = error(&FASTCGI.replace("\"32KiB\"", "\"lots\""));
+    assert!(e.starts_with("g.toml:5:19: "), "{e}");
+}
