@@ -1,0 +1,207 @@
+//! One SCGI connection: read the header, call the app, write the CGI response, close.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use gateway_core::{App, Body, Response, write_response_head};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::body::ScgiBody;
+use crate::parse::{Header, ScgiError, header_len, parse};
+
+/// The limits of an SCGI listener.
+#[derive(Clone, Debug)]
+pub struct ScgiConfig {
+    /// The most bytes of the header netstring; over it: 431.
+    pub max_header_size: usize,
+    /// The request body cap; a larger CONTENT_LENGTH answers 413 without the app.
+    pub max_body_size: u64,
+    /// How long the web server may take to send the header.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ScgiConfig {
+    fn default() -> Self {
+        ScgiConfig {
+            max_header_size: 64 << 10,
+            max_body_size: 100 << 20,
+            header_read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How long unread body bytes are drained before the connection closes: the web server
+/// writes the whole request before it reads the answer, and cutting it off would turn our
+/// answer (a 413, or a response that ignores the body) into its 502.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// Serves the one request of an SCGI connection. Malformed input gets a CGI-format 400 (431
+/// for an oversized header) and the connection closes; when the web server closes the
+/// connection while the app runs, the app's call is cancelled.
+pub async fn serve_connection<IO>(
+    io: IO,
+    app: Arc<dyn App>,
+    cfg: Arc<ScgiConfig>,
+    shutdown: CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut read, mut write) = tokio::io::split(io);
+    let header = tokio::select! {
+        h = tokio::time::timeout(cfg.header_read_timeout, read_header(&mut read, cfg.max_header_size)) => h,
+        () = shutdown.cancelled() => return,
+    };
+    let (header, early) = match header {
+        Err(_) => {
+            tracing::debug!("SCGI header timed out");
+            let _ = answer(&mut write, Response::error(408)).await;
+            return;
+        }
+        Ok(Err(None)) => return, // closed before a header: nothing to answer
+        Ok(Err(Some(status))) => {
+            let _ = answer(&mut write, Response::error(status)).await;
+            return;
+        }
+        Ok(Ok(pair)) => pair,
+    };
+    if header.content_length > cfg.max_body_size {
+        let _ = answer(&mut write, Response::error(413)).await;
+        drain(
+            read,
+            header.content_length.saturating_sub(early.len() as u64),
+        )
+        .await;
+        return;
+    }
+    let head_only = header.environ.method() == "HEAD";
+    let (back_tx, back_rx) = oneshot::channel();
+    let body = ScgiBody::new(read, early.freeze(), header.content_length, back_tx);
+    let body = Body::new(body).limit(cfg.max_body_size);
+    let call = async {
+        let res = app.call(header.environ, body).await;
+        write_response(&mut write, res, head_only).await
+    };
+    // While the app runs, a closed connection (seen once the body is consumed) cancels it.
+    let mut watched = None;
+    let result = tokio::select! {
+        r = call => Ok(r),
+        closed = watch_close(back_rx, &mut watched) => Err(closed),
+    };
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "SCGI response cut short"),
+        Err(()) => {
+            tracing::debug!("the web server closed the SCGI connection; the app call is cancelled");
+            return;
+        }
+    }
+    let _ = write.shutdown().await;
+    if let Some((read, left)) = watched {
+        drain(read, left).await;
+    }
+}
+
+/// Reads until the header is complete: `Err(None)` when the peer closed first,
+/// `Err(Some(status))` for a header to refuse.
+async fn read_header<R: AsyncRead + Unpin>(
+    read: &mut R,
+    max: usize,
+) -> Result<(Header, BytesMut), Option<u16>> {
+    let mut buf = BytesMut::with_capacity(4096);
+    let refuse = |e: ScgiError| {
+        tracing::debug!(error = %e, "malformed SCGI header");
+        Some(e.status())
+    };
+    loop {
+        if let Some(len) = header_len(&buf, max).map_err(refuse)? {
+            let head = buf.split_to(len).freeze();
+            let header = parse(&head, max).map_err(refuse)?.ok_or(Some(400))?;
+            buf.truncate(
+                buf.len()
+                    .min(usize::try_from(header.content_length).unwrap_or(usize::MAX)),
+            );
+            return Ok((header, buf));
+        }
+        match read.read_buf(&mut buf).await {
+            Ok(0) | Err(_) if buf.is_empty() => return Err(None),
+            Ok(0) | Err(_) => return Err(Some(400)),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Resolves when the web server closes the connection, once the app has consumed (or
+/// dropped) the body and handed the read half back; never resolves before that. The read half
+/// and the count of body bytes still unread live in `slot`, so they outlive this future when
+/// the app finishes first.
+async fn watch_close<R: AsyncRead + Unpin>(
+    back: oneshot::Receiver<(R, u64)>,
+    slot: &mut Option<(R, u64)>,
+) {
+    let Ok(returned) = back.await else {
+        return std::future::pending().await;
+    };
+    let (read, left) = slot.insert(returned);
+    let mut scratch = [0u8; 4096];
+    loop {
+        match read.read(&mut scratch).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) if *left > 0 => *left = left.saturating_sub(n as u64),
+            // Bytes past the body: not SCGI, but nothing to cancel for.
+            Ok(_) => return std::future::pending().await,
+        }
+    }
+}
+
+/// Reads and drops what is left of the body, for at most [`DRAIN_TIME`].
+async fn drain<R: AsyncRead + Unpin>(mut read: R, mut left: u64) {
+    let deadline = Instant::now() + DRAIN_TIME;
+    let mut scratch = vec![0u8; 64 << 10];
+    while left > 0 {
+        match tokio::time::timeout_at(deadline, read.read(&mut scratch)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n as u64),
+            _ => return,
+        }
+    }
+}
+
+/// Writes a whole response, then closes.
+async fn answer<W: AsyncWrite + Unpin>(write: &mut W, res: Response) -> std::io::Result<()> {
+    write_response(write, res, false).await?;
+    write.shutdown().await
+}
+
+/// The CGI response: head, then the body as the app yields it.
+async fn write_response<W: AsyncWrite + Unpin>(
+    write: &mut W,
+    res: Response,
+    head_only: bool,
+) -> std::io::Result<()> {
+    let mut head = BytesMut::with_capacity(256);
+    let mut body = match write_response_head(&res, &mut head) {
+        Ok(()) => res.body,
+        Err(e) => {
+            tracing::error!(error = %e, "the app's response cannot be sent; answering 500");
+            let res = Response::error(500);
+            let _ = write_response_head(&res, &mut head);
+            res.body
+        }
+    };
+    if head_only {
+        body = Body::empty();
+    }
+    if body.exact_len().is_some() {
+        let data = body.to_bytes().await.map_err(std::io::Error::other)?;
+        head.extend_from_slice(&data);
+        return write.write_all(&head).await;
+    }
+    write.write_all(&head).await?;
+    while let Some(chunk) = body.chunk().await.map_err(std::io::Error::other)? {
+        write.write_all(&chunk).await?;
+    }
+    Ok(())
+}
