@@ -4,9 +4,12 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use futures_util::future::BoxFuture;
 use gateway_core::{AccessLog, App, CatchPanic};
 use proto_fastcgi::FastCgiConfig;
-use proto_http::HttpConfig;
+use proto_http::{ConnInfo, HttpConfig};
+use proto_scgi::ScgiConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -93,6 +96,7 @@ struct Front {
 enum Protocol {
     Http(Arc<HttpConfig>),
     Fastcgi(Arc<FastCgiConfig>),
+    Scgi(Arc<ScgiConfig>),
 }
 
 impl Front {
@@ -101,6 +105,10 @@ impl Front {
         let header_read_timeout = cfg
             .header_read_timeout
             .unwrap_or(server.header_read_timeout);
+        let max_params_size = cfg
+            .max_params_size
+            .as_ref()
+            .map(|m| usize::try_from(*m.get_ref()).unwrap_or(usize::MAX));
         let protocol = match cfg.protocol {
             ListenProtocol::Http => Protocol::Http(Arc::new(HttpConfig {
                 max_body_size,
@@ -115,20 +123,53 @@ impl Front {
                         .as_ref()
                         .map_or(defaults.max_requests, |m| *m.get_ref()),
                     max_connections: cfg.max_connections,
-                    max_params_size: cfg
-                        .max_params_size
-                        .as_ref()
-                        .map_or(defaults.max_params_size, |m| {
-                            usize::try_from(*m.get_ref()).unwrap_or(usize::MAX)
-                        }),
+                    max_params_size: max_params_size.unwrap_or(defaults.max_params_size),
                     max_body_size,
                     header_read_timeout,
                 }))
             }
+            ListenProtocol::Scgi => Protocol::Scgi(Arc::new(ScgiConfig {
+                max_header_size: max_params_size.unwrap_or(ScgiConfig::default().max_header_size),
+                max_body_size,
+                header_read_timeout,
+            })),
         };
         Front {
             protocol,
             connections: Arc::new(Semaphore::new(cfg.max_connections.max(1))),
+        }
+    }
+}
+
+impl Protocol {
+    /// The connection's whole life under this protocol.
+    fn serve<S>(
+        &self,
+        s: S,
+        conn: ConnInfo,
+        app: Arc<dyn App>,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, ()>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        match self {
+            Protocol::Http(cfg) => Box::pin(proto_http::serve_connection(
+                s,
+                conn,
+                app,
+                cfg.clone(),
+                shutdown,
+            )),
+            Protocol::Fastcgi(cfg) => Box::pin(proto_fastcgi::serve_connection(
+                s,
+                app,
+                cfg.clone(),
+                shutdown,
+            )),
+            Protocol::Scgi(cfg) => {
+                Box::pin(proto_scgi::serve_connection(s, app, cfg.clone(), shutdown))
+            }
         }
     }
 }
@@ -164,36 +205,14 @@ async fn accept_loop(listener: Listener, ctx: Ctx) {
             }
         };
         let (app, shutdown) = (ctx.app.clone(), ctx.shutdown.clone());
-        match (&ctx.front.protocol, stream) {
-            (Protocol::Http(cfg), Stream::Tcp(s)) => {
-                let served = proto_http::serve_connection(s, conn, app, cfg.clone(), shutdown);
-                ctx.tracker.spawn(async move {
-                    served.await;
-                    drop(permit)
-                })
-            }
-            (Protocol::Http(cfg), Stream::Unix(s)) => {
-                let served = proto_http::serve_connection(s, conn, app, cfg.clone(), shutdown);
-                ctx.tracker.spawn(async move {
-                    served.await;
-                    drop(permit)
-                })
-            }
-            (Protocol::Fastcgi(cfg), Stream::Tcp(s)) => {
-                let served = proto_fastcgi::serve_connection(s, app, cfg.clone(), shutdown);
-                ctx.tracker.spawn(async move {
-                    served.await;
-                    drop(permit)
-                })
-            }
-            (Protocol::Fastcgi(cfg), Stream::Unix(s)) => {
-                let served = proto_fastcgi::serve_connection(s, app, cfg.clone(), shutdown);
-                ctx.tracker.spawn(async move {
-                    served.await;
-                    drop(permit)
-                })
-            }
+        let served = match stream {
+            Stream::Tcp(s) => ctx.front.protocol.serve(s, conn, app, shutdown),
+            Stream::Unix(s) => ctx.front.protocol.serve(s, conn, app, shutdown),
         };
+        ctx.tracker.spawn(async move {
+            served.await;
+            drop(permit);
+        });
     }
     tracing::debug!(address = %listener, "stopped accepting");
 }

@@ -152,19 +152,22 @@ fn pairs(content: Bytes) -> Result<(Environ, u64), ScgiError> {
     if !content.ends_with(b"\0") {
         return Err(ScgiError::BadPairs);
     }
-    let mut fields = Vec::with_capacity(64);
-    let mut from = 0;
-    for (i, &b) in content.iter().enumerate() {
-        if b == 0 {
-            fields.push(content.slice(from..i));
-            from = i + 1;
-        }
-    }
-    if fields.len() % 2 != 0 {
-        return Err(ScgiError::BadPairs);
-    }
-    let mut pairs = fields.chunks_exact(2).map(|p| (p[0].clone(), p[1].clone()));
-    let Some((first, length)) = pairs.next() else {
+    // Each field is a slice of `content` up to its NUL: no copies.
+    let mut at = 0;
+    let mut field = || -> Option<Bytes> {
+        let end = at + content.get(at..)?.iter().position(|&b| b == 0)?;
+        let f = content.slice(at..end);
+        at = end + 1;
+        Some(f)
+    };
+    let mut pair = || -> Result<Option<(Bytes, Bytes)>, ScgiError> {
+        let Some(name) = field() else {
+            return Ok(None);
+        };
+        let value = field().ok_or(ScgiError::BadPairs)?;
+        Ok(Some((name, value)))
+    };
+    let Some((first, length)) = pair()? else {
         return Err(ScgiError::ContentLengthNotFirst);
     };
     if &first[..] != b"CONTENT_LENGTH" {
@@ -176,7 +179,7 @@ fn pairs(content: Bytes) -> Result<(Environ, u64), ScgiError> {
     let mut params = CgiParams::new(Protocol::Scgi);
     params.push(first, length)?;
     let mut scgi = false;
-    for (name, value) in pairs {
+    while let Some((name, value)) = pair()? {
         if &name[..] == b"SCGI" {
             scgi |= &value[..] == b"1";
         }

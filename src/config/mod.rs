@@ -164,20 +164,23 @@ fn check_listen(path: &Path, source: &str, listen: &ListenConfig) -> Result<(), 
             return misplaced(key, span, "applies to unix: addresses only");
         }
     }
-    if listen.protocol != ListenProtocol::Fastcgi {
-        let fastcgi_only = [
-            listen
-                .max_requests
-                .as_ref()
-                .map(|m| ("max_requests", m.span())),
-            listen
-                .max_params_size
-                .as_ref()
-                .map(|m| ("max_params_size", m.span())),
-        ];
-        if let Some((key, span)) = fastcgi_only.into_iter().flatten().next() {
-            return misplaced(key, span, "applies to protocol = \"fastcgi\" only");
-        }
+    if let Some(m) = &listen.max_requests
+        && listen.protocol != ListenProtocol::Fastcgi
+    {
+        return misplaced(
+            "max_requests",
+            m.span(),
+            "applies to protocol = \"fastcgi\" only",
+        );
+    }
+    if let Some(m) = &listen.max_params_size
+        && listen.protocol == ListenProtocol::Http
+    {
+        return misplaced(
+            "max_params_size",
+            m.span(),
+            "applies to protocol = \"fastcgi\" or \"scgi\" only",
+        );
     }
     if let Some(m) = &listen.max_requests
         && !(1..=u16::MAX as usize).contains(m.get_ref())

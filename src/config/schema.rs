@@ -58,6 +58,8 @@ pub enum ListenProtocol {
     Http,
     /// FastCGI 1.0 (responder), behind nginx `fastcgi_pass`, lighttpd, Apache.
     Fastcgi,
+    /// SCGI, behind nginx `scgi_pass`, lighttpd mod_scgi, Apache mod_proxy_scgi.
+    Scgi,
 }
 
 impl fmt::Display for ListenProtocol {
@@ -65,6 +67,7 @@ impl fmt::Display for ListenProtocol {
         f.write_str(match self {
             ListenProtocol::Http => "http",
             ListenProtocol::Fastcgi => "fastcgi",
+            ListenProtocol::Scgi => "scgi",
         })
     }
 }
@@ -95,7 +98,8 @@ pub struct ListenConfig {
     pub header_read_timeout: Option<Duration>,
     /// FastCGI: requests at once on one connection (default 1: no multiplexing).
     pub max_requests: Option<Spanned<usize>>,
-    /// FastCGI: the most bytes of PARAMS per request (default "64KiB"); over it: 431.
+    /// FastCGI and SCGI: the most bytes of params (PARAMS, or SCGI's header netstring) per
+    /// request (default "64KiB"); over it: 431.
     #[serde(default, deserialize_with = "opt_spanned_size")]
     pub max_params_size: Option<Spanned<u64>>,
 }
