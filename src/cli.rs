@@ -31,6 +31,9 @@ pub enum Command {
     Serve(ConfigArg),
     /// Validate the config; print FILE:LINE:COL: message and exit 1 on the first error.
     Check(ConfigArg),
+    /// Serve one request as a CGI/1.1 program: the environment and stdin in, the response on
+    /// stdout.
+    Cgi(ConfigArg),
 }
 
 /// The config file option shared by the subcommands.

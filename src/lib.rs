@@ -20,6 +20,7 @@
 //! (your binary) serves it next to the built-in `httpbin` and `hello`.
 
 pub mod apps;
+pub mod cgi;
 pub mod cli;
 pub mod config;
 pub mod listen;
@@ -35,6 +36,24 @@ use gateway_core::{App, AppConfig, BoxError, Registry};
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
+
+/// Whether the first argument is one of ours (and not, say, an ISINDEX query from a CGI host).
+fn names_a_subcommand() -> bool {
+    std::env::args_os().nth(1).is_some_and(|a| {
+        [
+            "serve",
+            "check",
+            "cgi",
+            "help",
+            "--help",
+            "-h",
+            "--version",
+            "-V",
+        ]
+        .iter()
+        .any(|s| a == *s)
+    })
+}
 
 /// The daemon: the app types it knows, and the command line that runs it.
 #[derive(Clone)]
@@ -71,14 +90,32 @@ impl Daemon {
     }
 
     /// Parses the process's command line and runs it.
+    ///
+    /// Started by a web server as a CGI program (`GATEWAY_INTERFACE` set) without a
+    /// subcommand, it serves that one request with the config named by `GATEWAYD_CONFIG`, so a
+    /// cgi-bin wrapper can be a single `exec` line. Arguments are ignored then: hosts pass an
+    /// ISINDEX query as arguments (RFC 3875 §4.4).
     pub fn run(self) -> ExitCode {
+        if std::env::var_os("GATEWAY_INTERFACE").is_some() && !names_a_subcommand() {
+            logging::init(logging::LogFormat::Text, "warn");
+            let Some(config) = std::env::var_os("GATEWAYD_CONFIG") else {
+                tracing::error!("started as a CGI program without GATEWAYD_CONFIG");
+                return cgi::run(std::path::Path::new(""), &self.registry);
+            };
+            return cgi::run(std::path::Path::new(&config), &self.registry);
+        }
         self.run_cli(Cli::parse())
     }
 
     /// Runs a parsed command line.
     pub fn run_cli(self, cli: Cli) -> ExitCode {
-        logging::init(cli.log_format);
+        let default_level = match cli.command {
+            Command::Cgi(_) => "warn", // the host's error log is no place for access lines
+            _ => "info",
+        };
+        logging::init(cli.log_format, default_level);
         match cli.command {
+            Command::Cgi(arg) => cgi::run(&arg.config, &self.registry),
             Command::Check(arg) => match Config::load(&arg.config, &self.registry) {
                 Ok(_) => {
                     println!("{}: ok", arg.config.display());

@@ -14,13 +14,14 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber (once; later calls do nothing) and routes panics through it,
+/// Installs the global subscriber, filtered by `RUST_LOG` or else `default_level` (once; later calls do nothing) and routes panics through it,
 /// so a panic's message and place land in the same log as everything else.
 ///
 /// Text is coloured only on a terminal. Under journald (`JOURNAL_STREAM` set) text lines carry
 /// no colour and no timestamp: the journal adds its own.
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+pub fn init(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use futures_util::future::BoxFuture;
-use gateway_core::{AccessLog, App, CatchPanic};
+use gateway_core::{AccessLog, App, CatchPanic, LocalRedirects, Router};
 use proto_fastcgi::FastCgiConfig;
 use proto_http::{ConnInfo, HttpConfig};
 use proto_scgi::ScgiConfig;
@@ -31,7 +31,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
     // Caught so that an operator's reload habit does not kill the daemon (HUP's default).
     let mut sighup = signal(SignalKind::hangup()).context("cannot catch SIGHUP")?;
-    let app: Arc<dyn App> = Arc::new(AccessLog::new(CatchPanic::new(config.router)));
+    let app = app_stack(config.router);
 
     let mut wanted = config.listen;
     let names_fd0 = wanted
@@ -85,6 +85,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ),
     }
     Ok(())
+}
+
+/// What every request goes through, whatever the gateway: the access log, panic recovery,
+/// local redirects, then the mounts.
+pub fn app_stack(router: Router) -> Arc<dyn App> {
+    Arc::new(AccessLog::new(CatchPanic::new(LocalRedirects::new(router))))
 }
 
 /// A listener's protocol with its limits, and its connection cap.

@@ -84,6 +84,12 @@ impl Environ {
         self.position(name.as_bytes()).map(|i| &self.vars[i].1[..])
     }
 
+    /// The value of a variable as shared bytes (no copy).
+    pub fn get_bytes(&self, name: &str) -> Option<Bytes> {
+        self.position(name.as_bytes())
+            .map(|i| self.vars[i].1.clone())
+    }
+
     /// The value of a variable, if it is present and valid UTF-8.
     pub fn get_str(&self, name: &str) -> Option<&str> {
         self.get(name).and_then(|v| std::str::from_utf8(v).ok())

@@ -29,6 +29,9 @@ pub struct Response {
     pub headers: Vec<(Bytes, Bytes)>,
     /// The body: whole (`Bytes`) or streamed.
     pub body: Body,
+    /// Typed values for middleware and front-ends, never sent (a [`LocalRedirect`](crate::LocalRedirect),
+    /// say); moved to and from `http::Response` by the tower adapters.
+    pub extensions: http::Extensions,
 }
 
 impl Response {
@@ -38,6 +41,7 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Body::empty(),
+            extensions: http::Extensions::new(),
         }
     }
 

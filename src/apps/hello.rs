@@ -56,6 +56,7 @@ impl App for Hello {
                 ),
             ],
             body: self.body.clone().into(),
+            extensions: Default::default(),
         }
     }
 }

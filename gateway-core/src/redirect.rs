@@ -1,0 +1,149 @@
+//! CGI local redirects (RFC 3875 §6.2.2): a response that asks the server to answer the
+//! request itself, as a GET of another path.
+
+use bytes::Bytes;
+use percent_encoding::percent_decode;
+
+use crate::{App, Body, Environ, Response};
+
+/// The most local redirects one request may follow.
+const MAX_HOPS: usize = 10;
+
+/// Marks a response as a local redirect; [`LocalRedirects`] answers it by re-dispatching.
+#[derive(Clone, Debug)]
+pub struct LocalRedirect {
+    /// The new path, absolute from the server's root, with an optional `?query`.
+    pub location: Bytes,
+    /// The request's environ, as the redirecting app received it.
+    pub environ: Environ,
+}
+
+impl Response {
+    /// A local redirect to `location` (`/path[?query]`). Without the [`LocalRedirects`]
+    /// middleware it is an ordinary 302.
+    pub fn local_redirect(location: impl Into<Bytes>, environ: Environ) -> Response {
+        let location = location.into();
+        let mut res = Response::new(302).with_header("Location", location.clone());
+        res.extensions.insert(LocalRedirect { location, environ });
+        res
+    }
+}
+
+/// Answers local redirects by running the request again, as a GET without a body, for the
+/// new path (at most 10 times; then 500). The path is taken below the host's `SCRIPT_NAME`
+/// (gatewayd's own path when it runs as a CGI program); a path outside it cannot be served
+/// here and is sent to the client as a 302.
+#[derive(Clone, Debug)]
+pub struct LocalRedirects<A> {
+    inner: A,
+}
+
+impl<A> LocalRedirects<A> {
+    /// Follows local redirects answered by `inner` (usually the router).
+    pub fn new(inner: A) -> Self {
+        LocalRedirects { inner }
+    }
+}
+
+#[async_trait::async_trait]
+impl<A: App> App for LocalRedirects<A> {
+    async fn call(&self, env: Environ, body: Body) -> Response {
+        let host_script = env.get_bytes("SCRIPT_NAME").unwrap_or_default();
+        let mut res = self.inner.call(env, body).await;
+        for _ in 0..MAX_HOPS {
+            let Some(LocalRedirect { location, environ }) =
+                res.extensions.remove::<LocalRedirect>()
+            else {
+                return res;
+            };
+            let Some(env) = redirected(environ, &host_script, &location) else {
+                return res; // outside our SCRIPT_NAME: the 302 it already is
+            };
+            tracing::debug!(location = %String::from_utf8_lossy(&location), "following a local redirect");
+            res = self.inner.call(env, Body::empty()).await;
+        }
+        tracing::error!("more than {MAX_HOPS} local redirects");
+        Response::error(500)
+    }
+}
+
+/// The environ of the redirected request: a GET of `location` below `host_script`.
+fn redirected(mut env: Environ, host_script: &[u8], location: &[u8]) -> Option<Environ> {
+    let (path, query) = match location.iter().position(|&b| b == b'?') {
+        Some(q) => (&location[..q], &location[q + 1..]),
+        None => (location, &b""[..]),
+    };
+    let path: Vec<u8> = percent_decode(path).collect();
+    let below = path.strip_prefix(host_script)?;
+    if !(below.is_empty() || below.starts_with(b"/")) {
+        return None;
+    }
+    env.insert("REQUEST_METHOD", "GET");
+    env.insert("SCRIPT_NAME", Bytes::copy_from_slice(host_script));
+    env.insert("PATH_INFO", Bytes::copy_from_slice(below));
+    env.insert("QUERY_STRING", Bytes::copy_from_slice(query));
+    env.insert("REQUEST_URI", Bytes::copy_from_slice(location));
+    env.remove("CONTENT_LENGTH");
+    env.remove("CONTENT_TYPE");
+    env.insert("REDIRECT_STATUS", "200");
+    Some(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Protocol, Router, app_fn};
+
+    fn router() -> Router {
+        let mut r = Router::new();
+        r.mount(
+            "/",
+            app_fn(|env: Environ, _| async move {
+                match env.path_info() {
+                    b"/start" => Response::local_redirect("/target?x=%20", env),
+                    b"/loop" => Response::local_redirect("/loop", env),
+                    b"/away" => Response::local_redirect("/elsewhere", env),
+                    _ => Response::text(
+                        200,
+                        format!(
+                            "{} {}{} {}",
+                            env.method(),
+                            String::from_utf8_lossy(env.script_name()),
+                            String::from_utf8_lossy(env.path_info()),
+                            String::from_utf8_lossy(env.query_string())
+                        ),
+                    ),
+                }
+            }),
+        )
+        .unwrap();
+        r
+    }
+
+    fn run(script: &str, path: &str) -> (u16, String) {
+        let app = LocalRedirects::new(router());
+        let mut env = Environ::new(Protocol::Cgi);
+        env.insert("REQUEST_METHOD", "POST");
+        env.insert("SCRIPT_NAME", script.to_owned());
+        env.insert("PATH_INFO", path.to_owned());
+        env.insert("CONTENT_LENGTH", "3");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let res = rt.block_on(app.call(env, Body::from("abc")));
+        let body = rt.block_on(res.body.to_bytes()).unwrap();
+        (res.status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn redirects_are_followed_as_get() {
+        assert_eq!(run("", "/start"), (200, "GET /target x=%20".into()));
+        assert_eq!(run("", "/loop").0, 500);
+    }
+
+    #[test]
+    fn below_the_host_script_name_only() {
+        // As a CGI program at /cgi-bin/gw, "/elsewhere" is not ours: it goes to the client.
+        assert_eq!(run("/cgi-bin/gw", "/away").0, 302);
+    }
+}

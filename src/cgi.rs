@@ -1,0 +1,105 @@
+//! gatewayd as a CGI/1.1 program (RFC 3875): one request from the environment and stdin, one
+//! response on stdout, then exit.
+//!
+//! It starts fast because it does little: a current-thread runtime, no listeners, the config
+//! parsed once, stdin read only up to CONTENT_LENGTH.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use bytes::BytesMut;
+use gateway_core::{Body, Registry, Response, write_response_head};
+use tokio::io::AsyncReadExt as _;
+use tokio_util::io::ReaderStream;
+
+use crate::config::Config;
+
+/// Serves the one request of this process.
+pub fn run(config: &Path, registry: &Registry) -> ExitCode {
+    let config = match Config::load(config, registry) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!("{e}");
+            return respond(Response::error(500), false);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return respond(Response::error(500), false);
+        }
+    };
+    runtime.block_on(async {
+        let env = match proto_cgi::read_environ(std::env::vars_os()) {
+            Ok(env) => env,
+            Err(e) => {
+                tracing::error!("bad CGI environment: {e}");
+                return respond(Response::error(400), false);
+            }
+        };
+        let head_only = env.method() == "HEAD";
+        let body = match env.content_length() {
+            None | Some(0) => Body::empty(),
+            Some(n) if n > config.server.max_body_size => {
+                return respond(Response::error(413), head_only);
+            }
+            // Never past CONTENT_LENGTH: the host may keep stdin open (RFC 3875 §4.2).
+            Some(n) => Body::from_stream(ReaderStream::new(tokio::io::stdin().take(n))),
+        };
+        let app = crate::server::app_stack(config.router);
+        let res = app.call(env, body).await;
+        write(res, head_only).await
+    })
+}
+
+/// Writes a response that needs no runtime.
+fn respond(res: Response, head_only: bool) -> ExitCode {
+    let mut out = BytesMut::new();
+    let _ = write_response_head(&res, &mut out);
+    if !head_only {
+        out.extend_from_slice(format!("{}\n", res.status).as_bytes());
+    }
+    match std::io::stdout().lock().write_all(&out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+/// The CGI response on stdout: head, then the body as the app yields it (none for HEAD).
+async fn write(res: Response, head_only: bool) -> ExitCode {
+    let mut head = BytesMut::with_capacity(256);
+    let mut body = match write_response_head(&res, &mut head) {
+        Ok(()) => res.body,
+        Err(e) => {
+            tracing::error!(error = %e, "the app's response cannot be sent; answering 500");
+            return respond(Response::error(500), head_only);
+        }
+    };
+    // One process, one request: blocking writes to stdout cost nothing here.
+    let mut out = std::io::stdout().lock();
+    if out.write_all(&head).is_err() {
+        return ExitCode::FAILURE;
+    }
+    if head_only {
+        return ExitCode::SUCCESS;
+    }
+    loop {
+        match body.chunk().await {
+            Ok(Some(chunk)) => {
+                if out.write_all(&chunk).and_then(|()| out.flush()).is_err() {
+                    return ExitCode::FAILURE;
+                }
+            }
+            Ok(None) => return ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "the response body failed");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+}
