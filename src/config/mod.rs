@@ -16,6 +16,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 pub use error::ConfigError;
+pub(crate) use schema::duration;
 pub use schema::{ListenAddress, ListenConfig, ListenProtocol, MountConfig, ServerConfig};
 
 /// A validated config with its apps built and mounted.

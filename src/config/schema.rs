@@ -191,7 +191,8 @@ pub struct MountConfig {
     pub lint: bool,
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+/// A duration like `"30s"` or `"500ms"`, for every config key that takes one.
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     humantime::parse_duration(&s).map_err(|e| {
         de::Error::custom(format!(
