@@ -140,3 +140,33 @@ pub fn lighttpd(conf: &str) -> Peer {
     let log = dir.path().join("error.log");
     Peer::start(cmd, dir, port, log)
 }
+
+/// Apache httpd in the foreground with the event MPM; `conf` is appended to a minimal config
+/// that loads `modules` and listens on the returned peer's port. As root, Apache runs its
+/// workers (and CGI scripts) as www-data: the temp dir is made readable for them.
+pub fn apache(modules: &[&str], conf: &str) -> Peer {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path().display().to_string();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let port = free_port();
+    let mut load = String::new();
+    for m in ["mpm_event", "authz_core"].iter().chain(modules) {
+        load.push_str(&format!(
+            "LoadModule {m}_module /usr/lib/apache2/modules/mod_{m}.so\n"
+        ));
+    }
+    let full = format!(
+        "ServerRoot \"{d}\"\nServerName localhost\nDefaultRuntimeDir \"{d}\"\nPidFile \"{d}/httpd.pid\"\n\
+         Listen 127.0.0.1:{port}\nErrorLog \"{d}/error.log\"\nLogLevel info\nUser www-data\nGroup www-data\n\
+         {load}{conf}\n"
+    );
+    std::fs::write(dir.path().join("httpd.conf"), full).expect("write httpd.conf");
+    let mut cmd = Command::new("apache2");
+    cmd.args(["-DFOREGROUND", "-f", &format!("{d}/httpd.conf")]);
+    let log = dir.path().join("error.log");
+    Peer::start(cmd, dir, port, log)
+}

@@ -1,0 +1,213 @@
+//! gatewayd as a CGI program: invoked directly with an environment and stdin, and under real
+//! CGI hosts (lighttpd mod_cgi, Apache mod_cgid) through a one-line wrapper in a cgi-bin.
+
+mod common;
+
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::peers::{apache, lighttpd};
+use common::{gatewayd_bin, get, req, send, sha256};
+
+const CONFIG: &str = "[apps.bin]\ntype = \"httpbin\"\n\n[[mount]]\npath = \"/\"\napp = \"bin\"\nlint = true\n\n\
+                      [[mount]]\npath = \"/sub\"\napp = \"bin\"\nlint = true\n";
+
+fn config(dir: &Path) -> PathBuf {
+    let path = dir.join("gatewayd.toml");
+    std::fs::write(&path, CONFIG).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    path
+}
+
+/// Runs `gatewayd` (with `args`) as a CGI host would: only `vars` in the environment, `stdin`
+/// on its standard input. Returns (head, body).
+fn invoke(args: &[&str], vars: &[(&str, &[u8])], stdin: &[u8]) -> (String, Vec<u8>) {
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut cmd = Command::new(gatewayd_bin());
+    cmd.args(args)
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (n, v) in vars {
+        cmd.env(n, std::ffi::OsStr::from_bytes(v));
+    }
+    let mut child = cmd.spawn().unwrap();
+    // Write everything, more than CONTENT_LENGTH if asked; a broken pipe is fine.
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    let out = child.wait_with_output().unwrap();
+    let split = out
+        .stdout
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a CGI head");
+    (
+        String::from_utf8_lossy(&out.stdout[..split]).into_owned(),
+        out.stdout[split + 4..].to_vec(),
+    )
+}
+
+fn base(config: &[u8]) -> Vec<(&'static str, &[u8])> {
+    vec![
+        ("GATEWAY_INTERFACE", b"CGI/1.1"),
+        ("GATEWAYD_CONFIG", config),
+        ("SERVER_NAME", b"localhost"),
+        ("SERVER_PORT", b"80"),
+        ("SERVER_PROTOCOL", b"HTTP/1.1"),
+        ("REMOTE_ADDR", b"127.0.0.1"),
+        ("SCRIPT_NAME", b"/cgi-bin/gw"),
+        ("QUERY_STRING", b""),
+    ]
+}
+
+#[test]
+fn direct_invocation_reads_stdin_up_to_content_length_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path());
+    let conf_bytes = conf.display().to_string();
+    let mut vars = base(conf_bytes.as_bytes());
+    vars.extend([
+        ("REQUEST_METHOD", &b"POST"[..]),
+        ("PATH_INFO", b"/sub/environ/x"),
+        ("CONTENT_LENGTH", b"5"),
+        ("CONTENT_TYPE", b"text/plain"),
+        ("HTTP_X_NAME", b"caf\xe9"),
+    ]);
+    let (head, body) = invoke(&[], &vars, b"helloEXTRA BYTES THE HOST LEFT IN STDIN");
+    assert!(head.starts_with("Status: 200 OK\r\n"), "{head}");
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["protocol"], "cgi");
+    assert_eq!(doc["body_length"], 5);
+    assert_eq!(doc["body_sha256"], sha256(b"hello"));
+    assert_eq!(
+        doc["environ"]["SCRIPT_NAME"], "/cgi-bin/gw/sub",
+        "mounts apply below the script's path"
+    );
+    assert_eq!(doc["environ"]["PATH_INFO"], "/environ/x");
+    assert_eq!(
+        doc["environ"]["HTTP_X_NAME"], "caf\\xE9",
+        "non-UTF-8 bytes arrive intact"
+    );
+    assert!(doc["environ"].get("GATEWAYD_CONFIG").is_none());
+}
+
+#[test]
+fn head_has_no_body_and_isindex_arguments_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path());
+    let conf_bytes = conf.display().to_string();
+    let mut vars = base(conf_bytes.as_bytes());
+    vars.extend([
+        ("REQUEST_METHOD", &b"HEAD"[..]),
+        ("PATH_INFO", b"/get"),
+        ("QUERY_STRING", b"isindex"),
+    ]);
+    let (head, body) = invoke(&["isindex"], &vars, b"");
+    assert!(head.starts_with("Status: 200 OK\r\n"), "{head}");
+    assert!(head.contains("Content-Type: application/json"), "{head}");
+    assert!(body.is_empty());
+}
+
+#[test]
+fn the_cgi_subcommand_and_a_bad_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path());
+    let mut vars = base(b"");
+    vars.retain(|(n, _)| *n != "GATEWAYD_CONFIG");
+    vars.extend([
+        ("REQUEST_METHOD", &b"GET"[..]),
+        ("PATH_INFO", b"/status/204"),
+    ]);
+    let conf_arg = conf.display().to_string();
+    let (head, body) = invoke(&["cgi", "--config", &conf_arg], &vars, b"");
+    assert!(head.starts_with("Status: 204 No Content"), "{head}");
+    assert!(body.is_empty());
+
+    std::fs::write(&conf, "[apps.bin]\ntype = \"nope\"\n").unwrap();
+    let (head, _) = invoke(&["cgi", "--config", &conf_arg], &vars, b"");
+    assert!(head.starts_with("Status: 500"), "{head}");
+}
+
+/// A cgi-bin holding the one-line wrapper `gw`, readable by the host's user.
+fn cgi_bin(dir: &Path, conf: &Path) -> PathBuf {
+    let bin = dir.join("cgi-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let wrapper = bin.join("gw");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nGATEWAYD_CONFIG={} exec {}\n",
+            conf.display(),
+            gatewayd_bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+/// What every CGI host must get right.
+async fn host_checks(addr: std::net::SocketAddr) {
+    let reply = get(addr, "/cgi-bin/gw/sub/environ/x?y=1").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let doc = reply.json();
+    assert_eq!(doc["protocol"], "cgi");
+    assert_eq!(doc["environ"]["SCRIPT_NAME"], "/cgi-bin/gw/sub");
+    assert_eq!(doc["environ"]["PATH_INFO"], "/environ/x");
+    assert_eq!(doc["environ"]["QUERY_STRING"], "y=1");
+    assert_eq!(doc["environ"]["GATEWAY_INTERFACE"], "CGI/1.1");
+
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    let doc = send(addr, req("POST", "/cgi-bin/gw/environ", data.clone()))
+        .await
+        .json();
+    assert_eq!(doc["body_length"], 2_000_000);
+    assert_eq!(doc["body_sha256"], sha256(&data));
+
+    let reply = get(addr, "/cgi-bin/gw/status/418").await;
+    assert_eq!(reply.status, 418);
+    let reply = get(addr, "/cgi-bin/gw/response-headers?X-Multi=1&X-Multi=2").await;
+    // lighttpd keeps the two fields apart; Apache's CGI header scanner merges them into one,
+    // which RFC 9110 §5.3 makes the same field. Either way both values arrive, in order.
+    let multi: Vec<_> = reply
+        .headers
+        .get_all("x-multi")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(multi.join(", "), "1, 2");
+    assert_eq!(get(addr, "/cgi-bin/gw/nowhere").await.status, 404);
+}
+
+#[tokio::test]
+async fn under_lighttpd_mod_cgi() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path());
+    let bin = cgi_bin(dir.path(), &conf);
+    let l = lighttpd(&format!(
+        "server.modules += (\"mod_alias\", \"mod_cgi\")\nalias.url = ( \"/cgi-bin/\" => \"{}/\" )\n\
+         $HTTP[\"url\"] =~ \"^/cgi-bin/\" {{ cgi.assign = ( \"\" => \"\" ) }}",
+        bin.display()
+    ));
+    host_checks(l.addr).await;
+}
+
+#[tokio::test]
+async fn under_apache_mod_cgid() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let conf = config(dir.path());
+    let bin = cgi_bin(dir.path(), &conf);
+    let a = apache(
+        &["alias", "cgid"],
+        &format!(
+            "ScriptSock \"cgid.sock\"\nScriptAlias /cgi-bin/ \"{0}/\"\n\
+             <Directory \"{0}\">\n  Require all granted\n</Directory>\n",
+            bin.display()
+        ),
+    );
+    host_checks(a.addr).await;
+}
