@@ -10,6 +10,12 @@ command -v hyperfine >/dev/null && command -v gcc >/dev/null || {
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cargo build --release -q
+# The same binary linked statically and without PIE: no dynamic relocations or symbol
+# lookups at exec, which is most of a CGI process's fixed cost. It needs an explicit --target
+# (crt-static cannot build the proc-macros otherwise).
+target=$(rustc -vV | sed -n 's/^host: //p')
+RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
+  cargo build --release -q --target "$target" --target-dir target/static
 cat > "$work/hello.c" <<'C'
 #include <stdio.h>
 int main(void) {
@@ -31,5 +37,6 @@ export GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=GET SCRIPT_NAME=/cgi-bin/hello P
   GATEWAYD_CONFIG="$work/gatewayd.toml"
 hyperfine -N --warmup 100 --runs 2000 --export-markdown "$work/result.md" \
   -n "C hello" "$work/hello-c" \
-  -n "gatewayd (CGI)" "target/release/gatewayd"
+  -n "gatewayd (CGI)" "target/release/gatewayd" \
+  -n "gatewayd (CGI, static)" "target/static/$target/release/gatewayd"
 cat "$work/result.md"
