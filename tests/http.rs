@@ -4,7 +4,6 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{Client, Daemon, HTTPBIN, count, get, raw_exchange, req, send, sha256};
@@ -220,7 +219,7 @@ async fn expect_100_continue() {
 
 #[tokio::test]
 async fn a_panicking_app_costs_one_500() {
-    let bin = example_bin("embedding");
+    let bin = common::example_bin("embedding");
     let config = r#"
 [[listen]]
 protocol = "http"
@@ -252,22 +251,6 @@ lint = true
         log.contains("request{id=1}"),
         "the panic is logged with its request id: {log}"
     );
-}
-
-/// An example binary cargo built next to the test binaries (`cargo test` builds examples).
-fn example_bin(name: &str) -> PathBuf {
-    let mut dir = std::env::current_exe().unwrap();
-    dir.pop();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let bin = dir.join("examples").join(name);
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo test` for all targets (it builds the examples)",
-        bin.display()
-    );
-    bin
 }
 
 #[tokio::test]

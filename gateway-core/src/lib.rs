@@ -31,12 +31,16 @@ mod app;
 mod body;
 mod cgi;
 mod environ;
+mod http_request;
+mod http_response;
 mod lint;
 mod recover;
 mod redirect;
 mod registry;
 mod response;
 mod router;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 pub use access_log::AccessLog;
 pub use app::{App, AppFn, app_fn};
@@ -44,6 +48,8 @@ pub use async_trait::async_trait;
 pub use body::{Body, BodyError, BoxError};
 pub use cgi::{CgiError, CgiParams, InvalidHead, PathMode, write_response_head};
 pub use environ::{Environ, Protocol};
+pub use http_request::{ConnInfo, NotHttp, SERVER_SOFTWARE, environ, request_from_environ};
+pub use http_response::{from_http, into_http};
 pub use lint::{Lint, Violation, check_environ, check_response};
 pub use recover::CatchPanic;
 pub use redirect::{LocalRedirect, LocalRedirects};

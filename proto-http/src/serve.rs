@@ -12,7 +12,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
-use crate::{ConnInfo, environ, into_http};
+use gateway_core::{ConnInfo, environ, into_http};
 
 /// The limits of the HTTP front-end.
 #[derive(Clone, Debug)]

@@ -22,6 +22,22 @@ pub fn gatewayd_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gatewayd"))
 }
 
+/// An example binary cargo built next to the test binaries (`cargo test` builds examples).
+pub fn example_bin(name: &str) -> PathBuf {
+    let mut dir = std::env::current_exe().expect("test binary path");
+    dir.pop();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let bin = dir.join("examples").join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test` for all targets (it builds the examples)",
+        bin.display()
+    );
+    bin
+}
+
 /// A running daemon; killed on drop.
 pub struct Daemon {
     child: Child,

@@ -1,13 +1,15 @@
-//! An HTTP request head as CGI meta-variables (RFC 3875 §4.1), exactly as a CGI server sets
-//! them.
+//! HTTP requests and environs, both ways: an HTTP request head as the CGI meta-variables a
+//! CGI server would set (RFC 3875 §4.1), and an environ as an `http::Request` for apps written
+//! against `http` (tower, axum).
 
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use gateway_core::{Environ, Protocol};
 use http::request::Parts;
 use http::{Version, header};
-use percent_encoding::percent_decode;
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode, utf8_percent_encode};
+
+use crate::{Body, Environ, Protocol};
 
 /// The two ends of the connection a request came on; `None` on a unix socket.
 #[derive(Clone, Copy, Debug, Default)]
@@ -29,7 +31,7 @@ pub const SERVER_SOFTWARE: &str = concat!("gatewayd/", env!("CARGO_PKG_VERSION")
 /// dropped: `X_Foo` would otherwise pass for `X-Foo`, or overwrite a CGI variable.
 ///
 /// ```
-/// use proto_http::{ConnInfo, environ};
+/// use gateway_core::{ConnInfo, environ};
 ///
 /// let req = http::Request::get("/a%20b?x=%20")
 ///     .header("Host", "example.com:8080")
@@ -109,6 +111,93 @@ pub fn environ(parts: &Parts, conn: &ConnInfo) -> Environ {
     }
     env
 }
+
+/// What cannot become an `http::Request`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the environ is not an HTTP request: {0}")]
+pub struct NotHttp(pub String);
+
+/// The environ as an `http::Request`, for apps written against `http` (tower, axum).
+///
+/// The URI's path is `PATH_INFO` (percent-encoded again), so an app mounted at `/api` routes on
+/// what is below `/api`, as axum's `nest` does; the query is `QUERY_STRING`. The headers come
+/// from `HTTP_*`, `CONTENT_TYPE` and `CONTENT_LENGTH` (a missing `Host` is made from
+/// `SERVER_NAME` and `SERVER_PORT`). The environ itself travels along as an extension, so
+/// `SCRIPT_NAME`, `REMOTE_ADDR` or anything a front server sent stays at hand.
+///
+/// ```
+/// use gateway_core::{Body, Environ, Protocol, request_from_environ};
+///
+/// let mut env = Environ::new(Protocol::FastCgi);
+/// for (n, v) in [("REQUEST_METHOD", "POST"), ("SCRIPT_NAME", "/api"), ("PATH_INFO", "/a b"),
+///                ("QUERY_STRING", "x=1"), ("HTTP_HOST", "example.org"), ("CONTENT_TYPE", "text/plain")] {
+///     env.insert(n, v);
+/// }
+/// let req = request_from_environ(env, Body::empty()).unwrap();
+/// assert_eq!(req.uri(), "/a%20b?x=1");
+/// assert_eq!(req.headers()["content-type"], "text/plain");
+/// assert_eq!(req.extensions().get::<Environ>().unwrap().script_name(), b"/api");
+/// ```
+pub fn request_from_environ(env: Environ, body: Body) -> Result<http::Request<Body>, NotHttp> {
+    let method = http::Method::from_bytes(env.method().as_bytes())
+        .map_err(|_| NotHttp(format!("REQUEST_METHOD {:?}", env.method())))?;
+    let path = env.path_info();
+    let path = std::str::from_utf8(path)
+        .map(|p| utf8_percent_encode(p, PATH).to_string())
+        .unwrap_or_else(|_| percent_encoding::percent_encode(path, PATH).to_string());
+    let mut uri = if path.is_empty() {
+        "/".to_owned()
+    } else {
+        path
+    };
+    if !env.query_string().is_empty() {
+        uri.push('?');
+        uri.push_str(&String::from_utf8_lossy(env.query_string()));
+    }
+    let uri: http::Uri = uri.parse().map_err(|e| NotHttp(format!("URI: {e}")))?;
+    let version = match env.server_protocol() {
+        b"HTTP/1.0" => Version::HTTP_10,
+        b"HTTP/2" | b"HTTP/2.0" => Version::HTTP_2,
+        _ => Version::HTTP_11,
+    };
+    let mut req = http::Request::new(body);
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.version_mut() = version;
+    let headers = req.headers_mut();
+    for (name, value) in env.headers() {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            header::HeaderValue::from_bytes(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    if !headers.contains_key(header::HOST) {
+        let host = match env.server_port() {
+            Some(80) | None => String::from_utf8_lossy(env.server_name()).into_owned(),
+            Some(port) => format!("{}:{port}", String::from_utf8_lossy(env.server_name())),
+        };
+        if let Ok(host) = header::HeaderValue::from_str(&host) {
+            headers.insert(header::HOST, host);
+        }
+    }
+    req.extensions_mut().insert(env);
+    Ok(req)
+}
+
+/// What a URI path may not hold as it is (RFC 3986 §3.3): it is percent-encoded.
+const PATH: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
 
 /// `user-agent` becomes `HTTP_USER_AGENT`.
 fn header_var(name: &str) -> Bytes {
@@ -197,7 +286,7 @@ mod tests {
         assert_eq!(s(&env, "GATEWAY_INTERFACE"), "CGI/1.1");
         assert_eq!(env.get("HTTP_CONTENT_TYPE"), None);
         assert_eq!(env.get("HTTP_CONTENT_LENGTH"), None);
-        gateway_core::check_environ(&env).unwrap();
+        crate::check_environ(&env).unwrap();
     }
 
     #[test]
@@ -223,6 +312,26 @@ mod tests {
         assert_eq!(s(&env, "HTTP_COOKIE"), "x=1; y=2");
         assert_eq!(s(&env, "HTTP_X_REAL_IP"), "1.1.1.1");
         assert_eq!(env.get("CONTENT_LENGTH"), None);
+    }
+
+    #[test]
+    fn back_to_http_and_round_trip() {
+        let env = env_of(
+            http::Request::put("/caf%C3%A9/x%20y?q=%20")
+                .header("Host", "example.org:8080")
+                .header("Accept", "a")
+                .header("Accept", "b")
+                .header("Content-Length", "3"),
+        );
+        let req = request_from_environ(env, Body::empty()).unwrap();
+        assert_eq!(req.method(), "PUT");
+        assert_eq!(req.uri(), "/caf%C3%A9/x%20y?q=%20");
+        assert_eq!(req.headers()["host"], "example.org:8080");
+        assert_eq!(req.headers()["accept"], "a, b");
+        assert_eq!(req.headers()["content-length"], "3");
+        let mut env = Environ::new(Protocol::Cgi);
+        env.insert("REQUEST_METHOD", "GE T");
+        assert!(request_from_environ(env, Body::empty()).is_err());
     }
 
     #[test]

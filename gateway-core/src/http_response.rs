@@ -1,8 +1,10 @@
-//! An app's [`Response`] as an `http::Response` for hyper.
+//! Responses and `http::Response`s, both ways.
 
-use gateway_core::{Body, Response};
+use bytes::Bytes;
 use http::header::{CONNECTION, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use http::{HeaderMap, StatusCode};
+
+use crate::{Body, BoxError, Response};
 
 /// Validates the status and headers on the way out. An invalid one cannot go on the wire, so
 /// it becomes a 500 and an error in the log. `Transfer-Encoding` is hyper's to decide and is
@@ -39,6 +41,33 @@ fn internal_error() -> http::Response<Body> {
     into_http(Response::error(500))
 }
 
+/// An `http::Response` (from hyper, tower or axum) as a [`Response`]: headers in order, the
+/// body streamed as it comes, extensions kept.
+pub fn from_http<B>(res: http::Response<B>) -> Response
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = res.into_parts();
+    let mut headers = Vec::with_capacity(parts.headers.len());
+    let mut last = None;
+    for (name, value) in parts.headers {
+        // HeaderMap names a repeated field only once: the following values carry `None`.
+        if let Some(name) = name {
+            last = Some(Bytes::copy_from_slice(name.as_str().as_bytes()));
+        }
+        if let Some(name) = &last {
+            headers.push((name.clone(), Bytes::copy_from_slice(value.as_bytes())));
+        }
+    }
+    Response {
+        status: parts.status.as_u16(),
+        headers,
+        body: Body::new(body),
+        extensions: parts.extensions,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +83,26 @@ mod tests {
         let cookies: Vec<_> = out.headers().get_all("set-cookie").iter().collect();
         assert_eq!(cookies, ["a=1", "b=2"]);
         assert!(out.headers().get("transfer-encoding").is_none());
+    }
+
+    #[test]
+    fn from_http_keeps_order_and_repeats() {
+        let res = http::Response::builder()
+            .status(201)
+            .header("set-cookie", "a=1")
+            .header("x-one", "1")
+            .header("set-cookie", "b=2")
+            .body(Body::from("hi"))
+            .unwrap();
+        let res = from_http(res);
+        assert_eq!(res.status, 201);
+        let cookies: Vec<_> = res
+            .headers
+            .iter()
+            .filter(|(n, _)| &n[..] == b"set-cookie")
+            .collect();
+        assert_eq!(cookies.len(), 2);
+        assert_eq!(res.header("x-one"), Some(&b"1"[..]));
     }
 
     #[test]
