@@ -26,6 +26,7 @@ pub mod config;
 pub mod listen;
 pub mod logging;
 pub mod server;
+pub mod systemd;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -141,7 +142,7 @@ impl Daemon {
                         return ExitCode::FAILURE;
                     }
                 };
-                let result = runtime.block_on(server::serve(config));
+                let result = runtime.block_on(server::serve(&arg.config, &self.registry, config));
                 runtime.shutdown_timeout(std::time::Duration::from_millis(200));
                 match result {
                     Ok(()) => ExitCode::SUCCESS,

@@ -48,6 +48,7 @@ impl Listener {
             ListenAddress::Tcp(addr) => Socket::Tcp(TcpListener::bind(addr.as_str()).await?),
             ListenAddress::Unix(path) => bind_unix(path, cfg)?,
             ListenAddress::Fd(fd) => inherit(*fd)?,
+            ListenAddress::Systemd(name) => inherit(systemd_fd(name)?)?,
         };
         Ok(Listener {
             protocol: cfg.protocol,
@@ -69,6 +70,41 @@ impl Listener {
             }
             Socket::Unix(l, _) => Ok((Stream::Unix(l.accept().await?.0), ConnInfo::default())),
         }
+    }
+}
+
+impl Listener {
+    /// Takes every connection the kernel has already completed, without waiting: called when
+    /// the listener closes, so that they are served instead of reset.
+    pub fn drain_backlog(&self) -> Vec<(Stream, ConnInfo)> {
+        use nix::sys::socket::{SockFlag, accept4};
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        let fd = match &self.socket {
+            Socket::Tcp(l) => l.as_raw_fd(),
+            Socket::Unix(l, _) => l.as_raw_fd(),
+        };
+        let mut drained = Vec::new();
+        while let Ok(raw) = accept4(fd, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC) {
+            // SAFETY: accept4 just returned this descriptor; nothing else owns it.
+            let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+            let accepted = match &self.socket {
+                Socket::Tcp(_) => TcpStream::from_std(std::net::TcpStream::from(owned)).map(|s| {
+                    let conn = ConnInfo {
+                        local: s.local_addr().ok(),
+                        remote: s.peer_addr().ok(),
+                    };
+                    (Stream::Tcp(s), conn)
+                }),
+                Socket::Unix(..) => {
+                    UnixStream::from_std(std::os::unix::net::UnixStream::from(owned))
+                        .map(|s| (Stream::Unix(s), ConnInfo::default()))
+                }
+            };
+            if let Ok(pair) = accepted {
+                drained.push(pair);
+            }
+        }
+        drained
     }
 }
 
@@ -126,7 +162,7 @@ pub fn stdin_is_listener() -> bool {
 
 fn check_listening(fd: i32) -> io::Result<()> {
     use nix::errno::Errno;
-    use nix::sys::socket::{SockaddrStorage, getpeername, getsockopt, sockopt};
+    use nix::sys::socket::{SockType, SockaddrStorage, getpeername, getsockopt, sockopt};
     match getpeername::<SockaddrStorage>(fd) {
         Err(Errno::ENOTCONN) => {}
         Ok(_) => {
@@ -139,6 +175,9 @@ fn check_listening(fd: i32) -> io::Result<()> {
     }
     // SAFETY: the descriptor stays open for this call; nothing is closed or taken over here.
     let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    if getsockopt(&borrowed, sockopt::SockType).ok() != Some(SockType::Stream) {
+        return Err(io::Error::other(format!("fd {fd} is not a stream socket")));
+    }
     match getsockopt(&borrowed, sockopt::AcceptConn) {
         Ok(true) => Ok(()),
         Ok(false) => Err(io::Error::other(format!(
@@ -194,6 +233,29 @@ fn remove_stale(path: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path),
         Err(e) => Err(e),
     }
+}
+
+/// The sockets systemd passed (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES), each taken once.
+static SYSTEMD_FDS: std::sync::Mutex<Option<Vec<(i32, String)>>> = std::sync::Mutex::new(None);
+
+/// The first not yet taken descriptor systemd passed under `name` (`FileDescriptorName=`,
+/// by default the socket unit's name).
+fn systemd_fd(name: &str) -> io::Result<i32> {
+    let mut fds = SYSTEMD_FDS.lock().unwrap_or_else(|p| p.into_inner());
+    let fds = match &mut *fds {
+        Some(fds) => fds,
+        empty => empty.insert(sd_notify::listen_fds_with_names()?.collect()),
+    };
+    let Some(at) = fds.iter().position(|(_, n)| n == name) else {
+        let names: Vec<_> = fds.iter().map(|(_, n)| n.as_str()).collect();
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "systemd passed no socket named {name:?} (names left: {names:?}; see LISTEN_FDNAMES)"
+            ),
+        ));
+    };
+    Ok(fds.remove(at).0)
 }
 
 fn user_id(name: &str) -> io::Result<Uid> {

@@ -137,6 +137,8 @@ pub enum ListenAddress {
     /// `fd:N`: a listening socket inherited on descriptor N (FastCGI's convention is `fd:0`,
     /// as spawn-fcgi, lighttpd's `bin-path` and mod_fcgid pass it).
     Fd(i32),
+    /// `systemd:NAME`: a socket passed by systemd socket activation, by its name.
+    Systemd(String),
 }
 
 impl fmt::Display for ListenAddress {
@@ -145,6 +147,7 @@ impl fmt::Display for ListenAddress {
             ListenAddress::Tcp(a) => f.write_str(a),
             ListenAddress::Unix(p) => write!(f, "unix:{}", p.display()),
             ListenAddress::Fd(fd) => write!(f, "fd:{fd}"),
+            ListenAddress::Systemd(name) => write!(f, "systemd:{name}"),
         }
     }
 }
@@ -157,6 +160,14 @@ impl<'de> Deserialize<'de> for ListenAddress {
                 return Err(de::Error::custom("unix: needs a socket path"));
             }
             return Ok(ListenAddress::Unix(path.into()));
+        }
+        if let Some(name) = s.strip_prefix("systemd:") {
+            if name.is_empty() || name.contains(':') {
+                return Err(de::Error::custom(format!(
+                    "{s:?}: systemd: takes a socket name"
+                )));
+            }
+            return Ok(ListenAddress::Systemd(name.to_owned()));
         }
         if let Some(fd) = s.strip_prefix("fd:") {
             return match fd.parse() {
@@ -171,7 +182,7 @@ impl<'de> Deserialize<'de> for ListenAddress {
             .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
         if !port_ok {
             return Err(de::Error::custom(format!(
-                "address {s:?} is not host:port, [v6]:port, unix:/path or fd:N"
+                "address {s:?} is not host:port, [v6]:port, unix:/path, fd:N or systemd:NAME"
             )));
         }
         Ok(ListenAddress::Tcp(s))

@@ -44,6 +44,7 @@ pub struct Daemon {
     /// Every `listening PROTOCOL ADDRESS` line, in order.
     pub listening: Vec<(String, String)>,
     pub dir: tempfile::TempDir,
+    stdout: mpsc::Receiver<String>,
 }
 
 impl Daemon {
@@ -60,6 +61,11 @@ impl Daemon {
 
     /// The same with extra command-line arguments after `serve --config FILE`.
     pub fn start_with(bin: &Path, config: &str, args: &[&str]) -> Daemon {
+        Daemon::start_full(bin, config, args, &[])
+    }
+
+    /// The same with extra environment variables too.
+    pub fn start_full(bin: &Path, config: &str, args: &[&str], envs: &[(&str, String)]) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = config.replace("{dir}", &dir.path().display().to_string());
         let expected = config.matches("[[listen]]").count();
@@ -70,6 +76,7 @@ impl Daemon {
             .args(["serve", "--config"])
             .arg(&path)
             .args(args)
+            .envs(envs.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -89,21 +96,53 @@ impl Daemon {
             child,
             listening: Vec::new(),
             dir,
+            stdout: rx,
         };
+        daemon.wait_listening(expected);
+        daemon
+    }
+
+    /// Reads stdout until `count` listeners have been announced in all (20 s at most).
+    pub fn wait_listening(&mut self, count: usize) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while daemon.listening.len() < expected {
+        while self.listening.len() < count {
             let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
+            match self.stdout.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(rest) = line.strip_prefix("listening ") {
                         let (proto, addr) = rest.split_once(' ').expect("listening PROTO ADDR");
-                        daemon.listening.push((proto.into(), addr.into()));
+                        self.listening.push((proto.into(), addr.into()));
                     }
                 }
-                Err(_) => panic!("gatewayd did not start:\n{}", daemon.stderr()),
+                Err(_) => panic!(
+                    "gatewayd did not announce {count} listeners:\n{}",
+                    self.stderr()
+                ),
             }
         }
-        daemon
+    }
+
+    /// The config file the daemon runs on.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("gatewayd.toml")
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until the log holds `needle` (5 s at most).
+    pub fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.stderr().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "the log never said {needle:?}:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The first TCP address of the first listener.

@@ -1,0 +1,104 @@
+//! A listener's protocol, with its limits and its connection cap.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use gateway_core::{App, ConnInfo};
+use proto_fastcgi::FastCgiConfig;
+use proto_http::HttpConfig;
+use proto_scgi::ScgiConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ListenConfig, ListenProtocol, ServerConfig};
+
+/// How a listener serves its connections.
+pub struct Front {
+    pub protocol: Protocol,
+    /// One permit per open connection (`max_connections`).
+    pub connections: Arc<Semaphore>,
+}
+
+/// A protocol and its limits.
+pub enum Protocol {
+    Http(Arc<HttpConfig>),
+    Fastcgi(Arc<FastCgiConfig>),
+    Scgi(Arc<ScgiConfig>),
+}
+
+impl Front {
+    /// The front of one `[[listen]]` entry, with `[server]`'s defaults for what it leaves out.
+    pub fn new(cfg: &ListenConfig, server: &ServerConfig) -> Front {
+        let max_body_size = cfg.max_body_size.unwrap_or(server.max_body_size);
+        let header_read_timeout = cfg
+            .header_read_timeout
+            .unwrap_or(server.header_read_timeout);
+        let max_params_size = cfg
+            .max_params_size
+            .as_ref()
+            .map(|m| usize::try_from(*m.get_ref()).unwrap_or(usize::MAX));
+        let protocol = match cfg.protocol {
+            ListenProtocol::Http => Protocol::Http(Arc::new(HttpConfig {
+                max_body_size,
+                header_read_timeout,
+                ..HttpConfig::default()
+            })),
+            ListenProtocol::Fastcgi => {
+                let defaults = FastCgiConfig::default();
+                Protocol::Fastcgi(Arc::new(FastCgiConfig {
+                    max_requests: cfg
+                        .max_requests
+                        .as_ref()
+                        .map_or(defaults.max_requests, |m| *m.get_ref()),
+                    max_connections: cfg.max_connections,
+                    max_params_size: max_params_size.unwrap_or(defaults.max_params_size),
+                    max_body_size,
+                    header_read_timeout,
+                }))
+            }
+            ListenProtocol::Scgi => Protocol::Scgi(Arc::new(ScgiConfig {
+                max_header_size: max_params_size.unwrap_or(ScgiConfig::default().max_header_size),
+                max_body_size,
+                header_read_timeout,
+            })),
+        };
+        Front {
+            protocol,
+            connections: Arc::new(Semaphore::new(cfg.max_connections.max(1))),
+        }
+    }
+}
+
+impl Protocol {
+    /// The connection's whole life under this protocol.
+    pub fn serve<S>(
+        &self,
+        s: S,
+        conn: ConnInfo,
+        app: Arc<dyn App>,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, ()>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        match self {
+            Protocol::Http(cfg) => Box::pin(proto_http::serve_connection(
+                s,
+                conn,
+                app,
+                cfg.clone(),
+                shutdown,
+            )),
+            Protocol::Fastcgi(cfg) => Box::pin(proto_fastcgi::serve_connection(
+                s,
+                app,
+                cfg.clone(),
+                shutdown,
+            )),
+            Protocol::Scgi(cfg) => {
+                Box::pin(proto_scgi::serve_connection(s, app, cfg.clone(), shutdown))
+            }
+        }
+    }
+}

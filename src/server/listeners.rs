@@ -1,0 +1,173 @@
+//! The open listeners, keyed by address, and their accept loops. A reload applies a new list:
+//! what stays keeps its socket (and gets the new limits), what is new is bound first (all or
+//! nothing), what is gone stops accepting while its connections finish.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+use gateway_core::App;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::front::Front;
+use crate::config::{ListenConfig, ServerConfig};
+use crate::listen::{Listener, Stream};
+
+/// Every listener the daemon serves.
+pub struct Listeners {
+    running: Vec<Running>,
+    app: Arc<dyn App>,
+    /// Fired once, on SIGTERM/SIGINT: every accept loop stops and every connection drains.
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+struct Running {
+    key: String,
+    front: Arc<ArcSwap<Front>>,
+    /// Stops this listener's accept loop (a reload dropped it, or the daemon drains).
+    stop: CancellationToken,
+}
+
+impl Listeners {
+    /// No listeners yet.
+    pub fn new(app: Arc<dyn App>, shutdown: CancellationToken, tracker: TaskTracker) -> Self {
+        Listeners {
+            running: Vec::new(),
+            app,
+            shutdown,
+            tracker,
+        }
+    }
+
+    /// How many listeners are open.
+    pub fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Whether none is open.
+    pub fn is_empty(&self) -> bool {
+        self.running.is_empty()
+    }
+
+    /// Makes the open listeners those of `wanted`. New addresses are bound before anything
+    /// changes, so a failure leaves every listener as it was.
+    pub async fn apply(
+        &mut self,
+        wanted: &[ListenConfig],
+        server: &ServerConfig,
+    ) -> anyhow::Result<()> {
+        let mut fresh = Vec::new();
+        for cfg in wanted {
+            let key = cfg.address.get_ref().to_string();
+            let known = self.running.iter().any(|r| r.key == key)
+                || fresh.iter().any(|(k, _, _)| *k == key);
+            if !known {
+                let listener = Listener::bind(cfg)
+                    .await
+                    .with_context(|| format!("cannot listen on {key}"))?;
+                fresh.push((key, cfg, listener));
+            }
+        }
+        for running in &self.running {
+            if let Some(cfg) = wanted
+                .iter()
+                .find(|c| c.address.get_ref().to_string() == running.key)
+            {
+                running.front.store(Arc::new(Front::new(cfg, server)));
+            }
+        }
+        self.running.retain(|r| {
+            let keep = wanted
+                .iter()
+                .any(|c| c.address.get_ref().to_string() == r.key);
+            if !keep {
+                tracing::info!(address = %r.key, "closing a listener the config no longer names");
+                r.stop.cancel();
+            }
+            keep
+        });
+        for (key, cfg, listener) in fresh {
+            println!("listening {} {listener}", listener.protocol);
+            tracing::info!(protocol = %listener.protocol, address = %listener, "listening");
+            let front = Arc::new(ArcSwap::from_pointee(Front::new(cfg, server)));
+            let stop = self.shutdown.child_token();
+            let accept = AcceptLoop {
+                listener,
+                front: front.clone(),
+                app: self.app.clone(),
+                stop: stop.clone(),
+                shutdown: self.shutdown.clone(),
+                tracker: self.tracker.clone(),
+            };
+            self.tracker.spawn(accept.run());
+            self.running.push(Running { key, front, stop });
+        }
+        std::io::stdout().flush().ok();
+        Ok(())
+    }
+}
+
+struct AcceptLoop {
+    listener: Listener,
+    front: Arc<ArcSwap<Front>>,
+    app: Arc<dyn App>,
+    stop: CancellationToken,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl AcceptLoop {
+    async fn run(self) {
+        loop {
+            let front = self.front.load_full();
+            // At max_connections, stop accepting: new connections wait in the kernel's backlog.
+            let accepted = tokio::select! {
+                biased;
+                () = self.stop.cancelled() => break,
+                r = async {
+                    let permit = front.connections.clone().acquire_owned().await;
+                    (permit, self.listener.accept().await)
+                } => r,
+            };
+            let (Ok(permit), accepted) = accepted else {
+                break;
+            };
+            match accepted {
+                Ok((stream, conn)) => self.spawn(&front, stream, conn, Some(permit)),
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning; the socket stays open.
+                    tracing::warn!(address = %self.listener, error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+        // Connections the kernel already completed would be reset when the socket closes:
+        // serve them too, so that nothing a client managed to connect is lost.
+        let front = self.front.load_full();
+        for (stream, conn) in self.listener.drain_backlog() {
+            self.spawn(&front, stream, conn, None);
+        }
+        tracing::debug!(address = %self.listener, "stopped accepting");
+    }
+
+    fn spawn(
+        &self,
+        front: &Front,
+        stream: Stream,
+        conn: gateway_core::ConnInfo,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) {
+        let (app, shutdown) = (self.app.clone(), self.shutdown.clone());
+        let served = match stream {
+            Stream::Tcp(s) => front.protocol.serve(s, conn, app, shutdown),
+            Stream::Unix(s) => front.protocol.serve(s, conn, app, shutdown),
+        };
+        self.tracker.spawn(async move {
+            served.await;
+            drop(permit);
+        });
+    }
+}

@@ -1,0 +1,115 @@
+//! Serving: open every listener, accept on each, reload on SIGHUP, drain on SIGTERM/SIGINT.
+
+mod front;
+mod listeners;
+mod stack;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use gateway_core::Registry;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use stack::{Reloadable, app_stack};
+
+use crate::config::{Config, ListenAddress, ListenConfig};
+use crate::{listen, systemd};
+use listeners::Listeners;
+
+/// Runs until SIGTERM or SIGINT, then stops accepting, lets in-flight requests finish for up
+/// to `shutdown_timeout`, and returns (whatever is left is cancelled with the runtime).
+///
+/// - Each bound address is printed on stdout as `listening PROTOCOL ADDRESS`, so a supervisor
+///   or a test can find a port chosen by the kernel (`:0`).
+/// - SIGHUP re-reads `path`: an invalid config is logged and the old one stays; a valid one
+///   swaps apps and mounts at once and opens, keeps or closes listeners to match.
+/// - systemd is told READY, RELOADING and STOPPING, pinged for its watchdog, and sees a status.
+/// - When descriptor 0 is a listening socket (a web server spawned us) and no listener names
+///   `fd:0`, FastCGI is served on it too.
+pub async fn serve(path: &Path, registry: &Registry, config: Config) -> anyhow::Result<()> {
+    // Before anything is announced: a signal sent as soon as `listening` shows must be ours.
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
+    let mut sighup = signal(SignalKind::hangup()).context("cannot catch SIGHUP")?;
+
+    let app = Arc::new(Reloadable::new(config.router));
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let mut listeners = Listeners::new(app.clone(), shutdown.clone(), tracker.clone());
+    let mut server = config.server;
+    listeners.apply(&with_stdin(config.listen), &server).await?;
+    if listeners.is_empty() {
+        tracing::warn!("the config has no [[listen]] entry: nothing to serve");
+    }
+    systemd::ready(&format!("serving on {} listeners", listeners.len()));
+    systemd::spawn_watchdog();
+
+    let name = loop {
+        tokio::select! {
+            _ = sigterm.recv() => break "SIGTERM",
+            _ = sigint.recv() => break "SIGINT",
+            _ = sighup.recv() => {
+                systemd::reloading();
+                match reload(path, registry, &app, &mut listeners).await {
+                    Ok(new_server) => {
+                        server = new_server;
+                        tracing::info!(config = %path.display(), "reloaded");
+                        systemd::ready(&format!("reloaded; serving on {} listeners", listeners.len()));
+                    }
+                    Err(e) => {
+                        tracing::error!("reload failed, the old config stays: {e:#}");
+                        systemd::ready(&format!("reload failed ({e}); serving the old config"));
+                    }
+                }
+            }
+        }
+    };
+    tracing::info!(signal = name, timeout = ?server.shutdown_timeout, "draining");
+    systemd::stopping();
+    shutdown.cancel();
+    tracker.close();
+    drain(&tracker, server.shutdown_timeout).await;
+    Ok(())
+}
+
+/// Loads `path` again and applies it; on any error nothing has changed.
+async fn reload(
+    path: &Path,
+    registry: &Registry,
+    app: &Reloadable,
+    listeners: &mut Listeners,
+) -> anyhow::Result<crate::config::ServerConfig> {
+    let config = Config::load(path, registry)?;
+    listeners
+        .apply(&with_stdin(config.listen), &config.server)
+        .await?;
+    app.swap(config.router);
+    Ok(config.server)
+}
+
+/// The listeners of the config, plus FastCGI on descriptor 0 when a web server spawned us with
+/// a listening socket there (and the config does not name it).
+fn with_stdin(mut wanted: Vec<ListenConfig>) -> Vec<ListenConfig> {
+    let names_fd0 = wanted
+        .iter()
+        .any(|l| *l.address.get_ref() == ListenAddress::Fd(0));
+    if !names_fd0 && listen::stdin_is_listener() {
+        tracing::info!("descriptor 0 is a listening socket: serving FastCGI on it");
+        wanted.push(ListenConfig::inherited_fastcgi());
+    }
+    wanted
+}
+
+async fn drain(tracker: &TaskTracker, timeout: Duration) {
+    match tokio::time::timeout(timeout, tracker.wait()).await {
+        Ok(()) => tracing::info!("drained; exiting"),
+        Err(_) => tracing::warn!(
+            left = tracker.len(),
+            "shutdown_timeout passed; cancelling the connections still open"
+        ),
+    }
+}
