@@ -403,18 +403,34 @@ fn the_systemd_units_verify() {
         .unwrap()
         .replace("/usr/bin/gatewayd", &gatewayd_bin().display().to_string());
     std::fs::write(dir.path().join("gatewayd.service"), service).unwrap();
-    std::fs::copy(configs.join("gatewayd.socket"), dir.path().join("gatewayd.socket")).unwrap();
+    std::fs::copy(
+        configs.join("gatewayd.socket"),
+        dir.path().join("gatewayd.socket"),
+    )
+    .unwrap();
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(dir.path().join("gatewayd.socket"))
         .arg(dir.path().join("gatewayd.service"))
         .output()
         .expect("systemd-analyze");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{text}");
-    assert!(!text.contains("ignoring") && !text.contains("Unknown"), "{text}");
+    assert!(
+        !text.contains("ignoring") && !text.contains("Unknown"),
+        "{text}"
+    );
     let service = std::fs::read_to_string(configs.join("gatewayd.service")).unwrap();
-    for hardening in ["DynamicUser=yes", "ProtectSystem=strict", "NoNewPrivileges=yes", "RuntimeDirectory=gatewayd"] {
+    for hardening in [
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "RuntimeDirectory=gatewayd",
+    ] {
         assert!(service.contains(hardening), "{hardening}");
     }
     let socket = std::fs::read_to_string(configs.join("gatewayd.socket")).unwrap();

@@ -46,6 +46,8 @@ pub struct FastCgiConfig {
     /// How long a request head (BEGIN_REQUEST to the end of PARAMS) may take, and how long a
     /// new connection may stay silent.
     pub header_read_timeout: Duration,
+    /// How long a kept connection (FCGI_KEEP_CONN) may wait for its next request.
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for FastCgiConfig {
@@ -56,6 +58,7 @@ impl Default for FastCgiConfig {
             max_params_size: 64 << 10,
             max_body_size: 100 << 20,
             header_read_timeout: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(75),
         }
     }
 }
@@ -93,6 +96,8 @@ struct Conn {
     draining: bool,
     /// Until the first record, a silent connection is on the head timeout.
     silent_since: Option<Instant>,
+    /// Since when a kept connection has had no request (on the keep-alive timeout).
+    idle_since: Option<Instant>,
 }
 
 /// Serves FastCGI on one connection until the web server closes it, a request without
@@ -119,6 +124,7 @@ pub async fn serve_connection<IO>(
         closing: false,
         draining: false,
         silent_since: Some(Instant::now()),
+        idle_since: None,
     };
     let mut frames = FramedRead::new(rd, RecordDecoder);
     loop {
@@ -141,7 +147,7 @@ pub async fn serve_connection<IO>(
                 None => ControlFlow::Break(()),
             },
             () = tokio::time::sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
-                tracing::debug!("FastCGI request head timed out; closing the connection");
+                tracing::debug!("FastCGI connection timed out (request head or keep-alive wait); closing it");
                 ControlFlow::Break(())
             }
             () = shutdown.cancelled(), if !conn.draining => {
@@ -152,6 +158,11 @@ pub async fn serve_connection<IO>(
         if flow.is_break() {
             break;
         }
+        conn.idle_since = match (conn.requests.is_empty(), conn.idle_since) {
+            (true, None) if conn.silent_since.is_none() => Some(Instant::now()),
+            (true, since) => since,
+            (false, _) => None,
+        };
     }
     for slot in conn.requests.values() {
         if let Slot::Running { task, stdin, .. } = slot {
@@ -413,8 +424,10 @@ impl Conn {
         self.send(buf).await
     }
 
-    /// When the oldest unfinished request head (or the silent new connection) times out.
+    /// When the oldest unfinished request head (or the silent new connection, or the idle
+    /// kept one) times out.
     fn deadline(&self) -> Option<Instant> {
+        let idle = self.idle_since.map(|t| t + self.cfg.keepalive_timeout);
         let oldest = self
             .requests
             .values()
@@ -423,8 +436,9 @@ impl Conn {
                 Slot::Running { .. } => None,
             })
             .chain(self.silent_since)
-            .min()?;
-        Some(oldest + self.cfg.header_read_timeout)
+            .min();
+        let head = oldest.map(|t| t + self.cfg.header_read_timeout);
+        head.into_iter().chain(idle).min()
     }
 
     async fn send(&self, buf: BytesMut) -> ControlFlow<()> {

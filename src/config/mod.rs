@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gateway_core::{App, AppConfig, Lint, Registry, Router};
+use gateway_core::{App, AppConfig, Limit, Lint, Registry, Router};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -45,7 +45,7 @@ impl Config {
         let raw: schema::RawConfig = toml::from_str(source).map_err(toml_err)?;
         let doc = DeTable::parse(source).map_err(toml_err)?;
 
-        let apps = build_apps(path, source, doc.get_ref(), registry)?;
+        let apps = build_apps(path, source, doc.get_ref(), registry, &raw.server)?;
         let mut router = Router::new();
         for mount in &raw.mount {
             let Some(app) = apps.get(mount.app.get_ref()) else {
@@ -86,6 +86,7 @@ fn build_apps(
     source: &str,
     doc: &DeTable<'_>,
     registry: &Registry,
+    server: &ServerConfig,
 ) -> Result<BTreeMap<String, Arc<dyn App>>, ConfigError> {
     let at = |span, msg: String| ConfigError::at(path, source, Some(span), msg);
     let Some(apps) = doc.get("apps") else {
@@ -124,15 +125,30 @@ fn build_apps(
                 ),
             ));
         };
-        let cfg = AppConfig::new(
-            name.get_ref().to_string(),
-            Spanned::new(table.span(), fields.clone()),
-        );
+        // The keys every app type takes are the daemon's; the rest is the type's own.
+        let mut own = fields.clone();
+        let mut common = DeTable::new();
+        for key in schema::COMMON_APP_KEYS {
+            if let Some((k, v)) = own.remove_entry(*key) {
+                common.insert(k, v);
+            }
+        }
+        let common: schema::CommonAppKeys = serde::Deserialize::deserialize(
+            toml::de::Deserializer::from(Spanned::new(table.span(), common)),
+        )
+        .map_err(|e| ConfigError::toml(path, source, &e))?;
+        let cfg = AppConfig::new(name.get_ref().to_string(), Spanned::new(table.span(), own));
         let app = factory(&cfg).map_err(|e| match e.downcast_ref::<toml::de::Error>() {
             Some(te) => ConfigError::toml(path, source, te),
             None => at(table.span(), format!("app {:?}: {e}", name.get_ref())),
         })?;
-        built.insert(name.get_ref().to_string(), app);
+        let limited = Limit::new(app)
+            .max_concurrency(common.max_concurrency)
+            .timeout(common.request_timeout.unwrap_or(server.request_timeout));
+        built.insert(
+            name.get_ref().to_string(),
+            Arc::new(limited) as Arc<dyn App>,
+        );
     }
     Ok(built)
 }
@@ -172,15 +188,6 @@ fn check_listen(path: &Path, source: &str, listen: &ListenConfig) -> Result<(), 
             "max_requests",
             m.span(),
             "applies to protocol = \"fastcgi\" only",
-        );
-    }
-    if let Some(m) = &listen.max_params_size
-        && listen.protocol == ListenProtocol::Http
-    {
-        return misplaced(
-            "max_params_size",
-            m.span(),
-            "applies to protocol = \"fastcgi\" or \"scgi\" only",
         );
     }
     if let Some(m) = &listen.max_requests

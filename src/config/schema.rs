@@ -38,6 +38,14 @@ pub struct ServerConfig {
     /// How long a client may take to send a request head (`"30s"`).
     #[serde(deserialize_with = "duration")]
     pub header_read_timeout: Duration,
+    /// The default deadline of an app call (`"60s"`): past it the call is cancelled and the
+    /// client gets 504. An app's own `request_timeout` overrides it.
+    #[serde(deserialize_with = "duration")]
+    pub request_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request (`"75s"`). For HTTP,
+    /// hyper times the wait and the head with one timer: the shorter of the two applies.
+    #[serde(deserialize_with = "duration")]
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +54,8 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(30),
             max_body_size: 100 << 20,
             header_read_timeout: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(75),
+            request_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -96,12 +106,15 @@ pub struct ListenConfig {
     /// Overrides `[server] header_read_timeout` for this listener.
     #[serde(default, deserialize_with = "opt_duration")]
     pub header_read_timeout: Option<Duration>,
+    /// Overrides `[server] keepalive_timeout` for this listener.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub keepalive_timeout: Option<Duration>,
     /// FastCGI: requests at once on one connection (default 1: no multiplexing).
     pub max_requests: Option<Spanned<usize>>,
-    /// FastCGI and SCGI: the most bytes of params (PARAMS, or SCGI's header netstring) per
-    /// request (default "64KiB"); over it: 431.
+    /// The largest request head: HTTP's request line and headers, FastCGI's PARAMS, SCGI's
+    /// header netstring (default "64KiB"); over it: 431.
     #[serde(default, deserialize_with = "opt_spanned_size")]
-    pub max_params_size: Option<Spanned<u64>>,
+    pub max_head_size: Option<Spanned<u64>>,
 }
 
 impl ListenConfig {
@@ -117,8 +130,9 @@ impl ListenConfig {
             max_connections: default_max_connections(),
             max_body_size: None,
             header_read_timeout: None,
+            keepalive_timeout: None,
             max_requests: None,
-            max_params_size: None,
+            max_head_size: None,
         }
     }
 }
@@ -187,6 +201,25 @@ impl<'de> Deserialize<'de> for ListenAddress {
         }
         Ok(ListenAddress::Tcp(s))
     }
+}
+
+/// The keys every `[apps.NAME]` table takes, whatever its type.
+pub(super) const COMMON_APP_KEYS: &[&str] = &["request_timeout", "max_concurrency"];
+
+/// The values of [`COMMON_APP_KEYS`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CommonAppKeys {
+    /// Overrides `[server] request_timeout` for this app.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub request_timeout: Option<Duration>,
+    /// Calls at once; beyond it: 503 with Retry-After (default 1024).
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: usize,
+}
+
+fn default_max_concurrency() -> usize {
+    1024
 }
 
 /// `[[mount]]`: an app at a path prefix.

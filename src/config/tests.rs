@@ -156,7 +156,7 @@ const FASTCGI: &str = r#"[[listen]]
 protocol = "fastcgi"
 address = "127.0.0.1:9000"
 max_requests = 8
-max_params_size = "32KiB"
+max_head_size = "32KiB"
 max_connections = 64
 max_body_size = "1MiB"
 header_read_timeout = "5s"
@@ -169,7 +169,7 @@ fn fastcgi_listener_keys() {
     assert_eq!(l.protocol, ListenProtocol::Fastcgi);
     assert_eq!(l.max_requests.as_ref().map(|m| *m.get_ref()), Some(8));
     assert_eq!(
-        l.max_params_size.as_ref().map(|m| *m.get_ref()),
+        l.max_head_size.as_ref().map(|m| *m.get_ref()),
         Some(32 << 10)
     );
     assert_eq!((l.max_connections, l.max_body_size), (64, Some(1 << 20)));
@@ -201,7 +201,7 @@ fn fastcgi_keys_are_checked() {
     );
     assert!(
         e.starts_with(
-            "g.toml:4:19: max_params_size applies to protocol = \"fastcgi\" or \"scgi\" only"
+            "g.toml:4:19: max_head_size applies to protocol = \"fastcgi\" or \"scgi\" only"
         ),
         "{e}"
     );

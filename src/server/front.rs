@@ -34,14 +34,17 @@ impl Front {
         let header_read_timeout = cfg
             .header_read_timeout
             .unwrap_or(server.header_read_timeout);
-        let max_params_size = cfg
-            .max_params_size
+        let keepalive_timeout = cfg.keepalive_timeout.unwrap_or(server.keepalive_timeout);
+        let max_head_size = cfg
+            .max_head_size
             .as_ref()
             .map(|m| usize::try_from(*m.get_ref()).unwrap_or(usize::MAX));
         let protocol = match cfg.protocol {
             ListenProtocol::Http => Protocol::Http(Arc::new(HttpConfig {
                 max_body_size,
-                header_read_timeout,
+                // hyper's one timer covers both the idle wait and the head.
+                header_read_timeout: header_read_timeout.min(keepalive_timeout),
+                max_head_size: max_head_size.unwrap_or(HttpConfig::default().max_head_size),
                 ..HttpConfig::default()
             })),
             ListenProtocol::Fastcgi => {
@@ -52,13 +55,14 @@ impl Front {
                         .as_ref()
                         .map_or(defaults.max_requests, |m| *m.get_ref()),
                     max_connections: cfg.max_connections,
-                    max_params_size: max_params_size.unwrap_or(defaults.max_params_size),
+                    max_params_size: max_head_size.unwrap_or(defaults.max_params_size),
                     max_body_size,
                     header_read_timeout,
+                    keepalive_timeout,
                 }))
             }
             ListenProtocol::Scgi => Protocol::Scgi(Arc::new(ScgiConfig {
-                max_header_size: max_params_size.unwrap_or(ScgiConfig::default().max_header_size),
+                max_header_size: max_head_size.unwrap_or(ScgiConfig::default().max_header_size),
                 max_body_size,
                 header_read_timeout,
             })),

@@ -59,30 +59,23 @@ impl Listeners {
         wanted: &[ListenConfig],
         server: &ServerConfig,
     ) -> anyhow::Result<()> {
+        let wanted = keyed(wanted);
         let mut fresh = Vec::new();
-        for cfg in wanted {
-            let key = cfg.address.get_ref().to_string();
-            let known = self.running.iter().any(|r| r.key == key)
-                || fresh.iter().any(|(k, _, _)| *k == key);
-            if !known {
+        for (key, cfg) in &wanted {
+            if !self.running.iter().any(|r| r.key == *key) {
                 let listener = Listener::bind(cfg)
                     .await
-                    .with_context(|| format!("cannot listen on {key}"))?;
-                fresh.push((key, cfg, listener));
+                    .with_context(|| format!("cannot listen on {}", cfg.address.get_ref()))?;
+                fresh.push((key.clone(), *cfg, listener));
             }
         }
         for running in &self.running {
-            if let Some(cfg) = wanted
-                .iter()
-                .find(|c| c.address.get_ref().to_string() == running.key)
-            {
+            if let Some((_, cfg)) = wanted.iter().find(|(k, _)| *k == running.key) {
                 running.front.store(Arc::new(Front::new(cfg, server)));
             }
         }
         self.running.retain(|r| {
-            let keep = wanted
-                .iter()
-                .any(|c| c.address.get_ref().to_string() == r.key);
+            let keep = wanted.iter().any(|(k, _)| *k == r.key);
             if !keep {
                 tracing::info!(address = %r.key, "closing a listener the config no longer names");
                 r.stop.cancel();
@@ -108,6 +101,21 @@ impl Listeners {
         std::io::stdout().flush().ok();
         Ok(())
     }
+}
+
+/// Each entry with its key: the address, and which occurrence of that address it is, so that
+/// two `127.0.0.1:0` entries are two listeners, and each keeps its socket across reloads.
+fn keyed(wanted: &[ListenConfig]) -> Vec<(String, &ListenConfig)> {
+    let mut keyed: Vec<(String, &ListenConfig)> = Vec::with_capacity(wanted.len());
+    for cfg in wanted {
+        let address = cfg.address.get_ref().to_string();
+        let nth = keyed
+            .iter()
+            .filter(|(_, c)| c.address.get_ref().to_string() == address)
+            .count();
+        keyed.push((format!("{address}#{nth}"), cfg));
+    }
+    keyed
 }
 
 struct AcceptLoop {
