@@ -34,6 +34,28 @@ pub fn status(status: &str) {
     send(&[NotifyState::Status(status)]);
 }
 
+/// Keeps `systemctl status` current: requests in flight, open connections, requests served,
+/// every 5 seconds (only under systemd).
+pub fn spawn_status() {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let s = gateway_core::Stats::global().snapshot();
+            let open: i64 = s.connections.iter().map(|(_, n)| n).sum();
+            status(&format!(
+                "{} in flight, {open} connections, {} served",
+                s.in_flight,
+                s.total()
+            ));
+        }
+    });
+}
+
 /// When systemd watches us (`WatchdogSec=`, so `WATCHDOG_USEC` is set), pings it at half the
 /// interval from a task of the runtime: a stuck runtime stops the pings and systemd restarts us.
 pub fn spawn_watchdog() {

@@ -368,7 +368,11 @@ async fn json_logs_on_request() {
         })
         .find(|v| v["target"] == "gatewayd::access")
         .expect("an access line");
-    assert_eq!(access["fields"]["uri"], "/hello");
+    assert_eq!(access["fields"]["path"], "/hello");
+    assert_eq!(access["fields"]["protocol"], "http");
+    assert_eq!(access["fields"]["method"], "GET");
+    assert_eq!(access["fields"]["bytes"], 14);
+    assert!(access["fields"]["micros"].is_u64());
     assert_eq!(access["fields"]["status"], 200);
     assert_eq!(access["span"]["id"], 1);
 }

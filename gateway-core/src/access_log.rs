@@ -1,15 +1,22 @@
-//! `AccessLog`: one `tracing` event per request, inside a span that carries its request id.
+//! `AccessLog`: one `tracing` line per request, written when its response is complete, inside a
+//! span that carries its request id; the same numbers feed [`Stats`].
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
 use tracing::Instrument;
 
-use crate::{App, Body, Environ, Response};
+use crate::{App, Body, BoxError, Environ, Protocol, Response, Stats};
 
-/// Logs each request at `info` on the target `gatewayd::access`: method, URI, status, time to
-/// the response head, protocol and peer. Everything the app logs runs inside the span
-/// `request{id=N}`, so its lines can be matched to the access line.
+/// Logs each request at `info` on the target `gatewayd::access`: protocol, method, path,
+/// status, body bytes, duration (to the end of the body) and peer. Everything the app logs runs
+/// inside the span `request{id=N}`, so its lines match the access line. Whole bodies are
+/// logged at once; a streamed body is counted as it goes and logged when it ends or is
+/// dropped (a client that went away).
 #[derive(Debug)]
 pub struct AccessLog<A> {
     inner: A,
@@ -26,14 +33,43 @@ impl<A> AccessLog<A> {
     }
 }
 
+/// What the access line says, held until the body ends.
+struct Line {
+    span: tracing::Span,
+    start: Instant,
+    protocol: Protocol,
+    method: String,
+    path: String,
+    peer: String,
+    status: u16,
+}
+
+impl Line {
+    fn write(self, bytes: u64, complete: bool) {
+        let took = self.start.elapsed();
+        Stats::global().end(self.protocol, self.status, bytes, took);
+        let _entered = self.span.enter();
+        tracing::info!(
+            target: "gatewayd::access",
+            protocol = %self.protocol,
+            method = %self.method,
+            path = %self.path,
+            status = self.status,
+            bytes,
+            micros = took.as_micros() as u64,
+            peer = %self.peer,
+            complete,
+        );
+    }
+}
+
 #[async_trait::async_trait]
 impl<A: App> App for AccessLog<A> {
     async fn call(&self, env: Environ, body: Body) -> Response {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let span = tracing::info_span!("request", id);
         let start = Instant::now();
-        let method = env.method().to_owned();
-        let uri = match env.request_uri() {
+        let path = match env.request_uri() {
             Some(uri) => String::from_utf8_lossy(uri).into_owned(),
             None => {
                 let mut uri = String::from_utf8_lossy(env.script_name()).into_owned();
@@ -45,20 +81,76 @@ impl<A: App> App for AccessLog<A> {
                 uri
             }
         };
-        let protocol = env.protocol();
+        let (protocol, method) = (env.protocol(), env.method().to_owned());
         let peer = String::from_utf8_lossy(env.remote_addr()).into_owned();
-        let res = self.inner.call(env, body).instrument(span.clone()).await;
-        span.in_scope(|| {
-            tracing::info!(
-                target: "gatewayd::access",
-                %method,
-                %uri,
-                status = res.status,
-                micros = start.elapsed().as_micros() as u64,
-                %protocol,
-                %peer,
-            );
-        });
+        Stats::global().begin();
+        let mut res = self.inner.call(env, body).instrument(span.clone()).await;
+        let line = Line {
+            span,
+            start,
+            protocol,
+            method,
+            path,
+            peer,
+            status: res.status,
+        };
+        match res.body.exact_len() {
+            Some(len) => line.write(len, true),
+            None => {
+                let inner = std::mem::take(&mut res.body);
+                res.body = Body::new(Counted {
+                    inner,
+                    line: Some(line),
+                    bytes: 0,
+                });
+            }
+        }
         res
+    }
+}
+
+/// A streamed body that counts its bytes and writes the access line when it ends.
+struct Counted {
+    inner: Body,
+    line: Option<Line>,
+    bytes: u64,
+}
+
+impl http_body::Body for Counted {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        match &frame {
+            Poll::Ready(Some(Ok(f))) => self.bytes += f.data_ref().map_or(0, |d| d.len() as u64),
+            Poll::Ready(None) => {
+                if let Some(line) = self.line.take() {
+                    line.write(self.bytes, true);
+                }
+            }
+            _ => {}
+        }
+        frame.map(|f| f.map(|r| r.map_err(Into::into)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        // Dropped before its end: the client went away, or the body failed.
+        if let Some(line) = self.line.take() {
+            line.write(self.bytes, false);
+        }
     }
 }

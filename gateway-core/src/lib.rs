@@ -40,6 +40,7 @@ mod redirect;
 mod registry;
 mod response;
 mod router;
+mod stats;
 #[cfg(feature = "tower")]
 pub mod tower;
 
@@ -58,3 +59,4 @@ pub use redirect::{LocalRedirect, LocalRedirects};
 pub use registry::{AppConfig, AppFactory, Registry};
 pub use response::Response;
 pub use router::{MountError, Route, Router};
+pub use stats::{LATENCY_BUCKETS, Snapshot, Stats};

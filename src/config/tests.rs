@@ -113,7 +113,10 @@ fn unknown_type_and_missing_app() {
         e.starts_with("g.toml:18:8: unknown app type \"helo\""),
         "{e}"
     );
-    assert!(e.contains("known: cgi, hello, httpbin"), "{e}");
+    assert!(
+        e.contains("known: cgi, hello, httpbin, ping, status"),
+        "{e}"
+    );
     let e = error(&good_but("app = \"hi\"", "app = \"bye\""));
     assert!(
         e.starts_with("g.toml:27:7: mount \"/hi\" names app \"bye\""),

@@ -4,10 +4,11 @@
 
 use std::io::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
-use gateway_core::App;
+use gateway_core::{App, Stats};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -87,7 +88,9 @@ impl Listeners {
             tracing::info!(protocol = %listener.protocol, address = %listener, "listening");
             let front = Arc::new(ArcSwap::from_pointee(Front::new(cfg, server)));
             let stop = self.shutdown.child_token();
+            let gauge = Stats::global().connections(&format!("{} {listener}", listener.protocol));
             let accept = AcceptLoop {
+                connections: gauge,
                 listener,
                 front: front.clone(),
                 app: self.app.clone(),
@@ -119,6 +122,8 @@ fn keyed(wanted: &[ListenConfig]) -> Vec<(String, &ListenConfig)> {
 }
 
 struct AcceptLoop {
+    /// This listener's open-connection gauge on the status page.
+    connections: Arc<AtomicI64>,
     listener: Listener,
     front: Arc<ArcSwap<Front>>,
     app: Arc<dyn App>,
@@ -173,8 +178,11 @@ impl AcceptLoop {
             Stream::Tcp(s) => front.protocol.serve(s, conn, app, shutdown),
             Stream::Unix(s) => front.protocol.serve(s, conn, app, shutdown),
         };
+        let open = self.connections.clone();
+        open.fetch_add(1, Ordering::Relaxed);
         self.tracker.spawn(async move {
             served.await;
+            open.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
     }

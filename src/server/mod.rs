@@ -47,6 +47,7 @@ pub async fn serve(path: &Path, registry: &Registry, config: Config) -> anyhow::
     }
     systemd::ready(&format!("serving on {} listeners", listeners.len()));
     systemd::spawn_watchdog();
+    systemd::spawn_status();
 
     let name = loop {
         tokio::select! {

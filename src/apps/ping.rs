@@ -1,0 +1,34 @@
+//! `ping`: a health check that answers without touching any other app (php-fpm's ping page).
+
+use std::sync::Arc;
+
+use gateway_core::{App, AppConfig, Body, BoxError, Environ, Response, async_trait};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// The answer (default `pong`).
+    #[serde(default = "pong")]
+    response: String,
+}
+
+fn pong() -> String {
+    "pong".into()
+}
+
+/// The factory for `type = "ping"`; key `response`.
+pub fn factory(cfg: &AppConfig<'_>) -> Result<Arc<dyn App>, BoxError> {
+    let s: Settings = cfg.deserialize()?;
+    Ok(Arc::new(Ping(format!("{}\n", s.response))))
+}
+
+/// The ping app.
+pub struct Ping(String);
+
+#[async_trait]
+impl App for Ping {
+    async fn call(&self, _env: Environ, _body: Body) -> Response {
+        Response::text(200, self.0.clone()).with_header("Cache-Control", "no-store")
+    }
+}

@@ -1,0 +1,146 @@
+//! `status`: live counters, like php-fpm's status page. JSON by default; Prometheus text with
+//! `?format=prometheus` (or a path ending in `/metrics`).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use gateway_core::{
+    App, AppConfig, Body, BoxError, Environ, Response, Snapshot, Stats, async_trait,
+};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {}
+
+/// The factory for `type = "status"` (no keys).
+pub fn factory(cfg: &AppConfig<'_>) -> Result<Arc<dyn App>, BoxError> {
+    let Settings {} = cfg.deserialize()?;
+    Ok(Arc::new(Status))
+}
+
+/// The status app.
+pub struct Status;
+
+#[async_trait]
+impl App for Status {
+    async fn call(&self, env: Environ, _body: Body) -> Response {
+        let snapshot = Stats::global().snapshot();
+        let prometheus = env.path_info().ends_with(b"/metrics")
+            || form_urlencoded::parse(env.query_string())
+                .any(|(k, v)| k == "format" && v == "prometheus");
+        let res = match prometheus {
+            true => Response::new(200)
+                .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                .with_body(prometheus_text(&snapshot)),
+            false => {
+                let mut body = serde_json::to_vec_pretty(&json_doc(&snapshot)).unwrap_or_default();
+                body.push(b'\n');
+                Response::new(200)
+                    .with_header("Content-Type", "application/json")
+                    .with_body(body)
+            }
+        };
+        res.with_header("Cache-Control", "no-store")
+    }
+}
+
+fn json_doc(s: &Snapshot) -> Value {
+    let mut requests = Map::new();
+    for (protocol, class, count) in &s.requests {
+        let by_class = requests
+            .entry(protocol.as_str())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(m) = by_class {
+            m.insert((*class).to_owned(), (*count).into());
+        }
+    }
+    let connections: Map<String, Value> = s
+        .connections
+        .iter()
+        .map(|(l, n)| (l.clone(), (*n).into()))
+        .collect();
+    let buckets: Vec<Value> = s
+        .latency
+        .iter()
+        .map(|(le, n)| json!({ "le": if le.is_finite() { json!(le) } else { json!("+Inf") }, "count": n }))
+        .collect();
+    json!({
+        "uptime_seconds": s.uptime.as_secs_f64(),
+        "requests_total": s.total(),
+        "requests": requests,
+        "in_flight": s.in_flight,
+        "bytes_sent": s.bytes,
+        "connections": connections,
+        "latency_seconds": { "buckets": buckets, "sum": s.latency_sum, "count": s.total() },
+    })
+}
+
+fn prometheus_text(s: &Snapshot) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP gatewayd_uptime_seconds Seconds since the daemon started."
+    );
+    let _ = writeln!(out, "# TYPE gatewayd_uptime_seconds gauge");
+    let _ = writeln!(out, "gatewayd_uptime_seconds {}", s.uptime.as_secs_f64());
+    let _ = writeln!(
+        out,
+        "# HELP gatewayd_requests_total Requests answered, by gateway and status class."
+    );
+    let _ = writeln!(out, "# TYPE gatewayd_requests_total counter");
+    for (protocol, class, count) in &s.requests {
+        let _ = writeln!(
+            out,
+            "gatewayd_requests_total{{protocol=\"{protocol}\",status=\"{class}\"}} {count}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP gatewayd_requests_in_flight Requests whose response has not finished."
+    );
+    let _ = writeln!(out, "# TYPE gatewayd_requests_in_flight gauge");
+    let _ = writeln!(out, "gatewayd_requests_in_flight {}", s.in_flight);
+    let _ = writeln!(
+        out,
+        "# HELP gatewayd_response_bytes_total Response body bytes sent."
+    );
+    let _ = writeln!(out, "# TYPE gatewayd_response_bytes_total counter");
+    let _ = writeln!(out, "gatewayd_response_bytes_total {}", s.bytes);
+    let _ = writeln!(
+        out,
+        "# HELP gatewayd_connections Open connections, by listener."
+    );
+    let _ = writeln!(out, "# TYPE gatewayd_connections gauge");
+    for (listener, n) in &s.connections {
+        let _ = writeln!(
+            out,
+            "gatewayd_connections{{listener=\"{}\"}} {n}",
+            listener.replace('"', "'")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP gatewayd_request_duration_seconds Time to the end of the response."
+    );
+    let _ = writeln!(out, "# TYPE gatewayd_request_duration_seconds histogram");
+    for (le, n) in &s.latency {
+        let le = if le.is_finite() {
+            le.to_string()
+        } else {
+            "+Inf".to_owned()
+        };
+        let _ = writeln!(
+            out,
+            "gatewayd_request_duration_seconds_bucket{{le=\"{le}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "gatewayd_request_duration_seconds_sum {}",
+        s.latency_sum
+    );
+    let _ = writeln!(out, "gatewayd_request_duration_seconds_count {}", s.total());
+    out
+}
