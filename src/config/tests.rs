@@ -197,17 +197,6 @@ fn fastcgi_keys_are_checked() {
         e.starts_with("g.toml:4:16: max_requests applies to protocol = \"fastcgi\" only"),
         "{e}"
     );
-    let e = error(
-        &FASTCGI
-            .replace("\"fastcgi\"", "\"http\"")
-            .replace("max_requests = 8\n", ""),
-    );
-    assert!(
-        e.starts_with(
-            "g.toml:4:19: max_head_size applies to protocol = \"fastcgi\" or \"scgi\" only"
-        ),
-        "{e}"
-    );
     let e = error(&FASTCGI.replace("max_requests = 8", "max_requests = 0"));
     assert!(
         e.starts_with("g.toml:4:16: max_requests must be 1..=65535"),
