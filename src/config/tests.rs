@@ -208,5 +208,5 @@ fn fastcgi_keys_are_checked() {
         "{e}"
     );
     let e = error(&FASTCGI.replace("\"32KiB\"", "\"lots\""));
-    assert!(e.starts_with("g.toml:5:19: "), "{e}");
+    assert!(e.starts_with("g.toml:5:17: "), "{e}");
 }
