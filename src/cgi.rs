@@ -43,18 +43,42 @@ pub fn run(config: &Path, registry: &Registry) -> ExitCode {
             }
         };
         let head_only = env.method() == "HEAD";
+        let chunked = env
+            .get("HTTP_TRANSFER_ENCODING")
+            .is_some_and(|te| te.to_ascii_lowercase().windows(7).any(|w| w == b"chunked"));
+        let limit = config.server.max_body_size;
         let body = match env.content_length() {
-            None | Some(0) => Body::empty(),
-            Some(n) if n > config.server.max_body_size => {
-                return respond(Response::error(413), head_only);
+            Some(n) if n > limit => {
+                let code = respond(Response::error(413), head_only);
+                // The host is still writing the body: take it, or it meets a broken pipe and
+                // drops the answer (Apache does).
+                drain_stdin(n);
+                return code;
             }
             // Never past CONTENT_LENGTH: the host may keep stdin open (RFC 3875 §4.2).
-            Some(n) => Body::from_stream(ReaderStream::new(tokio::io::stdin().take(n))),
+            Some(n) if n > 0 => Body::from_stream(ReaderStream::new(tokio::io::stdin().take(n))),
+            // A chunked request that the host (Apache's mod_cgid) streams without a length:
+            // the body is stdin up to its end, within the cap.
+            None if chunked => {
+                Body::from_stream(ReaderStream::new(tokio::io::stdin())).limit(limit)
+            }
+            _ => Body::empty(),
         };
         let app = crate::server::app_stack(config.router);
         let res = app.call(env, body).await;
         write(res, head_only).await
     })
+}
+
+/// Reads and drops up to `n` bytes of stdin, for at most 5 seconds.
+fn drain_stdin(n: u64) {
+    use std::io::Read as _;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin().lock().take(n), &mut std::io::sink());
+        let _ = tx.send(());
+    });
+    let _ = rx.recv_timeout(std::time::Duration::from_secs(5));
 }
 
 /// Writes a response that needs no runtime.

@@ -119,15 +119,33 @@ impl CgiParams {
             if env.get("SCRIPT_NAME").is_none() {
                 env.insert("SCRIPT_NAME", Bytes::new());
             }
-            if env.get("PATH_INFO").is_none() {
+            // Hosts normalise the PATH_INFO they derive (lighttpd merges `//`); the raw
+            // REQUEST_URI, decoded once below the script's own path, is what the client asked
+            // for, as direct HTTP gives it. A rewritten request keeps the host's value.
+            if let Some(path_info) = path_below_script(env) {
+                env.insert("PATH_INFO", path_info);
+            } else if env.get("PATH_INFO").is_none() {
                 env.insert("PATH_INFO", Bytes::new());
             }
         }
         if env.get("QUERY_STRING").is_none() {
             env.insert("QUERY_STRING", Bytes::new());
         }
+        // RFC 3875 §4.1.4: the server must set it; nginx's scgi_params does not.
+        if env.get("GATEWAY_INTERFACE").is_none() {
+            env.insert("GATEWAY_INTERFACE", "CGI/1.1");
+        }
         self.env
     }
+}
+
+/// What REQUEST_URI says is below SCRIPT_NAME, when it says so.
+fn path_below_script(env: &Environ) -> Option<Bytes> {
+    let uri = env.request_uri()?;
+    let path = uri.split(|&b| b == b'?').next().unwrap_or_default();
+    let decoded: Vec<u8> = percent_decode(path).collect();
+    let below = decoded.strip_prefix(env.script_name())?;
+    (below.is_empty() || below.starts_with(b"/")).then(|| Bytes::copy_from_slice(below))
 }
 
 /// A response head that cannot be written: the front-end answers 500 instead.
@@ -260,10 +278,12 @@ mod tests {
         ])
         .unwrap()
         .finish(PathMode::Keep);
+        // REQUEST_URI is below SCRIPT_NAME: PATH_INFO is taken from it.
         assert_eq!(
             (env.script_name(), env.path_info()),
-            (&b"/cgi-bin/app"[..], &b""[..])
+            (&b"/cgi-bin/app"[..], &b"/x"[..])
         );
+        assert_eq!(env.get("GATEWAY_INTERFACE"), Some(&b"CGI/1.1"[..]));
     }
 
     #[test]

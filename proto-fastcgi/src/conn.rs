@@ -302,6 +302,7 @@ impl Conn {
                 over.then_some(413)
             });
         if let Some(status) = refused {
+            tracing::debug!(id, status, "answering a FastCGI request without the app");
             let mut buf = BytesMut::new();
             respond::put_error(&mut buf, id, status);
             put_end(&mut buf, id, ProtocolStatus::RequestComplete);
@@ -312,7 +313,8 @@ impl Conn {
                     since: Instant::now(),
                 },
             );
-            return self.send(buf).await;
+            self.send(buf).await?;
+            return self.half_close_unless(keep_conn).await;
         }
         let (stdin, body) = stdin::channel(self.cfg.max_body_size);
         let task = tokio::spawn(respond::run(
@@ -343,6 +345,7 @@ impl Conn {
                 }
             }
             Some(Slot::Finishing { keep_conn, .. }) if content.is_empty() => {
+                tracing::debug!(id, "the rest of STDIN is read; the request is over");
                 let keep_conn = *keep_conn;
                 self.requests.remove(&id);
                 self.closing |= !keep_conn;
@@ -388,7 +391,8 @@ impl Conn {
         if done.broken {
             return ControlFlow::Break(());
         }
-        if stdin.is_done() {
+        let draining = !stdin.is_done();
+        if !draining {
             self.closing |= !keep_conn;
         } else {
             self.requests.insert(
@@ -401,7 +405,22 @@ impl Conn {
         }
         let mut buf = BytesMut::new();
         put_end(&mut buf, done.id, ProtocolStatus::RequestComplete);
-        self.send(buf).await
+        self.send(buf).await?;
+        match draining {
+            true => self.half_close_unless(keep_conn).await,
+            false => ControlFlow::Continue(()),
+        }
+    }
+
+    /// After END_REQUEST on a connection without KEEP_CONN, the web server waits for us to
+    /// close, and may have stopped sending the request body (nginx does, once it has the whole
+    /// response). Closing our side tells it we are done; reading on drains whatever it still
+    /// sends, so it never meets a reset.
+    async fn half_close_unless(&self, keep_conn: bool) -> ControlFlow<()> {
+        if keep_conn || self.requests.len() > 1 {
+            return ControlFlow::Continue(());
+        }
+        self.send(BytesMut::new()).await
     }
 
     /// FCGI_GET_VALUES: the values we know, on id 0; unknown names are left out.
@@ -463,31 +482,48 @@ fn protocol_error(what: &str) -> ControlFlow<()> {
 }
 
 /// Owns the write half: writes whole buffers, coalescing what is already queued into one
-/// write, and closes the socket when every sender is gone.
+/// write, and closes the socket when every sender is gone, or at once on an empty buffer.
 async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::Receiver<Bytes>) {
     tokio::pin!(wr);
     let mut batch = BytesMut::new();
+    let mut close = false;
     while let Some(first) = rx.recv().await {
-        let result = match rx.try_recv() {
-            Err(_) => wr.write_all(&first).await,
-            Ok(second) => {
-                batch.extend_from_slice(&first);
-                batch.extend_from_slice(&second);
-                while batch.len() < 256 << 10 {
-                    match rx.try_recv() {
-                        Ok(more) => batch.extend_from_slice(&more),
-                        Err(_) => break,
-                    }
-                }
-                let r = wr.write_all(&batch).await;
-                batch.clear();
-                r
+        // Gather what is already queued into one write; an empty buffer is the reader's
+        // signal that nothing more will be written, and closes our half after the batch.
+        close = first.is_empty();
+        let next = if close { None } else { rx.try_recv().ok() };
+        let Some(next) = next else {
+            // The usual case, one buffer queued: write it as it is.
+            if let Err(e) = wr.write_all(&first).await {
+                tracing::debug!(error = %e, "FastCGI connection lost while writing");
+                return;
             }
+            if close {
+                break;
+            }
+            continue;
         };
-        if let Err(e) = result {
+        batch.extend_from_slice(&first);
+        close = next.is_empty();
+        batch.extend_from_slice(&next);
+        while !close && batch.len() < 256 << 10 {
+            match rx.try_recv() {
+                Ok(more) if more.is_empty() => close = true,
+                Ok(more) => batch.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = wr.write_all(&batch).await {
             tracing::debug!(error = %e, "FastCGI connection lost while writing");
             return;
         }
+        batch.clear();
+        if close {
+            break;
+        }
     }
     let _ = wr.shutdown().await;
+    if close {
+        while rx.recv().await.is_some() {}
+    }
 }

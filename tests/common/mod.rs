@@ -44,7 +44,7 @@ pub struct Daemon {
     /// Every `listening PROTOCOL ADDRESS` line, in order.
     pub listening: Vec<(String, String)>,
     pub dir: tempfile::TempDir,
-    stdout: mpsc::Receiver<String>,
+    stdout: std::sync::Mutex<mpsc::Receiver<String>>,
 }
 
 impl Daemon {
@@ -96,7 +96,7 @@ impl Daemon {
             child,
             listening: Vec::new(),
             dir,
-            stdout: rx,
+            stdout: std::sync::Mutex::new(rx),
         };
         daemon.wait_listening(expected);
         daemon
@@ -107,7 +107,8 @@ impl Daemon {
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.listening.len() < count {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.stdout.recv_timeout(left) {
+            let line = self.stdout.lock().unwrap().recv_timeout(left);
+            match line {
                 Ok(line) => {
                     if let Some(rest) = line.strip_prefix("listening ") {
                         let (proto, addr) = rest.split_once(' ').expect("listening PROTO ADDR");

@@ -184,7 +184,9 @@ fn base64_decode(value: &str) -> Response {
 fn cookies(env: &Environ) -> Value {
     let mut map = Map::new();
     let header = env.header("cookie").map(lossy).unwrap_or_default();
-    for pair in header.split(';') {
+    // `;` separates cookies (RFC 6265 §5.4); Apache's CGI joins two Cookie headers with `, `,
+    // which is safe to split too, since a cookie value never holds a comma.
+    for pair in header.split([';', ',']) {
         if let Some((k, v)) = pair.trim().split_once('=') {
             map.insert(k.to_owned(), v.into());
         }
