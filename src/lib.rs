@@ -27,6 +27,7 @@ pub mod listen;
 pub mod logging;
 pub mod server;
 pub mod systemd;
+pub mod testkit;
 
 use std::process::ExitCode;
 use std::sync::Arc;
