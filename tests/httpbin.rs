@@ -64,9 +64,9 @@ async fn anything_takes_every_method_and_subpath() {
     let d = Daemon::start(HTTPBIN);
     let mut c = Client::connect(d.addr()).await;
     for method in ["GET", "POST", "PUT", "DELETE", "OPTIONS", "PROPFIND"] {
-        let reply = c
-            .send(req(method, "/anything/deep/path?x=1", "payload"))
-            .await;
+        // A body on GET is refused as ambiguous (request smuggling): the others carry one.
+        let body = if method == "GET" { "" } else { "payload" };
+        let reply = c.send(req(method, "/anything/deep/path?x=1", body)).await;
         assert_eq!(reply.status, 200);
         let doc = reply.json();
         assert_eq!(doc["method"], method);
@@ -74,7 +74,7 @@ async fn anything_takes_every_method_and_subpath() {
             doc["url"],
             format!("http://{}/anything/deep/path?x=1", d.addr())
         );
-        assert_eq!(doc["data"], "payload");
+        assert_eq!(doc["data"], body);
     }
 }
 

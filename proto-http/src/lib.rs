@@ -5,7 +5,10 @@
 //! [`Response`](gateway_core::Response) goes back as HTTP ([`gateway_core::into_http`]).
 //! [`serve_connection`] drives one connection.
 
+mod guard;
 mod serve;
+mod sniff;
 
 pub use gateway_core::{ConnInfo, SERVER_SOFTWARE, environ, into_http};
+pub use guard::ambiguity;
 pub use serve::{HttpConfig, serve_connection};

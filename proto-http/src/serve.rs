@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use gateway_core::{App, Body, Response};
@@ -12,6 +13,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
+use crate::sniff::Sniffed;
 use gateway_core::{ConnInfo, environ, into_http};
 
 /// The limits of the HTTP front-end.
@@ -55,10 +57,14 @@ pub async fn serve_connection<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = config.clone();
+    let (io, verdict) = Sniffed::new(io, config.max_head_size.max(8192));
+    let next = Arc::new(AtomicUsize::new(0));
     let service = service_fn(move |req| {
         let app = app.clone();
         let limits = limits.clone();
-        async move { Ok::<_, Infallible>(handle(&*app, &limits, &conn, req).await) }
+        // hyper calls the service in request order: this is the request's index.
+        let refused = verdict.refuses(next.fetch_add(1, Ordering::Relaxed));
+        async move { Ok::<_, Infallible>(handle(&*app, &limits, &conn, req, refused).await) }
     });
     let served = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -84,8 +90,17 @@ async fn handle(
     config: &HttpConfig,
     conn: &ConnInfo,
     req: http::Request<Incoming>,
+    framed_twice: bool,
 ) -> http::Response<Body> {
     let (parts, incoming) = req.into_parts();
+    let seen_raw = framed_twice.then_some((
+        400,
+        "a repeated Content-Length, or one beside Transfer-Encoding",
+    ));
+    if let Some((status, reason)) = seen_raw.or_else(|| crate::ambiguity(&parts)) {
+        tracing::warn!(reason, peer = ?conn.remote, "refusing an ambiguous request (request smuggling)");
+        return into_http(Response::error(status).with_header("Connection", "close"));
+    }
     let env = environ(&parts, conn);
     if env
         .content_length()

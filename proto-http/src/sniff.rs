@@ -1,0 +1,277 @@
+//! What hyper's parser resolves silently: a repeated Content-Length with equal values (kept
+//! once) and a Content-Length beside Transfer-Encoding (dropped). Both are RFC-sanctioned, yet a
+//! front proxy may frame the same bytes differently (request smuggling), so gatewayd refuses
+//! them. hyper's parsed head no longer shows them: this reader watches the raw heads as hyper
+//! reads them, following each body's framing to find the next head, and records which request
+//! on the connection was suspicious.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// No suspicious request (yet).
+const NONE: usize = usize::MAX;
+
+/// Which request of a connection (0 for the first) had an ambiguous head, shared between the
+/// reader and the service.
+#[derive(Clone, Debug)]
+pub struct Verdict(Arc<AtomicUsize>);
+
+impl Verdict {
+    /// Whether request number `index` of this connection must be refused.
+    pub fn refuses(&self, index: usize) -> bool {
+        self.0.load(Ordering::Acquire) == index
+    }
+}
+
+enum State {
+    /// Reading a head: the bytes so far.
+    Head(Vec<u8>),
+    /// Skipping a body of known length.
+    Body(u64),
+    /// In a chunked body: reading a size line.
+    ChunkSize(Vec<u8>),
+    /// In a chunked body: skipping a chunk and its CRLF.
+    ChunkData(u64),
+    /// After the last chunk: reading trailer lines until an empty one.
+    Trailers(Vec<u8>),
+    /// Found one, or lost track: hyper decides the rest.
+    Off,
+}
+
+/// An IO whose reads are watched for ambiguous request heads.
+pub struct Sniffed<IO> {
+    io: IO,
+    state: State,
+    index: usize,
+    max_head: usize,
+    verdict: Verdict,
+}
+
+impl<IO> Sniffed<IO> {
+    /// Watches `io`; heads longer than `max_head` are left to hyper (which refuses them).
+    pub fn new(io: IO, max_head: usize) -> (Self, Verdict) {
+        let verdict = Verdict(Arc::new(AtomicUsize::new(NONE)));
+        let sniffed = Sniffed {
+            io,
+            state: State::Head(Vec::new()),
+            index: 0,
+            max_head,
+            verdict: verdict.clone(),
+        };
+        (sniffed, verdict)
+    }
+
+    fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            match &mut self.state {
+                State::Off => return,
+                State::Head(head) => {
+                    let Some(end) = find_head_end(head, data) else {
+                        head.extend_from_slice(data);
+                        if head.len() > self.max_head {
+                            self.state = State::Off;
+                        }
+                        return;
+                    };
+                    head.extend_from_slice(&data[..end]);
+                    data = &data[end..];
+                    let head = std::mem::take(head);
+                    self.state = match framing(&head) {
+                        Framing::Suspicious => {
+                            self.verdict.0.store(self.index, Ordering::Release);
+                            State::Off
+                        }
+                        Framing::Length(n) => State::Body(n),
+                        Framing::Chunked => State::ChunkSize(Vec::new()),
+                        Framing::None => State::Head(Vec::new()),
+                    };
+                    self.index += 1;
+                    if let State::Body(0) = self.state {
+                        self.state = State::Head(Vec::new());
+                    }
+                }
+                State::Body(left) => {
+                    let n = (*left).min(data.len() as u64);
+                    *left -= n;
+                    data = &data[n as usize..];
+                    if *left == 0 {
+                        self.state = State::Head(Vec::new());
+                    }
+                }
+                State::ChunkSize(line) | State::Trailers(line) => {
+                    let Some(nl) = data.iter().position(|&b| b == b'\n') else {
+                        line.extend_from_slice(data);
+                        if line.len() > 4096 {
+                            self.state = State::Off;
+                        }
+                        return;
+                    };
+                    line.extend_from_slice(&data[..=nl]);
+                    data = &data[nl + 1..];
+                    let line = std::mem::take(line);
+                    self.state = match &self.state {
+                        State::ChunkSize(_) => match chunk_size(&line) {
+                            Some(0) => State::Trailers(Vec::new()),
+                            Some(n) => State::ChunkData(n.saturating_add(2)),
+                            None => State::Off,
+                        },
+                        _ if line == b"\r\n" || line == b"\n" => State::Head(Vec::new()),
+                        _ => State::Trailers(Vec::new()),
+                    };
+                }
+                State::ChunkData(left) => {
+                    let n = (*left).min(data.len() as u64);
+                    *left -= n;
+                    data = &data[n as usize..];
+                    if *left == 0 {
+                        self.state = State::ChunkSize(Vec::new());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Where the head ends in `data` (just past its empty line), given what came before.
+fn find_head_end(head: &[u8], data: &[u8]) -> Option<usize> {
+    // Look across the seam with the last three bytes already seen.
+    let tail = &head[head.len().saturating_sub(3)..];
+    let joined: Vec<u8> = tail.iter().chain(data).copied().collect();
+    let ends = |i: usize| joined[..i].ends_with(b"\r\n\r\n") || joined[..i].ends_with(b"\n\n");
+    (tail.len() + 1..=joined.len())
+        .find(|&i| ends(i))
+        .map(|i| i - tail.len())
+}
+
+enum Framing {
+    Suspicious,
+    Length(u64),
+    Chunked,
+    None,
+}
+
+fn framing(head: &[u8]) -> Framing {
+    let (mut cl, mut te, mut length, mut chunked) = (0, 0, None, false);
+    for line in head.split(|&b| b == b'\n').skip(1) {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
+        if name.eq_ignore_ascii_case(b"content-length") {
+            cl += 1;
+            length = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            te += 1;
+            chunked = value.to_ascii_lowercase().ends_with(b"chunked");
+        }
+    }
+    // Repeated Transfer-Encoding fields stay visible in hyper's head (the guard judges them);
+    // what hyper hides is a repeated Content-Length, or one beside Transfer-Encoding.
+    match (cl, te) {
+        (0, 0) => Framing::None,
+        (1, 0) => length.map_or(Framing::Suspicious, Framing::Length),
+        (0, _) if chunked => Framing::Chunked,
+        (0, _) => Framing::None,
+        _ => Framing::Suspicious,
+    }
+}
+
+fn chunk_size(line: &[u8]) -> Option<u64> {
+    let hex = line
+        .split(|&b| b == b';' || b == b'\r' || b == b'\n')
+        .next()?
+        .trim_ascii();
+    u64::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Sniffed<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            let fresh = buf.filled()[before..].to_vec();
+            self.feed(&fresh);
+        }
+        polled
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Sniffed<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(stream: &[u8], step: usize) -> Option<usize> {
+        let (mut s, v) = Sniffed::new((), 64 << 10);
+        for piece in stream.chunks(step) {
+            s.feed(piece);
+        }
+        (0..8).find(|&i| v.refuses(i))
+    }
+
+    #[test]
+    fn finds_the_suspicious_request_in_a_pipeline() {
+        let stream = b"POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloPOST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /c HTTP/1.1\r\n\r\nPOST /d HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc";
+        for step in [1, 2, 7, 1000] {
+            assert_eq!(verdict(stream, step), Some(3), "step {step}");
+        }
+    }
+
+    #[test]
+    fn te_beside_cl_and_bodies_that_look_like_heads() {
+        assert_eq!(
+            verdict(
+                b"POST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
+                3
+            ),
+            Some(0)
+        );
+        let fake = b"POST / HTTP/1.1\r\nContent-Length: 40\r\n\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
+        assert_eq!(verdict(fake, 5), None, "a body is not a head");
+        assert_eq!(
+            verdict(
+                b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+                4
+            ),
+            None
+        );
+    }
+}
