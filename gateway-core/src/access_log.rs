@@ -35,6 +35,8 @@ impl<A> AccessLog<A> {
 
 /// What the access line says, held until the body ends.
 struct Line {
+    /// Ends the request's time in flight when the line is written (or dropped unwritten).
+    _in_flight: crate::InFlight<'static>,
     span: tracing::Span,
     start: Instant,
     protocol: Protocol,
@@ -83,9 +85,11 @@ impl<A: App> App for AccessLog<A> {
         };
         let (protocol, method) = (env.protocol(), env.method().to_owned());
         let peer = String::from_utf8_lossy(env.remote_addr()).into_owned();
-        Stats::global().begin();
+        // Held across the call: a cancelled call (the client went away) drops it too.
+        let in_flight = Stats::global().begin();
         let mut res = self.inner.call(env, body).instrument(span.clone()).await;
         let line = Line {
+            _in_flight: in_flight,
             span,
             start,
             protocol,

@@ -59,4 +59,4 @@ pub use redirect::{LocalRedirect, LocalRedirects};
 pub use registry::{AppConfig, AppFactory, Registry};
 pub use response::Response;
 pub use router::{MountError, Route, Router};
-pub use stats::{LATENCY_BUCKETS, Snapshot, Stats};
+pub use stats::{InFlight, LATENCY_BUCKETS, Snapshot, Stats};

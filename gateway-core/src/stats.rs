@@ -74,14 +74,15 @@ impl Stats {
         STATS.get_or_init(Stats::new)
     }
 
-    /// A request starts.
-    pub fn begin(&self) {
+    /// A request starts; it stays in flight until the guard is dropped, however it ends (a
+    /// cancelled call included).
+    pub fn begin(&self) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Relaxed);
+        InFlight(self)
     }
 
     /// A request ended with `status` after `took`, having sent `bytes` of body.
     pub fn end(&self, protocol: Protocol, status: u16, bytes: u64, took: Duration) {
-        self.in_flight.fetch_sub(1, Relaxed);
         let p = PROTOCOLS.iter().position(|&x| x == protocol).unwrap_or(0);
         let class = match status {
             100..=599 => usize::from(status / 100 - 1),
@@ -139,6 +140,16 @@ impl Stats {
     }
 }
 
+/// A request in flight; dropping it ends that.
+#[derive(Debug)]
+pub struct InFlight<'a>(&'a Stats);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
 impl Snapshot {
     /// All requests served so far.
     pub fn total(&self) -> u64 {
@@ -153,10 +164,11 @@ mod tests {
     #[test]
     fn counts_and_histogram() {
         let stats = Stats::new();
-        stats.begin();
-        stats.begin();
+        let (a, b) = (stats.begin(), stats.begin());
+        assert_eq!(stats.snapshot().in_flight, 2);
         stats.end(Protocol::FastCgi, 200, 10, Duration::from_millis(3));
         stats.end(Protocol::Http, 503, 5, Duration::from_secs(20));
+        drop((a, b));
         let s = stats.snapshot();
         assert_eq!((s.in_flight, s.bytes, s.total()), (0, 15, 2));
         assert!(s.requests.contains(&(Protocol::FastCgi, "2xx", 1)));

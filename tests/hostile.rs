@@ -1,0 +1,379 @@
+//! Hostile input and load, bounded in time, on loopback only: slowloris on every protocol, a
+//! connection flood, oversized input everywhere, an abort storm, and nothing lost through nginx
+//! across a reload and a drain.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use common::{Daemon, get};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+const CONFIG: &str = r#"
+[server]
+header_read_timeout = "1s"
+max_body_size = "1MiB"
+
+[[listen]]
+protocol = "http"
+address = "127.0.0.1:0"
+
+[[listen]]
+protocol = "fastcgi"
+address = "127.0.0.1:0"
+
+[[listen]]
+protocol = "scgi"
+address = "127.0.0.1:0"
+
+[apps.bin]
+type = "httpbin"
+
+[apps.status]
+type = "status"
+
+[[mount]]
+path = "/"
+app = "bin"
+
+[[mount]]
+path = "/-/status"
+app = "status"
+"#;
+
+fn addrs(d: &Daemon) -> (SocketAddr, SocketAddr, SocketAddr) {
+    let a = |i: usize| d.listening[i].1.parse().unwrap();
+    (a(0), a(1), a(2))
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Open file descriptors of a process.
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn fastcgi_get(path: &[u8]) -> BytesMut {
+    let mut wire = BytesMut::new();
+    let params: &[(&[u8], &[u8])] = &[
+        (b"REQUEST_METHOD", b"GET"),
+        (b"REQUEST_URI", path),
+        (b"SERVER_NAME", b"x"),
+        (b"SERVER_PORT", b"80"),
+        (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+    ];
+    proto_fastcgi::client::put_request(&mut wire, 1, false, params, b"");
+    wire
+}
+
+fn scgi_get(path: &str) -> Vec<u8> {
+    let header = format!(
+        "CONTENT_LENGTH\x000\x00SCGI\x001\x00REQUEST_METHOD\x00GET\x00REQUEST_URI\x00{path}\x00"
+    );
+    format!("{}:{header},", header.len()).into_bytes()
+}
+
+/// Sends a whole request and reads the whole answer (the server closes after it).
+async fn exchange(addr: SocketAddr, wire: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(wire).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    out
+}
+
+/// Trickles `wire` one byte every 300 ms; returns how long until the server cut it off.
+async fn trickle(addr: SocketAddr, wire: Vec<u8>) -> Option<Duration> {
+    let start = Instant::now();
+    let mut s = TcpStream::connect(addr).await.ok()?;
+    let mut buf = [0u8; 512];
+    for byte in wire.iter().cycle().take(60) {
+        if s.write_all(&[*byte]).await.is_err() {
+            return Some(start.elapsed());
+        }
+        match tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(start.elapsed()),
+            _ => {}
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_on_every_protocol() {
+    let d = Daemon::start(CONFIG);
+    let (http, fcgi, scgi) = addrs(&d);
+    let mut slow = Vec::new();
+    for _ in 0..100 {
+        slow.push(tokio::spawn(trickle(
+            http,
+            b"GET /get HTTP/1.1\r\nHost: x\r\nX-Slow: yes\r\n".to_vec(),
+        )));
+        slow.push(tokio::spawn(trickle(fcgi, fastcgi_get(b"/get").to_vec())));
+        slow.push(tokio::spawn(trickle(scgi, scgi_get("/get"))));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Normal clients are served meanwhile, on every protocol.
+    for _ in 0..5 {
+        let start = Instant::now();
+        assert_eq!(get(http, "/get").await.status, 200);
+        let out = exchange(fcgi, &fastcgi_get(b"/get")).await;
+        assert!(String::from_utf8_lossy(&out).contains("Status: 200"));
+        let out = exchange(scgi, &scgi_get("/get")).await;
+        assert!(
+            out.starts_with(b"Status: 200"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "served in {:?}",
+            start.elapsed()
+        );
+    }
+    for task in slow {
+        let cut = task
+            .await
+            .unwrap()
+            .expect("a slow connection was never cut");
+        assert!(cut < Duration::from_secs(5), "cut after {cut:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_beyond_max_connections_stays_bounded() {
+    let d = Daemon::start(&CONFIG.replace(
+        "protocol = \"http\"\naddress = \"127.0.0.1:0\"",
+        "protocol = \"http\"\naddress = \"127.0.0.1:0\"\nmax_connections = 50",
+    ));
+    let (http, _, _) = addrs(&d);
+    let (rss_before, fds_before) = (rss_kib(d.pid()), fds(d.pid()));
+    let mut flood = Vec::new();
+    for _ in 0..1000 {
+        if let Ok(s) = TcpStream::connect(http).await {
+            flood.push(s);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (rss_peak, fds_peak) = (rss_kib(d.pid()), fds(d.pid()));
+    assert!(
+        fds_peak <= fds_before + 50 + 5,
+        "{fds_before} fds before, {fds_peak} at peak"
+    );
+    assert!(
+        rss_peak < rss_before + 20 * 1024,
+        "RSS {rss_before} KiB before, {rss_peak} KiB at peak"
+    );
+    drop(flood);
+    // The flood's connections are cut by the head timeout; then clients are served again.
+    let start = Instant::now();
+    let reply = get(http, "/get").await;
+    assert_eq!(reply.status, 200);
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_input_gets_a_clear_error_with_bounded_memory() {
+    let d = Daemon::start(CONFIG);
+    let (http, fcgi, scgi) = addrs(&d);
+    let rss_before = rss_kib(d.pid());
+
+    // FastCGI: a pair that declares a 2 GiB value.
+    let mut wire = BytesMut::new();
+    proto_fastcgi::client::put_begin(&mut wire, 1, proto_fastcgi::Role::Responder, false);
+    let mut pair = vec![1u8, 0xff, 0xff, 0xff, 0xff, b'A'];
+    pair.extend(std::iter::repeat_n(b'v', 60_000));
+    proto_fastcgi::put_record(&mut wire, proto_fastcgi::RecordType::Params, 1, &pair);
+    proto_fastcgi::put_record(&mut wire, proto_fastcgi::RecordType::Params, 1, &pair);
+    proto_fastcgi::put_record(&mut wire, proto_fastcgi::RecordType::Params, 1, &[]);
+    proto_fastcgi::put_record(&mut wire, proto_fastcgi::RecordType::Stdin, 1, &[]);
+    let out = exchange(fcgi, &wire).await;
+    assert!(
+        String::from_utf8_lossy(&out).contains("Status: 431"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+
+    // SCGI: a netstring that declares 999 999 999 bytes.
+    let out = exchange(scgi, b"999999999:CONTENT_LENGTH\x000\x00").await;
+    assert!(
+        out.starts_with(b"Status: 431"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+
+    // HTTP: a megabyte of header.
+    let mut head = b"GET /get HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    head.extend(std::iter::repeat_n(b'b', 1 << 20));
+    head.extend_from_slice(b"\r\n\r\n");
+    let out = exchange(http, &head).await;
+    assert!(
+        out.starts_with(b"HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&out[..out.len().min(100)])
+    );
+
+    // A body over the cap, on each protocol.
+    let body = vec![7u8; 2 << 20];
+    let raw = format!(
+        "POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let out = exchange(http, raw.as_bytes()).await;
+    assert!(
+        out.starts_with(b"HTTP/1.1 413"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let mut wire = BytesMut::new();
+    let len = body.len().to_string();
+    let params: &[(&[u8], &[u8])] = &[
+        (b"REQUEST_METHOD", b"POST"),
+        (b"REQUEST_URI", b"/post"),
+        (b"CONTENT_LENGTH", len.as_bytes()),
+    ];
+    proto_fastcgi::client::put_request(&mut wire, 1, false, params, &body);
+    let out = exchange(fcgi, &wire).await;
+    assert!(String::from_utf8_lossy(&out).contains("Status: 413"));
+    let header = format!(
+        "CONTENT_LENGTH\x00{len}\x00SCGI\x001\x00REQUEST_METHOD\x00POST\x00REQUEST_URI\x00/post\x00"
+    );
+    let mut wire = format!("{}:{header},", header.len()).into_bytes();
+    wire.extend_from_slice(&body);
+    let out = exchange(scgi, &wire).await;
+    assert!(
+        out.starts_with(b"Status: 413"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+
+    let rss_after = rss_kib(d.pid());
+    assert!(
+        rss_after < rss_before + 20 * 1024,
+        "RSS {rss_before} KiB before, {rss_after} KiB after"
+    );
+    assert_eq!(get(http, "/get").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_storm_leaks_no_task_or_fd() {
+    let d = Daemon::start(CONFIG);
+    let (http, fcgi, scgi) = addrs(&d);
+    let fds_before = fds(d.pid());
+    let wires: [(SocketAddr, Vec<u8>); 3] = [
+        (http, b"GET /delay/2 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
+        (fcgi, fastcgi_get(b"/delay/2").to_vec()),
+        (scgi, scgi_get("/delay/2")),
+    ];
+    for round in 0..40 {
+        for (addr, wire) in &wires {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            // Half of them mid-head, half once the app is running.
+            let cut = if round % 2 == 0 {
+                wire.len() / 2
+            } else {
+                wire.len()
+            };
+            s.write_all(&wire[..cut]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            drop(s);
+        }
+    }
+    // Everything is cancelled and closed: the app calls, the connections, their fds.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = get(http, "/-/status").await.json();
+        let open: i64 = status["connections"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_i64().unwrap())
+            .sum();
+        let settled = status["in_flight"] == 1 && open <= 1 && fds(d.pid()) <= fds_before + 1;
+        if settled {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "leak: {status}, fds {} (before {fds_before})",
+            fds(d.pid())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_lost_through_nginx_across_reload_and_drain() {
+    let mut d = Daemon::start(CONFIG);
+    let fcgi = d.listening[1].1.clone();
+    let snippet = format!(
+        "    include {}/configs/nginx-fastcgi.conf;",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let n = common::peers::nginx(&format!("upstream gatewayd {{ server {fcgi}; }}"), &snippet);
+    let front = n.addr;
+    let (answered, errors) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let (answered, errors) = (answered.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..40 {
+                let mine = format!("request {t}-{i} with its own body");
+                let raw = format!(
+                    "POST /anything HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{mine}",
+                    mine.len()
+                );
+                let Ok(mut s) = TcpStream::connect(front).await else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let _ = s.write_all(raw.as_bytes()).await;
+                let mut out = Vec::new();
+                let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+                let text = String::from_utf8_lossy(&out);
+                if text.starts_with("HTTP/1.1 200") {
+                    // Its own answer, and no one else's.
+                    assert!(text.contains(&format!("\"data\": \"{mine}\"")), "{text}");
+                    assert_eq!(text.matches("with its own body").count(), 1, "{text}");
+                    answered.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    // A clean error the client sees: nginx's 502 once gatewayd is gone.
+                    assert!(text.starts_with("HTTP/1.1 5") || text.is_empty(), "{text}");
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let status = tokio::task::block_in_place(|| d.wait(Duration::from_secs(10)));
+    assert!(status.success());
+    let (answered, errors) = (
+        answered.load(Ordering::Relaxed),
+        errors.load(Ordering::Relaxed),
+    );
+    assert_eq!(answered + errors, 320);
+    assert!(answered >= 50, "{answered} answered, {errors} clean errors");
+    assert!(d.stderr().contains("reloaded"));
+}
