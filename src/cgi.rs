@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use bytes::BytesMut;
-use gateway_core::{Body, Registry, Response, write_response_head};
+use gateway_core::{Body, Registry, Response, write_head_or_500, write_response_head};
 use tokio::io::AsyncReadExt as _;
 use tokio_util::io::ReaderStream;
 
@@ -97,13 +97,7 @@ fn respond(res: Response, head_only: bool) -> ExitCode {
 /// The CGI response on stdout: head, then the body as the app yields it (none for HEAD).
 async fn write(res: Response, head_only: bool) -> ExitCode {
     let mut head = BytesMut::with_capacity(256);
-    let mut body = match write_response_head(&res, &mut head) {
-        Ok(()) => res.body,
-        Err(e) => {
-            tracing::error!(error = %e, "the app's response cannot be sent; answering 500");
-            return respond(Response::error(500), head_only);
-        }
-    };
+    let mut body = write_head_or_500(res, &mut head);
     // One process, one request: blocking writes to stdout cost nothing here.
     let mut out = std::io::stdout().lock();
     if out.write_all(&head).is_err() {

@@ -213,6 +213,21 @@ pub fn write_response_head(res: &Response, out: &mut BytesMut) -> Result<(), Inv
     Ok(())
 }
 
+/// Writes `res`'s CGI head into `out` and hands back the body to send after it. A head that
+/// cannot be written (see [`write_response_head`]) becomes a logged 500, as every CGI-family
+/// front-end answers it.
+pub fn write_head_or_500(res: Response, out: &mut BytesMut) -> crate::Body {
+    match write_response_head(&res, out) {
+        Ok(()) => res.body,
+        Err(e) => {
+            tracing::error!(error = %e, "the app's response cannot be sent; answering 500");
+            let res = Response::error(500);
+            let _ = write_response_head(&res, out);
+            res.body
+        }
+    }
+}
+
 fn is_transport_header(name: &[u8]) -> bool {
     [&b"transfer-encoding"[..], b"connection", b"keep-alive"]
         .iter()

@@ -48,7 +48,7 @@ pub use access_log::AccessLog;
 pub use app::{App, AppFn, app_fn};
 pub use async_trait::async_trait;
 pub use body::{Body, BodyError, BoxError};
-pub use cgi::{CgiError, CgiParams, InvalidHead, PathMode, write_response_head};
+pub use cgi::{CgiError, CgiParams, InvalidHead, PathMode, write_head_or_500, write_response_head};
 pub use environ::{Environ, Protocol};
 pub use http_request::{ConnInfo, NotHttp, SERVER_SOFTWARE, environ, request_from_environ};
 pub use http_response::{from_http, into_http};

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use gateway_core::{App, Body, Environ, Response, write_response_head};
+use gateway_core::{App, Body, Environ, Response, write_head_or_500, write_response_head};
 use tokio::sync::mpsc;
 
 use crate::codec::{put_stream, put_stream_end};
@@ -54,15 +54,7 @@ async fn write(
     out: &mpsc::Sender<Bytes>,
 ) -> Result<(), ()> {
     let mut head = BytesMut::with_capacity(256);
-    let mut body = match write_response_head(&res, &mut head) {
-        Ok(()) => res.body,
-        Err(e) => {
-            tracing::error!(error = %e, "the app's response cannot be sent; answering 500");
-            let res = Response::error(500);
-            let _ = write_response_head(&res, &mut head);
-            res.body
-        }
-    };
+    let mut body = write_head_or_500(res, &mut head);
     let mut buf = BytesMut::with_capacity(head.len() + 64);
     put_stream(&mut buf, RecordType::Stdout, id, &head);
     if head_only {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use gateway_core::{App, Body, Response, write_response_head};
+use gateway_core::{App, Body, Response, write_head_or_500};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -182,15 +182,7 @@ async fn write_response<W: AsyncWrite + Unpin>(
     head_only: bool,
 ) -> std::io::Result<()> {
     let mut head = BytesMut::with_capacity(256);
-    let mut body = match write_response_head(&res, &mut head) {
-        Ok(()) => res.body,
-        Err(e) => {
-            tracing::error!(error = %e, "the app's response cannot be sent; answering 500");
-            let res = Response::error(500);
-            let _ = write_response_head(&res, &mut head);
-            res.body
-        }
-    };
+    let mut body = write_head_or_500(res, &mut head);
     if head_only {
         body = Body::empty();
     }
