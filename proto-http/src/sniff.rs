@@ -137,15 +137,21 @@ impl<IO> Sniffed<IO> {
     }
 }
 
-/// Where the head ends in `data` (just past its empty line), given what came before.
+/// Where the head ends in `data` (just past its empty line), looking back into `head` for a
+/// line that began before this read. Scans in place: no copy of the read.
 fn find_head_end(head: &[u8], data: &[u8]) -> Option<usize> {
-    // Look across the seam with the last three bytes already seen.
-    let tail = &head[head.len().saturating_sub(3)..];
-    let joined: Vec<u8> = tail.iter().chain(data).copied().collect();
-    let ends = |i: usize| joined[..i].ends_with(b"\r\n\r\n") || joined[..i].ends_with(b"\n\n");
-    (tail.len() + 1..=joined.len())
-        .find(|&i| ends(i))
-        .map(|i| i - tail.len())
+    // The byte `back` places before `data[p]`, wherever it lies.
+    let before = |p: usize, back: usize| match p.checked_sub(back) {
+        Some(i) => data.get(i).copied(),
+        None => head.len().checked_sub(back - p).map(|i| head[i]),
+    };
+    data.iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'\n')
+        .find_map(|(p, _)| {
+            let back = if before(p, 1) == Some(b'\r') { 2 } else { 1 };
+            (before(p, back) == Some(b'\n')).then_some(p + 1)
+        })
 }
 
 enum Framing {
@@ -191,15 +197,17 @@ fn chunk_size(line: &[u8]) -> Option<u64> {
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Sniffed<IO> {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
         let before = buf.filled().len();
-        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled {
-            let fresh = buf.filled()[before..].to_vec();
-            self.feed(&fresh);
+        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled
+            && !matches!(this.state, State::Off)
+        {
+            this.feed(&buf.filled()[before..]);
         }
         polled
     }
