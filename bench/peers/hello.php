@@ -1,0 +1,4 @@
+<?php
+// The php-fpm peer of bench/run.sh.
+header('Content-Type: text/plain');
+echo "Hello, World!\n";

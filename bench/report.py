@@ -1,0 +1,179 @@
+"""Turns one run of bench/run.sh into the tables of BENCHMARKS.md and bench/chart.svg.
+
+Usage: report.py WORK_DIR "LOAD DESCRIPTION"
+
+WORK_DIR holds results.tsv (one line per target and round), memory, versions and cgi.json
+(hyperfine's export). Only the text between the bench markers of BENCHMARKS.md is replaced, so
+the prose around it stays.
+"""
+import json
+import statistics
+import sys
+from collections import OrderedDict
+from html import escape
+from pathlib import Path
+
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def millis(text):
+    """wrk's latency ("812.00us", "1.20ms", "1.01s") in milliseconds."""
+    for unit, scale in (("us", 1e-3), ("ms", 1.0), ("s", 1e3), ("m", 6e4)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * scale
+    return float("nan")
+
+
+def load(work):
+    rows = OrderedDict()  # (chain, name) -> {kind, rps[], p99[], errors}
+    for line in (work / "results.tsv").read_text().splitlines():
+        name, chain, kind, _round, rps, p99, errors = line.split("\t")
+        row = rows.setdefault((chain, name), {"kind": kind, "rps": [], "p99": [], "errors": 0})
+        row["rps"].append(float(rps or 0))
+        row["p99"].append(millis(p99 or "nan"))
+        row["errors"] += int(errors or 0)
+    for row in rows.values():
+        row["median"] = statistics.median(row["rps"])
+        row["p99_median"] = statistics.median(row["p99"])
+    memory = {}
+    for line in (work / "memory").read_text().splitlines():
+        who, key, value = line.split()
+        memory[(who, key)] = int(value)
+    versions = [line.split("|", 1) for line in (work / "versions").read_text().splitlines()]
+    cgi = json.loads((work / "cgi.json").read_text())["results"]
+    return rows, memory, versions, cgi
+
+
+def best(rows, kind, chain_test):
+    found = [(r["median"], chain, name) for (chain, name), r in rows.items()
+             if r["kind"] == kind and chain_test(chain)]
+    return max(found) if found else (float("nan"), "", "")
+
+
+def throughput_table(rows):
+    chains = OrderedDict()
+    for (chain, name), row in rows.items():
+        chains.setdefault(chain, []).append((name, row))
+    out = ["| chain | server | req/s (median) | spread (min–max) | p99 | ratio to best peer | errors |",
+           "|---|---|--:|--:|--:|--:|--:|"]
+    for chain, entries in chains.items():
+        peers = [r["median"] for _, r in entries if r["kind"] == "peer"]
+        top = max(peers) if peers else None
+        for name, r in entries:
+            ratio = f"{r['median'] / top:.2f}×" if top else "–"
+            label = f"**{name}**" if r["kind"] == "gatewayd" else name
+            out.append(
+                f"| {chain} | {label} | {r['median']:,.0f} | {min(r['rps']):,.0f}–{max(r['rps']):,.0f}"
+                f" | {r['p99_median']:.2f} ms | {ratio} | {r['errors']} |")
+    return out
+
+
+def cgi_table(cgi):
+    c = next(r for r in cgi if r["command"] == "C hello")
+    out = ["| program | mean | median | σ | ratio to C hello (mean) |", "|---|--:|--:|--:|--:|"]
+    for r in cgi:
+        out.append(f"| {r['command']} | {r['mean'] * 1e3:.3f} ms | {r['median'] * 1e3:.3f} ms"
+                   f" | {r['stddev'] * 1e3:.3f} ms | {r['mean'] / c['mean']:.2f}× |")
+    return out
+
+
+def targets(rows, memory, cgi):
+    fcgi = lambda chain: "FastCGI" in chain
+    scgi = lambda chain: "SCGI" in chain
+    direct = lambda chain: chain == "HTTP direct"
+    by = {r["command"]: r["mean"] for r in cgi}
+    idle = memory[("gatewayd", "idle_kib")]
+    per_conn = (memory[("gatewayd", "idle_conns_kib")] - idle) / memory[("gatewayd", "idle_conns")]
+    after = memory[("gatewayd", "after_load_kib")]
+    checks = []
+    for title, test, goal in (("nginx → FastCGI", fcgi, 1.3), ("nginx → SCGI", scgi, 1.3),
+                              ("HTTP direct", direct, 0.9)):
+        g, p = best(rows, "gatewayd", test), best(rows, "peer", test)
+        ratio = g[0] / p[0]
+        checks.append((f"{title}: best gatewayd variant / best peer variant", f"≥ {goal}×",
+                       f"{ratio:.2f}× ({g[0]:,.0f} on {g[1]} / {p[2]} {p[0]:,.0f} on {p[1]})",
+                       ratio >= goal))
+    ratio = by["gatewayd"] / by["C hello"]
+    checks.append(("CGI: time per request / C hello", "≤ 1.5×",
+                   f"{ratio:.2f}× ({by['gatewayd'] * 1e3:.3f} ms / {by['C hello'] * 1e3:.3f} ms)",
+                   ratio <= 1.5))
+    checks.append(("Memory: idle RSS", "≤ 8 MiB", f"{idle / 1024:.1f} MiB", idle <= 8192))
+    checks.append(("Memory: RSS after the load / idle", "≤ 1.5×",
+                   f"{after / idle:.2f}× ({after / 1024:.1f} MiB)", after <= 1.5 * idle))
+    checks.append(("Memory: per idle keep-alive connection (1,000 held)", "≤ 8 KiB",
+                   f"{per_conn:.1f} KiB", per_conn <= 8))
+    out = ["| target | goal | measured | met |", "|---|---|---|---|"]
+    out += [f"| {t} | {g} | {m} | {'yes' if ok else '**no**'} |" for t, g, m, ok in checks]
+    return out, all(ok for *_, ok in checks)
+
+
+def memory_table(memory):
+    out = ["| server | idle | 1,000 idle keep-alive connections | per connection | after the load |",
+           "|---|--:|--:|--:|--:|"]
+    for who, label in (("gatewayd", "**gatewayd**"), ("hyper", "hyper hello")):
+        idle = memory.get((who, "idle_kib"))
+        held = memory.get((who, "idle_conns_kib"))
+        n = memory.get((who, "idle_conns"), 1)
+        after = memory.get((who, "after_load_kib"))
+        fmt = lambda kib: f"{kib / 1024:.1f} MiB" if kib else "–"
+        per = f"{(held - idle) / n:.1f} KiB" if held and idle else "–"
+        out.append(f"| {label} | {fmt(idle)} | {fmt(held)} | {per} | {fmt(after)} |")
+    return out
+
+
+def chart(rows, path):
+    """A horizontal bar per target (median, with a min–max whisker), grouped by chain."""
+    bar_h, gap, left, width = 16, 4, 330, 520
+    top = max(max(r["rps"]) for r in rows.values())
+    scale = width / top
+    y, parts, last_chain = 30, [], None
+    for (chain, name), r in rows.items():
+        if chain != last_chain:
+            y += 10
+            parts.append(f'<text x="4" y="{y + 12}" font-weight="bold">{escape(chain)}</text>')
+            y += bar_h + gap
+            last_chain = chain
+        colour = {"gatewayd": "#d9480f", "peer": "#4c6ef5", "ceiling": "#868e96"}[r["kind"]]
+        w = r["median"] * scale
+        lo, hi = left + min(r["rps"]) * scale, left + max(r["rps"]) * scale
+        parts.append(f'<text x="{left - 6}" y="{y + 12}" text-anchor="end">{escape(name)}</text>')
+        parts.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{colour}"/>')
+        parts.append(f'<line x1="{lo:.1f}" x2="{hi:.1f}" y1="{y + bar_h / 2}" y2="{y + bar_h / 2}"'
+                     ' stroke="#212529" stroke-width="1.5"/>')
+        parts.append(f'<text x="{left + w + 6:.1f}" y="{y + 12}">{r["median"]:,.0f}</text>')
+        y += bar_h + gap
+    height = y + 20
+    head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 90}" height="{height}"'
+            ' font-family="sans-serif" font-size="12">'
+            f'<rect width="100%" height="100%" fill="white"/>'
+            f'<text x="4" y="18" font-size="14" font-weight="bold">Requests per second (median of'
+            f' rounds; whisker: min–max). gatewayd in orange.</text>')
+    path.write_text(head + "".join(parts) + "</svg>\n")
+
+
+def main():
+    work, load_desc = Path(sys.argv[1]), sys.argv[2]
+    rows, memory, versions, cgi = load(work)
+    chart(rows, REPO / "bench" / "chart.svg")
+    target_lines, all_met = targets(rows, memory, cgi)
+    section = [BEGIN, "", "### Targets", ""] + target_lines
+    section += ["", "### Throughput (`wrk -t1`, req/s)", "",
+                f"Load: {load_desc}. Ratios compare medians with the best peer on the same chain.",
+                "", "![requests per second per chain](bench/chart.svg)", ""]
+    section += throughput_table(rows)
+    section += ["", "### CGI: time per request (`hyperfine -N`)", ""] + cgi_table(cgi)
+    section += ["", "### Memory (RSS of the server process)", ""] + memory_table(memory)
+    section += ["", "### Machine and versions", "", "| | |", "|---|---|"]
+    section += [f"| {k} | {v} |" for k, v in versions]
+    section += ["", END]
+    md = REPO / "BENCHMARKS.md"
+    text = md.read_text() if md.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+    before, _, rest = text.partition(BEGIN)
+    _, _, after = rest.partition(END)
+    md.write_text(before + "\n".join(section) + after)
+    print("\n".join(target_lines))
+    print("every target met" if all_met else "some targets are not met")
+
+
+main()
