@@ -115,6 +115,21 @@ user = $(id -un)
 listen = 127.0.0.1:18305
 pm = static
 pm.max_children = 4
+; keep-conn pins a child to each connection nginx keeps (2 workers x keepalive 32, plus the
+; 50 in flight): those chains get pools of their own, or they would starve the plain ones.
+[unix-keep]
+user = $(id -un)
+listen = $work/php-keep.sock
+listen.mode = 0666
+pm = ondemand
+pm.max_children = 96
+pm.process_idle_timeout = 600s
+[tcp-keep]
+user = $(id -un)
+listen = 127.0.0.1:18309
+pm = ondemand
+pm.max_children = 96
+pm.process_idle_timeout = 600s
 INI
 start php "$php_fpm" -R -F -y "$work/php-fpm.conf"
 start go "$work/go-fcgi-hello" 127.0.0.1:18306 "unix:$work/go.sock"
@@ -144,12 +159,12 @@ upstream() { # ADDRESS [KEEPALIVE]: defines an upstream block named $up
   printf 'upstream %s { server %s; %s }\n' "$up" "$1" "${2:+keepalive $2;}" >> "$servers"
 }
 kind_of() { [[ $1 == gatewayd* ]] && echo gatewayd || echo peer; }
-via_fastcgi() { # NAME SOCKET-KIND ADDRESS [EXTRA-DIRECTIVES]: without and with keep-conn
+via_fastcgi() { # NAME SOCKET-KIND ADDRESS [EXTRA-DIRECTIVES [KEEP-CONN-ADDRESS]]: without and with keep-conn
   local kind
   kind=$(kind_of "$1")
   upstream "$3"
   via_nginx "$1" "nginx → FastCGI ($2)" "$kind" "include /etc/nginx/fastcgi_params; ${4:-} fastcgi_pass $up;"
-  upstream "$3" 32
+  upstream "${5:-$3}" 32
   via_nginx "$1" "nginx → FastCGI ($2, keep-conn)" "$kind" \
     "include /etc/nginx/fastcgi_params; ${4:-} fastcgi_keep_conn on; fastcgi_pass $up;"
 }
@@ -174,8 +189,9 @@ via_proxy gatewayd 127.0.0.1:18301
 via_proxy "hyper hello" 127.0.0.1:18304
 via_fastcgi gatewayd unix "unix:$work/gw-fcgi.sock"
 via_fastcgi gatewayd TCP 127.0.0.1:18302
-via_fastcgi php-fpm unix "unix:$work/php.sock" "fastcgi_param SCRIPT_FILENAME $work/hello.php;"
-via_fastcgi php-fpm TCP 127.0.0.1:18305 "fastcgi_param SCRIPT_FILENAME $work/hello.php;"
+via_fastcgi php-fpm unix "unix:$work/php.sock" "fastcgi_param SCRIPT_FILENAME $work/hello.php;" \
+  "unix:$work/php-keep.sock"
+via_fastcgi php-fpm TCP 127.0.0.1:18305 "fastcgi_param SCRIPT_FILENAME $work/hello.php;" 127.0.0.1:18309
 via_fastcgi "Go net/http/fcgi" unix "unix:$work/go.sock"
 via_fastcgi "Go net/http/fcgi" TCP 127.0.0.1:18306
 via_fastcgi uWSGI unix "unix:$work/uw-fcgi.sock"

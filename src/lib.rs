@@ -136,7 +136,11 @@ impl Daemon {
                         return ExitCode::FAILURE;
                     }
                 };
-                let runtime = match tokio::runtime::Runtime::new() {
+                let mut builder = tokio::runtime::Builder::new_multi_thread();
+                if config.server.workers > 0 {
+                    builder.worker_threads(config.server.workers);
+                }
+                let runtime = match builder.enable_all().build() {
                     Ok(rt) => rt,
                     Err(e) => {
                         eprintln!("gatewayd: cannot start the runtime: {e}");

@@ -14,7 +14,8 @@ use crate::{App, Body, BoxError, Environ, Protocol, Response, Stats};
 
 /// Logs each request at `info` on the target `gatewayd::access`: protocol, method, path,
 /// status, body bytes, duration (to the end of the body) and peer. Everything the app logs runs
-/// inside the span `request{id=N}`, so its lines match the access line. Whole bodies are
+/// inside the span `request{id=N}`, so its lines match the access line (with the access target
+/// off, neither the span nor the line's strings are made). Whole bodies are
 /// logged at once; a streamed body is counted as it goes and logged when it ends or is
 /// dropped (a client that went away).
 #[derive(Debug)]
@@ -37,40 +38,23 @@ impl<A> AccessLog<A> {
 struct Line {
     /// Ends the request's time in flight when the line is written (or dropped unwritten).
     _in_flight: crate::InFlight<'static>,
-    span: tracing::Span,
     start: Instant,
     protocol: Protocol,
+    status: u16,
+    /// `None` when the access target is off: then a request costs [`Stats`] and nothing more.
+    logged: Option<Logged>,
+}
+
+/// The access line's own fields, built only when it will be written.
+struct Logged {
+    span: tracing::Span,
     method: String,
     path: String,
     peer: String,
-    status: u16,
 }
 
-impl Line {
-    fn write(self, bytes: u64, complete: bool) {
-        let took = self.start.elapsed();
-        Stats::global().end(self.protocol, self.status, bytes, took);
-        let _entered = self.span.enter();
-        tracing::info!(
-            target: "gatewayd::access",
-            protocol = %self.protocol,
-            method = %self.method,
-            path = %self.path,
-            status = self.status,
-            bytes,
-            micros = took.as_micros() as u64,
-            peer = %self.peer,
-            complete,
-        );
-    }
-}
-
-#[async_trait::async_trait]
-impl<A: App> App for AccessLog<A> {
-    async fn call(&self, env: Environ, body: Body) -> Response {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let span = tracing::info_span!("request", id);
-        let start = Instant::now();
+impl Logged {
+    fn new(id: u64, env: &Environ) -> Self {
         let path = match env.request_uri() {
             Some(uri) => String::from_utf8_lossy(uri).into_owned(),
             None => {
@@ -83,20 +67,54 @@ impl<A: App> App for AccessLog<A> {
                 uri
             }
         };
-        let (protocol, method) = (env.protocol(), env.method().to_owned());
-        let peer = String::from_utf8_lossy(env.remote_addr()).into_owned();
+        Logged {
+            span: tracing::info_span!(target: "gatewayd::access", "request", id),
+            method: env.method().to_owned(),
+            path,
+            peer: String::from_utf8_lossy(env.remote_addr()).into_owned(),
+        }
+    }
+}
+
+impl Line {
+    fn write(self, bytes: u64, complete: bool) {
+        let took = self.start.elapsed();
+        Stats::global().end(self.protocol, self.status, bytes, took);
+        let Some(logged) = self.logged else { return };
+        let _entered = logged.span.enter();
+        tracing::info!(
+            target: "gatewayd::access",
+            protocol = %self.protocol,
+            method = %logged.method,
+            path = %logged.path,
+            status = self.status,
+            bytes,
+            micros = took.as_micros() as u64,
+            peer = %logged.peer,
+            complete,
+        );
+    }
+}
+
+#[async_trait::async_trait]
+impl<A: App> App for AccessLog<A> {
+    async fn call(&self, env: Environ, body: Body) -> Response {
+        let start = Instant::now();
+        let protocol = env.protocol();
+        let logged = tracing::enabled!(target: "gatewayd::access", tracing::Level::INFO)
+            .then(|| Logged::new(self.next_id.fetch_add(1, Ordering::Relaxed), &env));
         // Held across the call: a cancelled call (the client went away) drops it too.
         let in_flight = Stats::global().begin();
-        let mut res = self.inner.call(env, body).instrument(span.clone()).await;
+        let mut res = match &logged {
+            Some(l) => self.inner.call(env, body).instrument(l.span.clone()).await,
+            None => self.inner.call(env, body).await,
+        };
         let line = Line {
             _in_flight: in_flight,
-            span,
             start,
             protocol,
-            method,
-            path,
-            peer,
             status: res.status,
+            logged,
         };
         match res.body.exact_len() {
             Some(len) => line.write(len, true),

@@ -1,6 +1,7 @@
 //! The one interface every app implements and every front-end calls.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::{Body, Environ, Response};
@@ -41,10 +42,18 @@ pub trait App: Send + Sync + 'static {
     async fn call(&self, environ: Environ, body: Body) -> Response;
 }
 
-#[async_trait::async_trait]
+// By hand rather than `#[async_trait]`, which would box a second future around the inner one.
 impl<A: App + ?Sized> App for Arc<A> {
-    async fn call(&self, environ: Environ, body: Body) -> Response {
-        (**self).call(environ, body).await
+    fn call<'a, 'f>(
+        &'a self,
+        environ: Environ,
+        body: Body,
+    ) -> Pin<Box<dyn Future<Output = Response> + Send + 'f>>
+    where
+        'a: 'f,
+        Self: 'f,
+    {
+        (**self).call(environ, body)
     }
 }
 

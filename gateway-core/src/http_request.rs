@@ -4,7 +4,9 @@
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
+use std::fmt::Write as _;
+
+use bytes::{Bytes, BytesMut};
 use http::request::Parts;
 use http::{Version, header};
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode, utf8_percent_encode};
@@ -49,26 +51,22 @@ pub fn environ(parts: &Parts, conn: &ConnInfo) -> Environ {
     let uri = &parts.uri;
     let path = uri.path();
     let path_and_query = uri.path_and_query().map_or(path, |pq| pq.as_str());
+    let headers_len: usize = parts
+        .headers
+        .iter()
+        .map(|(n, v)| 5 + n.as_str().len() + v.len())
+        .sum();
+    let mut arena = Arena(BytesMut::with_capacity(
+        2 * path_and_query.len() + headers_len + 128,
+    ));
 
     env.insert("GATEWAY_INTERFACE", "CGI/1.1");
     env.insert("SERVER_SOFTWARE", SERVER_SOFTWARE);
-    env.insert(
-        "REQUEST_METHOD",
-        Bytes::copy_from_slice(parts.method.as_str().as_bytes()),
-    );
+    env.insert("REQUEST_METHOD", arena.put(parts.method.as_str()));
     env.insert("SCRIPT_NAME", "");
-    env.insert(
-        "PATH_INFO",
-        Bytes::from(percent_decode(path.as_bytes()).collect::<Vec<u8>>()),
-    );
-    env.insert(
-        "QUERY_STRING",
-        Bytes::copy_from_slice(uri.query().unwrap_or("").as_bytes()),
-    );
-    env.insert(
-        "REQUEST_URI",
-        Bytes::copy_from_slice(path_and_query.as_bytes()),
-    );
+    env.insert("PATH_INFO", arena.put_with(|b| b.extend(percent_decode(path.as_bytes()))));
+    env.insert("QUERY_STRING", arena.put(uri.query().unwrap_or("")));
+    env.insert("REQUEST_URI", arena.put(path_and_query));
     env.insert("SERVER_PROTOCOL", server_protocol(parts.version));
 
     let host = parts
@@ -78,21 +76,21 @@ pub fn environ(parts: &Parts, conn: &ConnInfo) -> Environ {
         .or_else(|| uri.authority().map(|a| a.as_str().as_bytes()));
     let (name, port) = host.map(split_host).unwrap_or((None, None));
     let server_name = match (name, conn.local) {
-        (Some(name), _) => Bytes::copy_from_slice(name),
-        (None, Some(local)) => ip_literal(local).into(),
+        (Some(name), _) => arena.put(name),
+        (None, Some(local)) => arena.put_with(|b| write_ip_literal(b, local)),
         (None, None) => Bytes::from_static(b"localhost"),
     };
     let server_port = match (port, conn.local) {
-        (Some(port), _) => port.to_string(),
-        (None, Some(local)) => local.port().to_string(),
-        (None, None) => "80".to_owned(),
+        (Some(port), _) => arena.put_with(|b| write!(b, "{port}")),
+        (None, Some(local)) => arena.put_with(|b| write!(b, "{}", local.port())),
+        (None, None) => Bytes::from_static(b"80"),
     };
     env.insert("SERVER_NAME", server_name);
     env.insert("SERVER_PORT", server_port);
     match conn.remote {
         Some(remote) => {
-            env.insert("REMOTE_ADDR", remote.ip().to_string());
-            env.insert("REMOTE_PORT", remote.port().to_string());
+            env.insert("REMOTE_ADDR", arena.put_with(|b| write!(b, "{}", remote.ip())));
+            env.insert("REMOTE_PORT", arena.put_with(|b| write!(b, "{}", remote.port())));
         }
         None => env.insert("REMOTE_ADDR", ""),
     }
@@ -102,14 +100,30 @@ pub fn environ(parts: &Parts, conn: &ConnInfo) -> Environ {
         if name.contains('_') {
             continue;
         }
-        let value = Bytes::copy_from_slice(value.as_bytes());
+        let value = arena.put(value.as_bytes());
         match name {
             "content-type" => env.insert("CONTENT_TYPE", value),
             "content-length" => env.insert("CONTENT_LENGTH", value),
-            _ => env.append_header(header_var(name), value),
+            _ => env.append_header(arena.put_with(|b| write_header_var(b, name)), value),
         }
     }
     env
+}
+
+/// One buffer for all the values of an environ, handed out as slices of it: one allocation
+/// per request rather than one per variable.
+struct Arena(BytesMut);
+
+impl Arena {
+    fn put(&mut self, value: impl AsRef<[u8]>) -> Bytes {
+        self.0.extend_from_slice(value.as_ref());
+        self.0.split().freeze()
+    }
+
+    fn put_with<R>(&mut self, write: impl FnOnce(&mut BytesMut) -> R) -> Bytes {
+        write(&mut self.0);
+        self.0.split().freeze()
+    }
 }
 
 /// What cannot become an `http::Request`.
@@ -200,14 +214,12 @@ const PATH: &AsciiSet = &CONTROLS
     .add(b'}');
 
 /// `user-agent` becomes `HTTP_USER_AGENT`.
-fn header_var(name: &str) -> Bytes {
-    let mut var = Vec::with_capacity(5 + name.len());
-    var.extend_from_slice(b"HTTP_");
-    var.extend(name.bytes().map(|b| match b {
+fn write_header_var(buf: &mut BytesMut, name: &str) {
+    buf.extend_from_slice(b"HTTP_");
+    buf.extend(name.bytes().map(|b| match b {
         b'-' => b'_',
         b => b.to_ascii_uppercase(),
     }));
-    var.into()
 }
 
 fn server_protocol(version: Version) -> &'static str {
@@ -239,10 +251,10 @@ fn split_host(host: &[u8]) -> (Option<&[u8]>, Option<u16>) {
     ((!name.is_empty()).then_some(name), port)
 }
 
-fn ip_literal(addr: SocketAddr) -> String {
+fn write_ip_literal(buf: &mut BytesMut, addr: SocketAddr) -> std::fmt::Result {
     match addr {
-        SocketAddr::V4(a) => a.ip().to_string(),
-        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        SocketAddr::V4(a) => write!(buf, "{}", a.ip()),
+        SocketAddr::V6(a) => write!(buf, "[{}]", a.ip()),
     }
 }
 

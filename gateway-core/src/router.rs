@@ -78,18 +78,25 @@ impl Router {
 
     /// The app for this request, with the new `SCRIPT_NAME` and `PATH_INFO`.
     pub fn split(&self, env: &Environ) -> Option<Route<'_>> {
-        let path = env.path_info();
+        let path = env.get_bytes("PATH_INFO").unwrap_or_default();
         self.mounts.iter().find_map(|(prefix, app)| {
             let rest = path.strip_prefix(prefix.as_bytes())?;
             if !(rest.is_empty() || rest.starts_with(b"/")) {
                 return None;
             }
-            let mut script = BytesMut::from(env.script_name());
-            script.extend_from_slice(prefix.as_bytes());
+            let script_name = match env.get_bytes("SCRIPT_NAME") {
+                // The common case, `/` mounted under an empty SCRIPT_NAME: nothing to copy.
+                Some(script) if prefix.is_empty() => script,
+                script => {
+                    let mut joined = BytesMut::from(script.as_deref().unwrap_or_default());
+                    joined.extend_from_slice(prefix.as_bytes());
+                    joined.freeze()
+                }
+            };
             Some(Route {
                 app,
-                script_name: script.freeze(),
-                path_info: Bytes::copy_from_slice(rest),
+                script_name,
+                path_info: path.slice(prefix.len()..),
             })
         })
     }

@@ -46,12 +46,8 @@ pub fn ambiguity(parts: &Parts) -> Option<(u16, &'static str)> {
         };
     }
     for name in headers.keys() {
-        let letters: String = name
-            .as_str()
-            .chars()
-            .filter(|c| c.is_ascii_alphabetic())
-            .collect();
-        let look_alike = letters == "transferencoding" || letters == "contentlength";
+        let letters = || name.as_str().bytes().filter(u8::is_ascii_alphabetic);
+        let look_alike = letters().eq(*b"transferencoding") || letters().eq(*b"contentlength");
         if look_alike && name != header::TRANSFER_ENCODING && name != header::CONTENT_LENGTH {
             return Some((
                 400,

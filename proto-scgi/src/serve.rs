@@ -78,7 +78,7 @@ pub async fn serve_connection<IO>(
         return;
     }
     let head_only = header.environ.method() == "HEAD";
-    let (back_tx, back_rx) = oneshot::channel();
+    let (back_tx, mut back_rx) = oneshot::channel();
     let body = ScgiBody::new(read, early.freeze(), header.content_length, back_tx);
     let body = Body::new(body).limit(cfg.max_body_size);
     let call = async {
@@ -89,7 +89,7 @@ pub async fn serve_connection<IO>(
     let mut watched = None;
     let result = tokio::select! {
         r = call => Ok(r),
-        closed = watch_close(back_rx, &mut watched) => Err(closed),
+        closed = watch_close(&mut back_rx, &mut watched) => Err(closed),
     };
     match result {
         Ok(Ok(())) => {}
@@ -99,9 +99,18 @@ pub async fn serve_connection<IO>(
             return;
         }
     }
-    let _ = write.shutdown().await;
-    if let Some((read, left)) = watched {
-        drain(read, left).await;
+    // Whole body read (always so for a GET): dropping both halves closes with a plain FIN, and
+    // `shutdown` would be a syscall for nothing. Otherwise, FIN first, then drain what is left so
+    // the close does not turn into a reset that loses our answer.
+    match watched.or_else(|| back_rx.try_recv().ok()) {
+        Some((_, 0)) => {}
+        Some((read, left)) => {
+            let _ = write.shutdown().await;
+            drain(read, left).await;
+        }
+        None => {
+            let _ = write.shutdown().await;
+        }
     }
 }
 
@@ -139,7 +148,7 @@ async fn read_header<R: AsyncRead + Unpin>(
 /// and the count of body bytes still unread live in `slot`, so they outlive this future when
 /// the app finishes first.
 async fn watch_close<R: AsyncRead + Unpin>(
-    back: oneshot::Receiver<(R, u64)>,
+    back: &mut oneshot::Receiver<(R, u64)>,
     slot: &mut Option<(R, u64)>,
 ) {
     let Ok(returned) = back.await else {

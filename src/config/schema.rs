@@ -46,6 +46,9 @@ pub struct ServerConfig {
     /// hyper times the wait and the head with one timer: the shorter of the two applies.
     #[serde(deserialize_with = "duration")]
     pub keepalive_timeout: Duration,
+    /// The runtime's worker threads; `0` (the default) means one per CPU core. Read at start:
+    /// a reload keeps the running count.
+    pub workers: usize,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +59,7 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(75),
             request_timeout: Duration::from_secs(60),
+            workers: 0,
         }
     }
 }
