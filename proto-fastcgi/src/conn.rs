@@ -1,5 +1,6 @@
-//! One FastCGI connection: a reader loop that owns the requests (keyed by id), a task per
-//! request, and one writer task that owns the socket's write half.
+//! One FastCGI connection: a reader loop that owns the requests (keyed by id) and drives their
+//! app calls itself (no task per request, no hop to another thread), and one writer task that
+//! owns the socket's write half.
 //!
 //! Only the reader writes END_REQUEST, and only when it takes a request out of its table, so
 //! each request ends exactly once whether it finishes, is aborted, or is refused.
@@ -11,10 +12,11 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
+use futures_util::future::{AbortHandle, Abortable, BoxFuture};
+use futures_util::stream::FuturesUnordered;
 use gateway_core::{App, Body, CgiParams, PathMode, Protocol};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -77,19 +79,23 @@ enum Slot {
     Running {
         keep_conn: bool,
         stdin: StdinSender,
-        task: AbortHandle,
+        call: AbortHandle,
     },
     /// END_REQUEST is sent; the rest of STDIN is read and dropped, so that a web server still
     /// sending a body (nginx sends it whole before it reads) is not cut off.
     Finishing { keep_conn: bool, since: Instant },
 }
 
+/// The app calls in flight, each ending with its [`Done`] (or `Err` once aborted).
+type Calls = FuturesUnordered<BoxFuture<'static, Result<Done, futures_util::future::Aborted>>>;
+
 struct Conn {
     app: Arc<dyn App>,
     cfg: Arc<FastCgiConfig>,
     requests: HashMap<u16, Slot>,
     out: mpsc::Sender<Bytes>,
-    done_tx: mpsc::UnboundedSender<Done>,
+    /// Calls started by the last record, for the loop to drive.
+    started: Vec<BoxFuture<'static, Result<Done, futures_util::future::Aborted>>>,
     /// A request without KEEP_CONN ended: close once nothing is left.
     closing: bool,
     /// The daemon is shutting down: close once nothing is left.
@@ -114,13 +120,13 @@ pub async fn serve_connection<IO>(
     let (rd, wr) = tokio::io::split(io);
     let (out, out_rx) = mpsc::channel(32);
     let writer = tokio::spawn(write_loop(wr, out_rx));
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let mut calls = Calls::new();
     let mut conn = Conn {
         app,
         cfg,
         requests: HashMap::new(),
         out,
-        done_tx,
+        started: Vec::new(),
         closing: false,
         draining: false,
         silent_since: Some(Instant::now()),
@@ -131,11 +137,19 @@ pub async fn serve_connection<IO>(
         if (conn.closing || conn.draining) && conn.requests.is_empty() {
             break;
         }
+        calls.extend(conn.started.drain(..));
         let deadline = conn.deadline();
+        // Not multiplexing, the reader stops while the app has a full STDIN queue to read, so
+        // that the web server feels the push back through TCP.
+        let full = conn.full_stdin();
         let flow = tokio::select! {
             biased;
-            Some(done) = done_rx.recv() => conn.finished(done).await,
-            record = frames.next() => match record {
+            Some(done) = calls.next(), if !calls.is_empty() => match done {
+                Ok(done) => conn.finished(done).await,
+                Err(_aborted) => ControlFlow::Continue(()),
+            },
+            () = async { if let Some(f) = full { f.await } }, if full.is_some() => ControlFlow::Continue(()),
+            record = frames.next(), if full.is_none() => match record {
                 Some(Ok(record)) => {
                     conn.silent_since = None;
                     conn.handle(record).await
@@ -165,11 +179,12 @@ pub async fn serve_connection<IO>(
         };
     }
     for slot in conn.requests.values() {
-        if let Slot::Running { task, stdin, .. } = slot {
+        if let Slot::Running { stdin, .. } = slot {
             stdin.abort();
-            task.abort();
         }
     }
+    // Cancels the calls still running; then the writer sees every sender gone and closes.
+    drop(calls);
     drop(conn);
     let _ = writer.await;
 }
@@ -317,20 +332,16 @@ impl Conn {
             return self.half_close_unless(keep_conn).await;
         }
         let (stdin, body) = stdin::channel(self.cfg.max_body_size);
-        let task = tokio::spawn(respond::run(
-            id,
-            env,
-            Body::new(body),
-            self.app.clone(),
-            self.out.clone(),
-            self.done_tx.clone(),
-        ));
+        let (call, registration) = AbortHandle::new_pair();
+        let run = respond::run(id, env, Body::new(body), self.app.clone(), self.out.clone());
+        self.started
+            .push(Box::pin(Abortable::new(run, registration)));
         self.requests.insert(
             id,
             Slot::Running {
                 keep_conn,
                 stdin,
-                task: task.abort_handle(),
+                call,
             },
         );
         ControlFlow::Continue(())
@@ -338,12 +349,7 @@ impl Conn {
 
     async fn stdin(&mut self, id: u16, content: Bytes) -> ControlFlow<()> {
         match self.requests.get(&id) {
-            Some(Slot::Running { stdin, .. }) => {
-                stdin.push(content);
-                if self.cfg.max_requests == 1 {
-                    stdin.drained().await;
-                }
-            }
+            Some(Slot::Running { stdin, .. }) => stdin.push(content),
             Some(Slot::Finishing { keep_conn, .. }) if content.is_empty() => {
                 tracing::debug!(id, "the rest of STDIN is read; the request is over");
                 let keep_conn = *keep_conn;
@@ -365,10 +371,10 @@ impl Conn {
             Some(Slot::Running {
                 keep_conn,
                 stdin,
-                task,
+                call,
             }) => {
                 stdin.abort();
-                task.abort();
+                call.abort();
                 keep_conn
             }
             Some(Slot::Params { keep_conn, .. }) => keep_conn,
@@ -388,9 +394,9 @@ impl Conn {
         else {
             return ControlFlow::Continue(()); // aborted meanwhile: already ended
         };
-        if done.broken {
-            return ControlFlow::Break(());
-        }
+        let Some(mut buf) = done.tail else {
+            return ControlFlow::Break(()); // the body broke: the web server must see a cut
+        };
         let draining = !stdin.is_done();
         if !draining {
             self.closing |= !keep_conn;
@@ -403,7 +409,6 @@ impl Conn {
                 },
             );
         }
-        let mut buf = BytesMut::new();
         put_end(&mut buf, done.id, ProtocolStatus::RequestComplete);
         self.send(buf).await?;
         match draining {
@@ -416,7 +421,7 @@ impl Conn {
     /// close, and may have stopped sending the request body (nginx does, once it has the whole
     /// response). Closing our side tells it we are done; reading on drains whatever it still
     /// sends, so it never meets a reset.
-    async fn half_close_unless(&self, keep_conn: bool) -> ControlFlow<()> {
+    async fn half_close_unless(&mut self, keep_conn: bool) -> ControlFlow<()> {
         if keep_conn || self.requests.len() > 1 {
             return ControlFlow::Continue(());
         }
@@ -443,6 +448,17 @@ impl Conn {
         self.send(buf).await
     }
 
+    /// When not multiplexing, and the running request's STDIN queue is full: its draining.
+    fn full_stdin(&self) -> Option<impl Future<Output = ()> + use<>> {
+        if self.cfg.max_requests != 1 {
+            return None;
+        }
+        self.requests.values().find_map(|slot| match slot {
+            Slot::Running { stdin, .. } if stdin.is_full() => Some(stdin.drained()),
+            _ => None,
+        })
+    }
+
     /// When the oldest unfinished request head (or the silent new connection, or the idle
     /// kept one) times out.
     fn deadline(&self) -> Option<Instant> {
@@ -460,7 +476,7 @@ impl Conn {
         head.into_iter().chain(idle).min()
     }
 
-    async fn send(&self, buf: BytesMut) -> ControlFlow<()> {
+    async fn send(&mut self, buf: BytesMut) -> ControlFlow<()> {
         match self.out.send(buf.freeze()).await {
             Ok(()) => ControlFlow::Continue(()),
             Err(_) => ControlFlow::Break(()),

@@ -9,31 +9,33 @@ use tokio::sync::mpsc;
 use crate::codec::{put_stream, put_stream_end};
 use crate::record::RecordType;
 
-/// How a request task ended, reported to the connection's reader, which writes END_REQUEST.
-#[derive(Debug, Clone, Copy)]
+/// How a request's response ended, for the connection, which writes END_REQUEST.
+#[derive(Debug)]
 pub struct Done {
     /// The request id.
     pub id: u16,
-    /// The response body failed mid-way: the connection must close so that the web server
+    /// The end of STDOUT, not sent yet, so that END_REQUEST goes out in the same write; `None`
+    /// when the response body failed mid-way: the connection must close so that the web server
     /// sees a truncated response, not a complete one.
-    pub broken: bool,
+    pub tail: Option<BytesMut>,
 }
 
-/// Calls the app and streams its response to the writer; reports [`Done`] when STDOUT is
-/// complete. Aborting this task (FCGI_ABORT_REQUEST, a lost connection) drops the app's
-/// future; whole buffers go to the writer, so no record is ever cut in half.
+/// Calls the app and streams its response to the writer, but for the end of STDOUT, which it
+/// returns. Dropping this future (FCGI_ABORT_REQUEST, a lost connection) drops the app's;
+/// whole buffers go to the writer, so no record is ever cut in half.
 pub async fn run(
     id: u16,
     env: Environ,
     body: Body,
     app: Arc<dyn App>,
     out: mpsc::Sender<Bytes>,
-    done: mpsc::UnboundedSender<Done>,
-) {
+) -> Done {
     let head_only = env.method() == "HEAD";
     let res = app.call(env, body).await;
-    let broken = write(id, res, head_only, &out).await.is_err();
-    let _ = done.send(Done { id, broken });
+    Done {
+        id,
+        tail: write(id, res, head_only, &out).await.ok(),
+    }
 }
 
 /// A response already decided by the front-end (400, 413, 431...), without the app.
@@ -52,7 +54,7 @@ async fn write(
     res: Response,
     head_only: bool,
     out: &mpsc::Sender<Bytes>,
-) -> Result<(), ()> {
+) -> Result<BytesMut, ()> {
     let mut head = BytesMut::with_capacity(256);
     let mut body = write_head_or_500(res, &mut head);
     let mut buf = BytesMut::with_capacity(head.len() + 64);
@@ -61,7 +63,7 @@ async fn write(
         body = Body::empty();
     }
     if let Some(len) = body.exact_len() {
-        // The whole body is here: one buffer, one write.
+        // The whole body is here: one buffer, written with END_REQUEST in one write.
         let data = body.to_bytes().await.map_err(|_| ())?;
         debug_assert_eq!(data.len() as u64, len);
         put_stream(&mut buf, RecordType::Stdout, id, &data);
@@ -83,5 +85,5 @@ async fn write(
         }
     }
     put_stream_end(&mut buf, RecordType::Stdout, id);
-    out.send(buf.freeze()).await.map_err(|_| ())
+    Ok(buf)
 }

@@ -119,17 +119,27 @@ impl StdinSender {
         s.ended || s.failed.is_some()
     }
 
-    /// Waits while the queue is over its high-water mark and the app still reads.
-    pub async fn drained(&self) {
-        loop {
-            let notified = self.shared.drained.notified();
-            {
-                let s = self.shared.lock();
-                if s.queued <= HIGH_WATER || s.gone {
-                    return;
+    /// Whether the queue is over its high-water mark and the app still reads.
+    pub fn is_full(&self) -> bool {
+        let s = self.shared.lock();
+        s.queued > HIGH_WATER && !s.gone
+    }
+
+    /// Waits while the queue is over its high-water mark and the app still reads. The future
+    /// owns what it needs, so the reader can wait on it beside the request's own future.
+    pub fn drained(&self) -> impl Future<Output = ()> + Send + use<> {
+        let shared = self.shared.clone();
+        async move {
+            loop {
+                let notified = shared.drained.notified();
+                {
+                    let s = shared.lock();
+                    if s.queued <= HIGH_WATER || s.gone {
+                        return;
+                    }
                 }
+                notified.await;
             }
-            notified.await;
         }
     }
 }
