@@ -277,7 +277,7 @@ for round in $(seq "$rounds"); do
     ' "$work/wrk.txt" | tee -a "$work/results.tsv" >&2
   done
 done
-sleep 1
+sleep 3 # gatewayd hands freed memory back a quiet second after a burst (src/server/trim.rs)
 echo "gatewayd after_load_kib $(rss "$gw")" >> "$work/memory"
 
 # --- CGI: time per request ----------------------------------------------------------------

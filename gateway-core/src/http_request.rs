@@ -64,7 +64,10 @@ pub fn environ(parts: &Parts, conn: &ConnInfo) -> Environ {
     env.insert("SERVER_SOFTWARE", SERVER_SOFTWARE);
     env.insert("REQUEST_METHOD", arena.put(parts.method.as_str()));
     env.insert("SCRIPT_NAME", "");
-    env.insert("PATH_INFO", arena.put_with(|b| b.extend(percent_decode(path.as_bytes()))));
+    env.insert(
+        "PATH_INFO",
+        arena.put_with(|b| b.extend(percent_decode(path.as_bytes()))),
+    );
     env.insert("QUERY_STRING", arena.put(uri.query().unwrap_or("")));
     env.insert("REQUEST_URI", arena.put(path_and_query));
     env.insert("SERVER_PROTOCOL", server_protocol(parts.version));
@@ -89,8 +92,14 @@ pub fn environ(parts: &Parts, conn: &ConnInfo) -> Environ {
     env.insert("SERVER_PORT", server_port);
     match conn.remote {
         Some(remote) => {
-            env.insert("REMOTE_ADDR", arena.put_with(|b| write!(b, "{}", remote.ip())));
-            env.insert("REMOTE_PORT", arena.put_with(|b| write!(b, "{}", remote.port())));
+            env.insert(
+                "REMOTE_ADDR",
+                arena.put_with(|b| write!(b, "{}", remote.ip())),
+            );
+            env.insert(
+                "REMOTE_PORT",
+                arena.put_with(|b| write!(b, "{}", remote.port())),
+            );
         }
         None => env.insert("REMOTE_ADDR", ""),
     }

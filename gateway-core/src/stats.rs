@@ -28,7 +28,9 @@ pub struct Stats {
     requests: [[AtomicU64; 6]; 4],
     in_flight: AtomicI64,
     bytes: AtomicU64,
-    /// Cumulative: `latency[i]` counts requests at most `LATENCY_BUCKETS[i]`; the last is +Inf.
+    /// `latency[i]` counts requests over the bucket before and at most `LATENCY_BUCKETS[i]`
+    /// (the last: over every bound). One counter per request; [`Stats::snapshot`] sums them up
+    /// into the cumulative histogram.
     latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     latency_sum_micros: AtomicU64,
     connections: Mutex<Vec<(String, Arc<AtomicI64>)>>,
@@ -91,14 +93,24 @@ impl Stats {
         self.requests[p][class].fetch_add(1, Relaxed);
         self.bytes.fetch_add(bytes, Relaxed);
         let secs = took.as_secs_f64();
-        for (bound, count) in LATENCY_BUCKETS.iter().zip(&self.latency) {
-            if secs <= *bound {
-                count.fetch_add(1, Relaxed);
-            }
-        }
-        self.latency[LATENCY_BUCKETS.len()].fetch_add(1, Relaxed);
+        let bucket = LATENCY_BUCKETS.partition_point(|bound| *bound < secs);
+        self.latency[bucket].fetch_add(1, Relaxed);
         self.latency_sum_micros
             .fetch_add(took.as_micros() as u64, Relaxed);
+    }
+
+    /// Requests served so far (cheaper than a snapshot).
+    pub fn served(&self) -> u64 {
+        self.requests
+            .iter()
+            .flatten()
+            .map(|n| n.load(Relaxed))
+            .sum()
+    }
+
+    /// Requests whose response has not finished.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Relaxed)
     }
 
     /// The open-connection gauge of a listener (made on first use).
@@ -129,7 +141,10 @@ impl Stats {
             bytes: self.bytes.load(Relaxed),
             latency: bounds
                 .zip(&self.latency)
-                .map(|(b, c)| (b, c.load(Relaxed)))
+                .scan(0, |sum, (b, c)| {
+                    *sum += c.load(Relaxed);
+                    Some((b, *sum))
+                })
                 .collect(),
             latency_sum: self.latency_sum_micros.load(Relaxed) as f64 / 1e6,
             connections: connections

@@ -3,6 +3,7 @@
 mod front;
 mod listeners;
 mod stack;
+mod trim;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub async fn serve(path: &Path, registry: &Registry, config: Config) -> anyhow::
     systemd::ready(&format!("serving on {} listeners", listeners.len()));
     systemd::spawn_watchdog();
     systemd::spawn_status();
+    trim::spawn();
 
     let name = loop {
         tokio::select! {
