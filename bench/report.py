@@ -26,16 +26,21 @@ def millis(text):
 
 
 def load(work):
-    rows = OrderedDict()  # (chain, name) -> {kind, rps[], p99[], errors}
+    rows = OrderedDict()  # (chain, name) -> {kind, rps[], p99[], errors, CPU µs per request}
     for line in (work / "results.tsv").read_text().splitlines():
-        name, chain, kind, _round, rps, p99, errors = line.split("\t")
-        row = rows.setdefault((chain, name), {"kind": kind, "rps": [], "p99": [], "errors": 0})
+        name, chain, kind, _round, rps, p99, errors, *cpu = line.split("\t")
+        row = rows.setdefault((chain, name), {"kind": kind, "rps": [], "p99": [], "errors": 0,
+                                              "user": [], "sys": [], "nginx": [], "wrk": []})
         row["rps"].append(float(rps or 0))
         row["p99"].append(millis(p99 or "nan"))
         row["errors"] += int(errors or 0)
+        for key, value in zip(("user", "sys", "nginx", "wrk"), cpu):
+            row[key].append(float(value))
     for row in rows.values():
         row["median"] = statistics.median(row["rps"])
         row["p99_median"] = statistics.median(row["p99"])
+        for key in ("user", "sys", "nginx", "wrk"):
+            row[key] = statistics.median(row[key]) if row[key] else float("nan")
     memory = {}
     for line in (work / "memory").read_text().splitlines():
         who, key, value = line.split()
@@ -55,17 +60,20 @@ def throughput_table(rows):
     chains = OrderedDict()
     for (chain, name), row in rows.items():
         chains.setdefault(chain, []).append((name, row))
-    out = ["| chain | server | req/s (median) | spread (min–max) | p99 | ratio to best peer | errors |",
-           "|---|---|--:|--:|--:|--:|--:|"]
+    out = ["| chain | server | req/s (median) | spread (min–max) | p99 | ratio to best peer | errors"
+           " | server CPU µs/req (user + sys) | nginx µs/req |",
+           "|---|---|--:|--:|--:|--:|--:|--:|--:|"]
     for chain, entries in chains.items():
         peers = [r["median"] for _, r in entries if r["kind"] == "peer"]
         top = max(peers) if peers else None
         for name, r in entries:
             ratio = f"{r['median'] / top:.2f}×" if top else "–"
             label = f"**{name}**" if r["kind"] == "gatewayd" else name
+            server = "–" if r["kind"] == "ceiling" else f"{r['user']:.1f} + {r['sys']:.1f}"
+            ng = f"{r['nginx']:.1f}" if chain != "HTTP direct" else "–"
             out.append(
                 f"| {chain} | {label} | {r['median']:,.0f} | {min(r['rps']):,.0f}–{max(r['rps']):,.0f}"
-                f" | {r['p99_median']:.2f} ms | {ratio} | {r['errors']} |")
+                f" | {r['p99_median']:.2f} ms | {ratio} | {r['errors']} | {server} | {ng} |")
     return out
 
 
@@ -106,6 +114,29 @@ def targets(rows, memory, cgi):
     out = ["| target | goal | measured | met |", "|---|---|---|---|"]
     out += [f"| {t} | {g} | {m} | {'yes' if ok else '**no**'} |" for t, g, m, ok in checks]
     return out, all(ok for *_, ok in checks)
+
+
+def budgets(rows, cores):
+    """For each nginx chain with a throughput goal: the CPU one request may cost at the goal,
+    what nginx and wrk already take of it, and what gatewayd spends in the kernel and in its own
+    code. When the rest of the chain plus gatewayd's kernel work alone exceed the budget, no
+    gateway code could meet the goal on this machine."""
+    out = ["| chain | goal | CPU per request at the goal | nginx + wrk | left for the gateway"
+           " | gatewayd: kernel + user | best peer: kernel + user |",
+           "|---|--:|--:|--:|--:|--:|--:|"]
+    for title, test in (("nginx → FastCGI", lambda c: "FastCGI" in c),
+                        ("nginx → SCGI", lambda c: "SCGI" in c)):
+        g, p = best(rows, "gatewayd", test), best(rows, "peer", test)
+        if not g[1] or not p[1]:
+            continue
+        gw, peer = rows[(g[1], g[2])], rows[(p[1], p[2])]
+        goal = 1.3 * p[0]
+        budget = cores * 1e6 / goal
+        rest = gw["nginx"] + gw["wrk"]
+        out.append(f"| {title} | {goal:,.0f} req/s | {budget:.1f} µs | {rest:.1f} µs"
+                   f" | {budget - rest:.1f} µs | {gw['sys']:.1f} + {gw['user']:.1f} µs"
+                   f" ({g[1]}) | {peer['sys']:.1f} + {peer['user']:.1f} µs ({p[2]}, {p[1]}) |")
+    return out
 
 
 def memory_table(memory):
@@ -155,6 +186,8 @@ def chart(rows, path):
 def main():
     work, load_desc = Path(sys.argv[1]), sys.argv[2]
     rows, memory, versions, cgi = load(work)
+    cores = int(dict(versions).get("cores", "2"))
+    versions = [(k, v) for k, v in versions if k != "cores"]
     chart(rows, REPO / "bench" / "chart.svg")
     target_lines, all_met = targets(rows, memory, cgi)
     section = [BEGIN, "", "### Targets", ""] + target_lines
@@ -162,6 +195,11 @@ def main():
                 f"Load: {load_desc}. Ratios compare medians with the best peer on the same chain.",
                 "", "![requests per second per chain](bench/chart.svg)", ""]
     section += throughput_table(rows)
+    section += ["", "### Where the CPU goes, against the goals behind nginx", "",
+                f"All {cores} cores at 100%: a request may cost `cores × 1 s / goal`. nginx, wrk"
+                " and the gateway share those cores; their CPU per request is read from /proc"
+                " around each wrk run (medians of the rounds; kernel = system time).", ""]
+    section += budgets(rows, cores)
     section += ["", "### CGI: time per request (`hyperfine -N`)", ""] + cgi_table(cgi)
     section += ["", "### Memory (RSS of the server process)", ""] + memory_table(memory)
     section += ["", "### Machine and versions", "", "| | |", "|---|---|"]

@@ -248,6 +248,25 @@ if [[ -n ${BENCH_HOLD:-} ]]; then # keep every server up, to probe by hand
   sleep infinity
 fi
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# CPU accounting: user and system clock ticks of a process, its live children and the children
+# it reaped (fields 14-17 of /proc/PID/stat), so a fork per request (CGI) is counted too.
+tick=$(getconf CLK_TCK)
+ticks() { # PID...: "user system"
+  local pid all=()
+  for pid in "$@"; do all+=("$pid" $(pgrep -P "$pid" || true)); done
+  for pid in "${all[@]}"; do cat "/proc/$pid/stat" 2>/dev/null || true; done |
+    awk '{ sub(/^.*\) /, ""); u += $12 + $14; s += $13 + $15 } END { printf "%d %d\n", u, s }'
+}
+backend_of() { # TARGET-INDEX: the processes that serve it behind nginx, or nothing
+  case "${names[$1]}|${chains[$1]}" in
+    *fcgiwrap*) echo "$pid_fcgiwrap" ;;
+    gatewayd*) echo "$pid_gatewayd" ;;
+    "hyper hello"*) echo "$pid_hyper" ;;
+    php-fpm*) echo "$pid_php" ;;
+    Go*) echo "$pid_go" ;;
+    uWSGI*) echo "$pid_uwsgi" ;;
+  esac
+}
 # shellcheck disable=SC2154 # set by start
 gw=$pid_gatewayd
 echo "gatewayd idle_kib $(rss "$gw")" > "$work/memory"
@@ -267,13 +286,28 @@ for round in $(seq "$rounds"); do
   for i in $seq; do
     selected "$i" || continue
     log "round $round/$rounds: ${names[$i]} on ${chains[$i]}"
-    wrk -t1 -c"$conns" -d"$duration" --latency "${urls[$i]}" > "$work/wrk.txt"
-    awk -v name="${names[$i]}" -v chain="${chains[$i]}" -v kind="${kinds[$i]}" -v round="$round" '
+    # shellcheck disable=SC2046 # word splitting of the pid lists is wanted
+    {
+      read -r bu0 bs0 < <(ticks $(backend_of "$i"))
+      read -r nu0 ns0 < <(ticks $(pgrep -P "$pid_nginx"))
+      TIMEFORMAT='%U %S'
+      { time wrk -t1 -c"$conns" -d"$duration" --latency "${urls[$i]}" > "$work/wrk.txt"; } 2> "$work/wrk.time"
+      read -r bu1 bs1 < <(ticks $(backend_of "$i"))
+      read -r nu1 ns1 < <(ticks $(pgrep -P "$pid_nginx"))
+    }
+    awk -v name="${names[$i]}" -v chain="${chains[$i]}" -v kind="${kinds[$i]}" -v round="$round" \
+      -v bu=$((bu1 - bu0)) -v bs=$((bs1 - bs0)) -v ng=$((nu1 + ns1 - nu0 - ns0)) -v tick="$tick" \
+      -v wrk="$(awk '{print $1 + $2}' "$work/wrk.time")" '
+      /requests in/ { n = $1 }
       /Requests\/sec/ { rps = $2 }
       $1 == "99%" { p99 = $2 }
       /Non-2xx/ { errors += $NF }
       /Socket errors/ { gsub(/,/, ""); errors += $4 + $6 + $8 + $10 }
-      END { printf "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", name, chain, kind, round, rps, p99, errors }
+      END {
+        us = 1e6 / tick / (n ? n : 1)  # clock ticks to microseconds per request
+        printf "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\n", name, chain, kind, round,
+          rps, p99, errors, bu * us, bs * us, ng * us, wrk * 1e6 / (n ? n : 1)
+      }
     ' "$work/wrk.txt" | tee -a "$work/results.tsv" >&2
   done
 done
@@ -294,6 +328,7 @@ log "CGI programs, $cgi_runs runs each"
 
 # --- Versions and report --------------------------------------------------------------------
 {
+  echo "cores|$(nproc)"
   echo "machine|$(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
   echo "gatewayd|$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!BENCHMARKS.md' ':!bench/chart.svg' || echo ' (modified)'), $(rustc --version | cut -d' ' -f1-2), hyper $(sed -n '/^name = "hyper"$/{n;s/version = "\(.*\)"/\1/p}' Cargo.lock)"
   echo "nginx|$(nginx -v 2>&1 | sed 's/.*nginx\///')"

@@ -81,6 +81,30 @@ async fn a_slow_head_is_cut() {
 }
 
 #[tokio::test]
+async fn the_head_timeout_does_not_cut_a_slow_answer() {
+    // The head timer runs on while the app answers (hyper reads meanwhile, to notice a client
+    // that leaves); a request that takes several periods must still be answered, and the
+    // kept connection must serve the next one.
+    let d = Daemon::start(&config(
+        "header_read_timeout = \"300ms\"\nrequest_timeout = \"10s\"",
+        "",
+        "",
+    ));
+    let mut client = common::Client::connect(d.addr()).await;
+    assert_eq!(
+        client
+            .send(req("GET", "/delay/1.2", Body::empty()))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        client.send(req("GET", "/get", Body::empty())).await.status,
+        200
+    );
+}
+
+#[tokio::test]
 async fn idle_keep_alive_connections_are_closed() {
     let d = Daemon::start(&config("keepalive_timeout = \"300ms\"", "", ""));
     let mut s = tokio::net::TcpStream::connect(d.addr()).await.unwrap();

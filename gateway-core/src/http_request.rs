@@ -60,17 +60,22 @@ pub fn environ(parts: &Parts, conn: &ConnInfo) -> Environ {
         2 * path_and_query.len() + headers_len + 128,
     ));
 
-    env.insert("GATEWAY_INTERFACE", "CGI/1.1");
-    env.insert("SERVER_SOFTWARE", SERVER_SOFTWARE);
-    env.insert("REQUEST_METHOD", arena.put(parts.method.as_str()));
-    env.insert("SCRIPT_NAME", "");
-    env.insert(
+    set(&mut env, "GATEWAY_INTERFACE", "CGI/1.1");
+    set(&mut env, "SERVER_SOFTWARE", SERVER_SOFTWARE);
+    set(&mut env, "REQUEST_METHOD", arena.put(parts.method.as_str()));
+    set(&mut env, "SCRIPT_NAME", "");
+    set(
+        &mut env,
         "PATH_INFO",
         arena.put_with(|b| b.extend(percent_decode(path.as_bytes()))),
     );
-    env.insert("QUERY_STRING", arena.put(uri.query().unwrap_or("")));
-    env.insert("REQUEST_URI", arena.put(path_and_query));
-    env.insert("SERVER_PROTOCOL", server_protocol(parts.version));
+    set(
+        &mut env,
+        "QUERY_STRING",
+        arena.put(uri.query().unwrap_or("")),
+    );
+    set(&mut env, "REQUEST_URI", arena.put(path_and_query));
+    set(&mut env, "SERVER_PROTOCOL", server_protocol(parts.version));
 
     let host = parts
         .headers
@@ -88,20 +93,16 @@ pub fn environ(parts: &Parts, conn: &ConnInfo) -> Environ {
         (None, Some(local)) => arena.put_with(|b| write!(b, "{}", local.port())),
         (None, None) => Bytes::from_static(b"80"),
     };
-    env.insert("SERVER_NAME", server_name);
-    env.insert("SERVER_PORT", server_port);
+    set(&mut env, "SERVER_NAME", server_name);
+    set(&mut env, "SERVER_PORT", server_port);
     match conn.remote {
         Some(remote) => {
-            env.insert(
-                "REMOTE_ADDR",
-                arena.put_with(|b| write!(b, "{}", remote.ip())),
-            );
-            env.insert(
-                "REMOTE_PORT",
-                arena.put_with(|b| write!(b, "{}", remote.port())),
-            );
+            let addr = arena.put_with(|b| write!(b, "{}", remote.ip()));
+            set(&mut env, "REMOTE_ADDR", addr);
+            let port = arena.put_with(|b| write!(b, "{}", remote.port()));
+            set(&mut env, "REMOTE_PORT", port);
         }
-        None => env.insert("REMOTE_ADDR", ""),
+        None => set(&mut env, "REMOTE_ADDR", ""),
     }
 
     for (name, value) in &parts.headers {
@@ -117,6 +118,11 @@ pub fn environ(parts: &Parts, conn: &ConnInfo) -> Environ {
         }
     }
     env
+}
+
+/// Sets one of the variables the builder sets once: no search for an earlier value.
+fn set(env: &mut Environ, name: &'static str, value: impl Into<Bytes>) {
+    env.insert_new(Bytes::from_static(name.as_bytes()), value.into());
 }
 
 /// One buffer for all the values of an environ, handed out as slices of it: one allocation

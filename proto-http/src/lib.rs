@@ -6,6 +6,7 @@
 //! [`serve_connection`] drives one connection.
 
 mod guard;
+mod head_timer;
 mod serve;
 mod sniff;
 

@@ -9,10 +9,11 @@ use gateway_core::{App, Body, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
+use crate::head_timer::{HeadTimer, InRequest};
 use crate::sniff::Sniffed;
 use gateway_core::{ConnInfo, environ, into_http};
 
@@ -22,7 +23,9 @@ pub struct HttpConfig {
     /// The request body cap: a larger declared length answers 413 before the app runs; a
     /// chunked body fails with 413 once it passes the cap.
     pub max_body_size: u64,
-    /// How long a client may take to send a request head (slowloris guard).
+    /// How long a client may take to send a request head (slowloris guard), and how long a
+    /// kept connection may idle: cut after one period without a head, or one to two once idle
+    /// (one timer per connection, re-armed once per period).
     pub header_read_timeout: Duration,
     /// The most header fields in a request head; more answers 431.
     pub max_headers: usize,
@@ -58,17 +61,23 @@ pub async fn serve_connection<I>(
 {
     let limits = config.clone();
     let (io, verdict) = Sniffed::new(io, config.max_head_size.max(8192));
+    let busy = InRequest::default();
+    let io = HeadTimer::new(io, config.header_read_timeout, busy.clone());
     let next = Arc::new(AtomicUsize::new(0));
     let service = service_fn(move |req| {
         let app = app.clone();
         let limits = limits.clone();
+        let busy = busy.clone();
+        busy.start();
         // hyper calls the service in request order: this is the request's index.
         let refused = verdict.refuses(next.fetch_add(1, Ordering::Relaxed));
-        async move { Ok::<_, Infallible>(handle(&*app, &limits, &conn, req, refused).await) }
+        async move {
+            let res = handle(&*app, &limits, &conn, req, refused).await;
+            Ok::<_, Infallible>(res.map(|body| busy.track(body)))
+        }
     });
+    // No hyper timer: HeadTimer times heads and idle waits with one timer per connection.
     let served = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
         .max_headers(config.max_headers)
         .max_buf_size(config.max_head_size.max(8192))
         .serve_connection(TokioIo::new(io), service);

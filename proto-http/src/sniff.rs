@@ -66,6 +66,17 @@ impl<IO> Sniffed<IO> {
         (sniffed, verdict)
     }
 
+    /// Whether the connection is between requests or inside a request head: what the head
+    /// timeout covers. Not once the watch is off: that connection is being refused and closed.
+    pub fn awaits_head(&self) -> bool {
+        matches!(self.state, State::Head(_))
+    }
+
+    /// How many request heads have come in full.
+    pub fn heads(&self) -> usize {
+        self.index
+    }
+
     fn feed(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             match &mut self.state {
