@@ -1,6 +1,5 @@
 //! `Limit`: a per-app deadline (504) and concurrency cap (503).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -24,7 +23,7 @@ use crate::{App, Body, Environ, Response};
 #[derive(Debug)]
 pub struct Limit<A> {
     inner: A,
-    permits: Option<Arc<Semaphore>>,
+    permits: Option<Semaphore>,
     timeout: Option<Duration>,
 }
 
@@ -40,7 +39,7 @@ impl<A> Limit<A> {
 
     /// At most `n` calls at once.
     pub fn max_concurrency(mut self, n: usize) -> Self {
-        self.permits = Some(Arc::new(Semaphore::new(n.max(1))));
+        self.permits = Some(Semaphore::new(n.max(1)));
         self
     }
 
@@ -56,7 +55,7 @@ impl<A: App> App for Limit<A> {
     async fn call(&self, env: Environ, body: Body) -> Response {
         let _permit = match &self.permits {
             None => None,
-            Some(permits) => match permits.clone().try_acquire_owned() {
+            Some(permits) => match permits.try_acquire() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
                     tracing::warn!("app at its max_concurrency; answering 503");
@@ -82,6 +81,8 @@ impl<A: App> App for Limit<A> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::{Protocol, app_fn};
 

@@ -108,10 +108,9 @@ impl App for Router {
         let Some(route) = self.split(&env) else {
             return Response::error(404);
         };
-        let app = route.app.clone();
         env.insert("SCRIPT_NAME", route.script_name);
         env.insert("PATH_INFO", route.path_info);
-        app.call(env, body).await
+        route.app.call(env, body).await
     }
 }
 

@@ -1,8 +1,9 @@
 //! Live counters for the `status` page and systemd's STATUS line: requests by protocol and
 //! status class, requests in flight, bytes sent, a latency histogram, open connections per
-//! listener. Lock-free on the request path (atomics only).
+//! listener. Lock-free on the request path (atomics only), and striped: each thread counts in
+//! its own cache line, so that two cores serving requests do not pass counters back and forth.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -24,8 +25,21 @@ const PROTOCOLS: [Protocol; 4] = [
 #[derive(Debug)]
 pub struct Stats {
     started: Instant,
+    stripes: [Stripe; STRIPES],
+    connections: Mutex<Vec<(String, Arc<AtomicI64>)>>,
+}
+
+/// Stripes: threads share one when there are more threads than stripes.
+const STRIPES: usize = 8;
+
+/// One thread's counters, alone in their cache lines.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Stripe {
     /// By protocol, then by status class: 1xx..5xx, and other.
     requests: [[AtomicU64; 6]; 4],
+    /// Begun here minus ended here: a request may end on another thread, so only the sum of
+    /// the stripes means anything.
     in_flight: AtomicI64,
     bytes: AtomicU64,
     /// `latency[i]` counts requests over the bucket before and at most `LATENCY_BUCKETS[i]`
@@ -33,7 +47,15 @@ pub struct Stats {
     /// into the cumulative histogram.
     latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     latency_sum_micros: AtomicU64,
-    connections: Mutex<Vec<(String, Arc<AtomicI64>)>>,
+}
+
+/// This thread's stripe.
+fn stripe_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Relaxed) % STRIPES;
+    }
+    INDEX.with(|i| *i)
 }
 
 /// A copy of the counters at one moment.
@@ -61,11 +83,7 @@ impl Stats {
     fn new() -> Self {
         Stats {
             started: Instant::now(),
-            requests: Default::default(),
-            in_flight: AtomicI64::new(0),
-            bytes: AtomicU64::new(0),
-            latency: Default::default(),
-            latency_sum_micros: AtomicU64::new(0),
+            stripes: Default::default(),
             connections: Mutex::new(Vec::new()),
         }
     }
@@ -79,8 +97,12 @@ impl Stats {
     /// A request starts; it stays in flight until the guard is dropped, however it ends (a
     /// cancelled call included).
     pub fn begin(&self) -> InFlight<'_> {
-        self.in_flight.fetch_add(1, Relaxed);
+        self.stripe().in_flight.fetch_add(1, Relaxed);
         InFlight(self)
+    }
+
+    fn stripe(&self) -> &Stripe {
+        &self.stripes[stripe_index()]
     }
 
     /// A request ended with `status` after `took`, having sent `bytes` of body.
@@ -90,27 +112,34 @@ impl Stats {
             100..=599 => usize::from(status / 100 - 1),
             _ => 5,
         };
-        self.requests[p][class].fetch_add(1, Relaxed);
-        self.bytes.fetch_add(bytes, Relaxed);
+        let stripe = self.stripe();
+        stripe.requests[p][class].fetch_add(1, Relaxed);
+        stripe.bytes.fetch_add(bytes, Relaxed);
         let secs = took.as_secs_f64();
         let bucket = LATENCY_BUCKETS.partition_point(|bound| *bound < secs);
-        self.latency[bucket].fetch_add(1, Relaxed);
-        self.latency_sum_micros
+        stripe.latency[bucket].fetch_add(1, Relaxed);
+        stripe
+            .latency_sum_micros
             .fetch_add(took.as_micros() as u64, Relaxed);
     }
 
     /// Requests served so far (cheaper than a snapshot).
     pub fn served(&self) -> u64 {
-        self.requests
+        self.stripes
             .iter()
-            .flatten()
+            .flat_map(|s| s.requests.iter().flatten())
             .map(|n| n.load(Relaxed))
             .sum()
     }
 
     /// Requests whose response has not finished.
     pub fn in_flight(&self) -> i64 {
-        self.in_flight.load(Relaxed)
+        self.stripes.iter().map(|s| s.in_flight.load(Relaxed)).sum()
+    }
+
+    /// One counter summed over the stripes.
+    fn sum(&self, counter: impl Fn(&Stripe) -> &AtomicU64) -> u64 {
+        self.stripes.iter().map(|s| counter(s).load(Relaxed)).sum()
     }
 
     /// The open-connection gauge of a listener (made on first use).
@@ -127,9 +156,9 @@ impl Stats {
     /// The counters now.
     pub fn snapshot(&self) -> Snapshot {
         let mut requests = Vec::new();
-        for (p, by_class) in PROTOCOLS.iter().zip(&self.requests) {
-            for (class, count) in CLASSES.iter().zip(by_class) {
-                requests.push((*p, *class, count.load(Relaxed)));
+        for (pi, p) in PROTOCOLS.iter().enumerate() {
+            for (ci, class) in CLASSES.iter().enumerate() {
+                requests.push((*p, *class, self.sum(|s| &s.requests[pi][ci])));
             }
         }
         let bounds = LATENCY_BUCKETS.iter().copied().chain([f64::INFINITY]);
@@ -137,16 +166,16 @@ impl Stats {
         Snapshot {
             uptime: self.started.elapsed(),
             requests,
-            in_flight: self.in_flight.load(Relaxed),
-            bytes: self.bytes.load(Relaxed),
+            in_flight: self.in_flight(),
+            bytes: self.sum(|s| &s.bytes),
             latency: bounds
-                .zip(&self.latency)
-                .scan(0, |sum, (b, c)| {
-                    *sum += c.load(Relaxed);
+                .enumerate()
+                .scan(0, |sum, (i, b)| {
+                    *sum += self.sum(|s| &s.latency[i]);
                     Some((b, *sum))
                 })
                 .collect(),
-            latency_sum: self.latency_sum_micros.load(Relaxed) as f64 / 1e6,
+            latency_sum: self.sum(|s| &s.latency_sum_micros) as f64 / 1e6,
             connections: connections
                 .iter()
                 .map(|(n, g)| (n.clone(), g.load(Relaxed)))
@@ -161,7 +190,7 @@ pub struct InFlight<'a>(&'a Stats);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Relaxed);
+        self.0.stripe().in_flight.fetch_sub(1, Relaxed);
     }
 }
 

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 use crate::head_timer::{HeadTimer, InRequest};
-use crate::sniff::Sniffed;
+use crate::sniff::{Sniffed, Verdict};
 use gateway_core::{ConnInfo, environ, into_http};
 
 /// The limits of the HTTP front-end.
@@ -59,21 +59,29 @@ pub async fn serve_connection<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let limits = config.clone();
     let (io, verdict) = Sniffed::new(io, config.max_head_size.max(8192));
     let busy = InRequest::default();
     let io = HeadTimer::new(io, config.header_read_timeout, busy.clone());
-    let next = Arc::new(AtomicUsize::new(0));
+    // What every request of the connection needs, behind one Arc of its own: cloning it per
+    // request touches no counter another core is touching too.
+    let shared = Arc::new(PerConnection {
+        app,
+        config: config.clone(),
+        conn,
+        busy,
+        verdict,
+        next: AtomicUsize::new(0),
+    });
     let service = service_fn(move |req| {
-        let app = app.clone();
-        let limits = limits.clone();
-        let busy = busy.clone();
-        busy.start();
+        let shared = shared.clone();
+        shared.busy.start();
         // hyper calls the service in request order: this is the request's index.
-        let refused = verdict.refuses(next.fetch_add(1, Ordering::Relaxed));
+        let refused = shared
+            .verdict
+            .refuses(shared.next.fetch_add(1, Ordering::Relaxed));
         async move {
-            let res = handle(&*app, &limits, &conn, req, refused).await;
-            Ok::<_, Infallible>(res.map(|body| busy.track(body)))
+            let res = handle(&*shared.app, &shared.config, &shared.conn, req, refused).await;
+            Ok::<_, Infallible>(res.map(|body| shared.busy.track(body)))
         }
     });
     // No hyper timer: HeadTimer times heads and idle waits with one timer per connection.
@@ -92,6 +100,15 @@ pub async fn serve_connection<I>(
     if let Err(e) = result {
         tracing::debug!(error = %e, peer = ?conn.remote, "http connection ended with an error");
     }
+}
+
+struct PerConnection {
+    app: Arc<dyn App>,
+    config: Arc<HttpConfig>,
+    conn: ConnInfo,
+    busy: InRequest,
+    verdict: Verdict,
+    next: AtomicUsize,
 }
 
 async fn handle(
