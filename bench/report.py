@@ -69,7 +69,9 @@ def throughput_table(rows):
         for name, r in entries:
             ratio = f"{r['median'] / top:.2f}×" if top else "–"
             label = f"**{name}**" if r["kind"] == "gatewayd" else name
-            server = "–" if r["kind"] == "ceiling" else f"{r['user']:.1f} + {r['sys']:.1f}"
+            # fcgiwrap lets the kernel reap its children: their CPU shows nowhere in /proc.
+            unseen = r["kind"] == "ceiling" or "fcgiwrap" in chain
+            server = "–" if unseen else f"{r['user']:.1f} + {r['sys']:.1f}"
             ng = f"{r['nginx']:.1f}" if chain != "HTTP direct" else "–"
             out.append(
                 f"| {chain} | {label} | {r['median']:,.0f} | {min(r['rps']):,.0f}–{max(r['rps']):,.0f}"
