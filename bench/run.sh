@@ -38,9 +38,12 @@ command -v python3 >/dev/null || { echo "bench/run.sh needs python3" >&2; exit 1
 php_fpm=$(ls /usr/sbin/php-fpm* | head -1)
 
 # --- Builds ------------------------------------------------------------------------------
-log "building gatewayd and the hyper peer (release)"
+log "building gatewayd and the hyper peer (release), and gatewayd's static build for CGI"
 cargo build --release -q --bin gatewayd --example hyper-hello
 gatewayd=$repo/target/release/gatewayd
+# A CGI program starts once per request: there the static build is what to deploy (no dynamic
+# loader); the daemons run the default build, as hyper's hello does.
+gatewayd_static=$(scripts/build-static.sh -q)
 
 work=$(mktemp -d /tmp/gatewayd-bench.XXXXXX)
 chmod 755 "$work"
@@ -200,7 +203,7 @@ via_scgi gatewayd unix "unix:$work/gw-scgi.sock"
 via_scgi gatewayd TCP 127.0.0.1:18303
 via_scgi uWSGI unix "unix:$work/uw-scgi.sock"
 via_scgi uWSGI TCP 127.0.0.1:18308
-via_fcgiwrap gatewayd "$gatewayd" "fastcgi_param GATEWAYD_CONFIG $work/gatewayd.toml;"
+via_fcgiwrap gatewayd "$gatewayd_static" "fastcgi_param GATEWAYD_CONFIG $work/gatewayd.toml;"
 via_fcgiwrap "C hello" "$work/cgi/hello-c"
 via_fcgiwrap "Python hello" "$work/cgi/hello-py"
 
@@ -323,7 +326,8 @@ log "CGI programs, $cgi_runs runs each"
   hyperfine -N --warmup 50 --runs "$cgi_runs" --export-json "$work/cgi.json" \
     -n "C hello" "$work/cgi/hello-c" \
     -n "Python hello" "$work/cgi/hello-py" \
-    -n gatewayd "$gatewayd" > /dev/null
+    -n "gatewayd (static build)" "$gatewayd_static" \
+    -n "gatewayd (default build)" "$gatewayd" > /dev/null
 )
 
 # --- Versions and report --------------------------------------------------------------------

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The release binary to deploy, linked statically (glibc included): no dynamic loader at start,
+# which is most of what a CGI request costs (bench/run.sh: 1.3x a C hello instead of 1.9x), and
+# one file that runs on any Linux of the same architecture.
+# Usage: scripts/build-static.sh [extra cargo build arguments]; prints the binary's path.
+#
+# crt-static needs an explicit --target, so that proc-macros (built for the host) stay dynamic.
+# User and group names in `socket_owner`/`socket_group` resolve through glibc's built-in
+# `files` NSS (/etc/passwd, /etc/group); with LDAP or sssd, give numeric ids.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+host=$(rustc -vV | sed -n 's/^host: //p')
+RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+  cargo build --release --target "$host" --bin gatewayd "$@" >&2
+echo "$PWD/target/$host/release/gatewayd"
