@@ -1,5 +1,7 @@
 //! Mounts: which app answers which path, and the SCRIPT_NAME / PATH_INFO split.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -102,15 +104,24 @@ impl Router {
     }
 }
 
-#[async_trait::async_trait]
+// By hand rather than `#[async_trait]`: the mounted app's own future is returned as it is,
+// without a second one boxed around it.
 impl App for Router {
-    async fn call(&self, mut env: Environ, body: Body) -> Response {
+    fn call<'a, 'f>(
+        &'a self,
+        mut env: Environ,
+        body: Body,
+    ) -> Pin<Box<dyn Future<Output = Response> + Send + 'f>>
+    where
+        'a: 'f,
+        Self: 'f,
+    {
         let Some(route) = self.split(&env) else {
-            return Response::error(404);
+            return Box::pin(std::future::ready(Response::error(404)));
         };
         env.insert("SCRIPT_NAME", route.script_name);
         env.insert("PATH_INFO", route.path_info);
-        route.app.call(env, body).await
+        route.app.call(env, body)
     }
 }
 

@@ -89,10 +89,16 @@ impl<IO> Sniffed<IO> {
                         }
                         return;
                     };
-                    head.extend_from_slice(&data[..end]);
+                    // A head that came in one read (the usual case) is judged where it lies;
+                    // only one split across reads is put together first.
+                    let framed = if head.is_empty() {
+                        framing(&data[..end])
+                    } else {
+                        head.extend_from_slice(&data[..end]);
+                        framing(&std::mem::take(head))
+                    };
                     data = &data[end..];
-                    let head = std::mem::take(head);
-                    self.state = match framing(&head) {
+                    self.state = match framed {
                         Framing::Suspicious => {
                             self.verdict.0.store(self.index, Ordering::Release);
                             State::Off
