@@ -2,7 +2,7 @@
 
 Usage: report.py WORK_DIR "LOAD DESCRIPTION"
 
-WORK_DIR holds results.tsv (one line per target and round), memory, versions and cgi.json
+WORK_DIR holds results.tsv (one line per target and round), memory, versions and cgi-N.json
 (hyperfine's export). Only the text between the bench markers of BENCHMARKS.md is replaced, so
 the prose around it stays.
 """
@@ -46,7 +46,11 @@ def load(work):
         who, key, value = line.split()
         memory[(who, key)] = int(value)
     versions = [line.split("|", 1) for line in (work / "versions").read_text().splitlines()]
-    cgi = json.loads((work / "cgi.json").read_text())["results"]
+    cgi = OrderedDict()  # command -> mean of each round, in seconds
+    for path in sorted(work.glob("cgi-*.json")):
+        for r in json.loads(path.read_text())["results"]:
+            cgi.setdefault(r["command"], []).append(r["mean"])
+    cgi = OrderedDict(sorted(cgi.items(), key=lambda kv: statistics.median(kv[1])))
     return rows, memory, versions, cgi
 
 
@@ -80,11 +84,13 @@ def throughput_table(rows):
 
 
 def cgi_table(cgi):
-    c = next(r for r in cgi if r["command"] == "C hello")
-    out = ["| program | mean | median | σ | ratio to C hello (mean) |", "|---|--:|--:|--:|--:|"]
-    for r in cgi:
-        out.append(f"| {r['command']} | {r['mean'] * 1e3:.3f} ms | {r['median'] * 1e3:.3f} ms"
-                   f" | {r['stddev'] * 1e3:.3f} ms | {r['mean'] / c['mean']:.2f}× |")
+    c = statistics.median(cgi["C hello"])
+    out = ["| program | time per request (median of the rounds' means) | spread (min–max)"
+           " | ratio to C hello |", "|---|--:|--:|--:|"]
+    for command, means in cgi.items():
+        m = statistics.median(means)
+        out.append(f"| {command} | {m * 1e3:.3f} ms | {min(means) * 1e3:.3f}–{max(means) * 1e3:.3f} ms"
+                   f" | {m / c:.2f}× |")
     return out
 
 
@@ -92,7 +98,7 @@ def targets(rows, memory, cgi):
     fcgi = lambda chain: "FastCGI" in chain
     scgi = lambda chain: "SCGI" in chain
     direct = lambda chain: chain == "HTTP direct"
-    by = {r["command"]: r["mean"] for r in cgi}
+    by = {command: statistics.median(means) for command, means in cgi.items()}
     idle = memory[("gatewayd", "idle_kib")]
     per_conn = (memory[("gatewayd", "idle_conns_kib")] - idle) / memory[("gatewayd", "idle_conns")]
     after = memory[("gatewayd", "after_load_kib")]

@@ -318,16 +318,23 @@ sleep 3 # gatewayd hands freed memory back a quiet second after a burst (src/ser
 echo "gatewayd after_load_kib $(rss "$gw")" >> "$work/memory"
 
 # --- CGI: time per request ----------------------------------------------------------------
-log "CGI programs, $cgi_runs runs each"
+log "CGI programs, $cgi_runs runs each over $rounds rounds"
 (
   export GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=GET SCRIPT_NAME=/cgi-bin/hello PATH_INFO= \
     QUERY_STRING= SERVER_NAME=localhost SERVER_PORT=80 SERVER_PROTOCOL=HTTP/1.1 \
     REMOTE_ADDR=127.0.0.1 GATEWAYD_CONFIG="$work/gatewayd.toml"
-  hyperfine -N --warmup 50 --runs "$cgi_runs" --export-json "$work/cgi.json" \
-    -n "C hello" "$work/cgi/hello-c" \
-    -n "Python hello" "$work/cgi/hello-py" \
-    -n "gatewayd (static build)" "$gatewayd_static" \
-    -n "gatewayd (default build)" "$gatewayd" > /dev/null
+  programs=("C hello" "$work/cgi/hello-c" "Python hello" "$work/cgi/hello-py"
+    "gatewayd (static build)" "$gatewayd_static" "gatewayd (default build)" "$gatewayd")
+  # Rounds in alternating order, as for wrk: hyperfine times one command after the other.
+  for round in $(seq "$rounds"); do
+    args=()
+    for ((k = 0; k < ${#programs[@]}; k += 2)); do
+      pair=(-n "${programs[k]}" "${programs[k + 1]}")
+      if ((round % 2 == 0)); then args=("${pair[@]}" "${args[@]}"); else args+=("${pair[@]}"); fi
+    done
+    hyperfine -N --warmup 20 --runs $(((cgi_runs + rounds - 1) / rounds)) \
+      --export-json "$work/cgi-$round.json" "${args[@]}" > /dev/null
+  done
 )
 
 # --- Versions and report --------------------------------------------------------------------

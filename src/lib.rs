@@ -99,7 +99,7 @@ impl Daemon {
     /// ISINDEX query as arguments (RFC 3875 §4.4).
     pub fn run(self) -> ExitCode {
         if std::env::var_os("GATEWAY_INTERFACE").is_some() && !names_a_subcommand() {
-            logging::init(logging::LogFormat::Text, "warn");
+            logging::init_cgi();
             let Some(config) = std::env::var_os("GATEWAYD_CONFIG") else {
                 tracing::error!("started as a CGI program without GATEWAYD_CONFIG");
                 return cgi::run(std::path::Path::new(""), &self.registry);
@@ -111,11 +111,12 @@ impl Daemon {
 
     /// Runs a parsed command line.
     pub fn run_cli(self, cli: Cli) -> ExitCode {
-        let default_level = match cli.command {
-            Command::Cgi(_) => "warn", // the host's error log is no place for access lines
-            _ => "info",
-        };
-        logging::init(cli.log_format, default_level);
+        match cli.command {
+            // The host's error log is no place for access lines.
+            Command::Cgi(_) if cli.log_format == logging::LogFormat::Text => logging::init_cgi(),
+            Command::Cgi(_) => logging::init(cli.log_format, "warn"),
+            _ => logging::init(cli.log_format, "info"),
+        }
         match cli.command {
             Command::Cgi(arg) => cgi::run(&arg.config, &self.registry),
             Command::Check(arg) => match Config::load(&arg.config, &self.registry) {

@@ -211,3 +211,27 @@ async fn under_apache_mod_cgid() {
     );
     host_checks(a.addr).await;
 }
+
+#[test]
+fn errors_go_to_the_hosts_error_log_as_one_line() {
+    // CGI mode logs with its own small subscriber: what the host's error log gets must still
+    // say what went wrong, on one line, and nothing below WARN.
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.toml").display().to_string();
+    let mut cmd = Command::new(gatewayd_bin());
+    cmd.env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (n, v) in base(missing.as_bytes()) {
+        cmd.env(n, String::from_utf8_lossy(v).as_ref());
+    }
+    cmd.env("REQUEST_METHOD", "GET").env("PATH_INFO", "/get");
+    let out = cmd.output().unwrap();
+    assert!(out.stdout.starts_with(b"Status: 500"), "{out:?}");
+    let log = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].starts_with("ERROR gatewayd::cgi: "), "{log}");
+    assert!(lines[0].contains("missing.toml"), "{log}");
+}

@@ -1,5 +1,7 @@
 //! Logs on `tracing`: human-readable by default, JSON on request; `RUST_LOG` filters.
 
+mod warnings;
+
 use std::io::IsTerminal as _;
 
 use tracing_subscriber::EnvFilter;
@@ -34,17 +36,33 @@ pub fn init(format: LogFormat, default_level: &str) {
             .try_init(),
     };
     if installed.is_ok() {
-        std::panic::set_hook(Box::new(|info| {
-            let place = info
-                .location()
-                .map(|l| format!("{}:{}", l.file(), l.line()));
-            tracing::error!(
-                place = place.as_deref().unwrap_or("?"),
-                "panic: {}",
-                panic_message(info)
-            );
-        }));
+        route_panics();
     }
+}
+
+/// CGI mode: warnings and errors on stderr, set up in no time (see [`warnings`]). With
+/// `RUST_LOG` set, the full logger instead, to debug.
+pub fn init_cgi() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        return init(LogFormat::Text, "warn");
+    }
+    if tracing::subscriber::set_global_default(warnings::Warnings).is_ok() {
+        route_panics();
+    }
+}
+
+/// Panics go to the log, with their place.
+fn route_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let place = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()));
+        tracing::error!(
+            place = place.as_deref().unwrap_or("?"),
+            "panic: {}",
+            panic_message(info)
+        );
+    }));
 }
 
 fn panic_message<'a>(info: &'a std::panic::PanicHookInfo<'_>) -> &'a str {
