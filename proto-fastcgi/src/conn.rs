@@ -133,6 +133,11 @@ pub async fn serve_connection<IO>(
         idle_since: None,
     };
     let mut frames = FramedRead::new(rd, RecordDecoder);
+    // Waiting on the shared token locks its one mutex on every poll: a token of this
+    // connection's own, waited on by one future for the whole loop, keeps that lock here.
+    let shutdown = shutdown.child_token();
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     loop {
         if (conn.closing || conn.draining) && conn.requests.is_empty() {
             break;
@@ -164,7 +169,7 @@ pub async fn serve_connection<IO>(
                 tracing::debug!("FastCGI connection timed out (request head or keep-alive wait); closing it");
                 ControlFlow::Break(())
             }
-            () = shutdown.cancelled(), if !conn.draining => {
+            () = &mut cancelled, if !conn.draining => {
                 conn.draining = true;
                 ControlFlow::Continue(())
             }

@@ -90,6 +90,9 @@ pub async fn serve_connection<I>(
         .max_buf_size(config.max_head_size.max(8192))
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(served);
+    // Waiting on the shared token locks its one mutex on every poll, and every connection polls
+    // on every request: a token of our own keeps that lock to this connection.
+    let shutdown = shutdown.child_token();
     let result = tokio::select! {
         r = served.as_mut() => r,
         () = shutdown.cancelled() => {
