@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
-use futures_util::future::{AbortHandle, Abortable, BoxFuture};
+use futures_util::future::{AbortHandle, Abortable, Aborted, BoxFuture};
 use futures_util::stream::FuturesUnordered;
 use gateway_core::{App, Body, CgiParams, PathMode, Protocol};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
@@ -86,8 +86,9 @@ enum Slot {
     Finishing { keep_conn: bool, since: Instant },
 }
 
-/// The app calls in flight, each ending with its [`Done`] (or `Err` once aborted).
-type Calls = FuturesUnordered<BoxFuture<'static, Result<Done, futures_util::future::Aborted>>>;
+/// One app call and the writing of its response, ending with its [`Done`] (or `Err` once
+/// aborted).
+type Call = BoxFuture<'static, Result<Done, Aborted>>;
 
 struct Conn {
     app: Arc<dyn App>,
@@ -95,7 +96,7 @@ struct Conn {
     requests: HashMap<u16, Slot>,
     out: mpsc::Sender<Bytes>,
     /// Calls started by the last record, for the loop to drive.
-    started: Vec<BoxFuture<'static, Result<Done, futures_util::future::Aborted>>>,
+    started: Vec<Call>,
     /// A request without KEEP_CONN ended: close once nothing is left.
     closing: bool,
     /// The daemon is shutting down: close once nothing is left.
@@ -120,7 +121,7 @@ pub async fn serve_connection<IO>(
     let (rd, wr) = tokio::io::split(io);
     let (out, out_rx) = mpsc::channel(32);
     let writer = tokio::spawn(write_loop(wr, out_rx));
-    let mut calls = Calls::new();
+    let mut calls = FuturesUnordered::<Call>::new();
     let mut conn = Conn {
         app,
         cfg,
