@@ -167,3 +167,15 @@ fn common_app_keys_are_checked_with_their_place() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn one_worker_thread_serves() {
+    let d = Daemon::start(&config("workers = 1", "", ""));
+    assert_eq!(get(d.addr(), "/get").await.status, 200);
+    let pid = d.pid();
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count();
+    // One worker, plus the blocking pool's threads at most (none are needed to serve /get).
+    assert!(threads <= 2, "{threads} threads");
+}

@@ -210,3 +210,20 @@ fn fastcgi_keys_are_checked() {
     let e = error(&FASTCGI.replace("\"32KiB\"", "\"lots\""));
     assert!(e.starts_with("g.toml:5:17: "), "{e}");
 }
+
+#[test]
+fn workers_is_a_thread_count() {
+    let cfg = Config::parse(Path::new("g.toml"), GOOD, &registry()).unwrap();
+    assert_eq!(cfg.server.workers, 0, "0: one per core");
+    let two = good_but(
+        "shutdown_timeout = \"5s\"",
+        "shutdown_timeout = \"5s\"\nworkers = 2",
+    );
+    let cfg = Config::parse(Path::new("g.toml"), &two, &registry()).unwrap();
+    assert_eq!(cfg.server.workers, 2);
+    let e = error(&good_but(
+        "shutdown_timeout = \"5s\"",
+        "shutdown_timeout = \"5s\"\nworkers = -1",
+    ));
+    assert!(e.starts_with("g.toml:4:11: "), "{e}");
+}
