@@ -74,6 +74,15 @@ impl Environ {
         }
     }
 
+    /// An empty environ with room for `n` variables: a builder that knows how many it sets
+    /// allocates once, and a small environ stays within the allocator's per-thread cache.
+    pub fn with_capacity(protocol: Protocol, n: usize) -> Self {
+        Environ {
+            vars: Vec::with_capacity(n),
+            protocol,
+        }
+    }
+
     /// The gateway this request came through.
     pub fn protocol(&self) -> Protocol {
         self.protocol
