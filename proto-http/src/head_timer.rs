@@ -124,7 +124,11 @@ impl<IO> HeadTimer<IO> {
             }
             self.heads = heads;
             self.wrote = false;
-            timer.as_mut().reset(Instant::now() + period);
+            // Saturating, as `tokio::time::sleep` does: a period of years must not overflow.
+            let next = Instant::now().checked_add(period);
+            timer
+                .as_mut()
+                .reset(next.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365)));
         }
     }
 }

@@ -242,12 +242,21 @@ pub struct MountConfig {
 /// A duration like `"30s"` or `"500ms"`, for every config key that takes one.
 pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
-    humantime::parse_duration(&s).map_err(|e| {
+    let parsed = humantime::parse_duration(&s).map_err(|e| {
         de::Error::custom(format!(
             "{s:?} is not a duration like \"30s\" or \"500ms\": {e}"
         ))
-    })
+    })?;
+    // Deadlines are computed as `now + duration`; past a century that can overflow the clock.
+    if parsed > MAX_DURATION {
+        return Err(de::Error::custom(format!(
+            "{s:?} is longer than the longest duration allowed, 100 years"
+        )));
+    }
+    Ok(parsed)
 }
+
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// A size in bytes: an integer, or text like `"10MiB"`.
 #[derive(Deserialize)]

@@ -87,6 +87,9 @@ fn bad_values_name_their_place() {
     let e = error(&good_but("\"5s\"", "\"5 parsecs\""));
     assert!(e.starts_with("g.toml:3:20: "), "{e}");
     assert!(e.contains("not a duration"), "{e}");
+    let e = error(&good_but("\"5s\"", "\"500000000000years\""));
+    assert!(e.starts_with("g.toml:3:20: "), "{e}");
+    assert!(e.contains("longest duration allowed"), "{e}");
     let e = error(&good_but("127.0.0.1:0", "127.0.0.1"));
     assert!(e.starts_with("g.toml:7:11: "), "{e}");
     let e = error(&good_but("protocol = \"http\"", "protocol = \"gopher\""));
