@@ -803,7 +803,7 @@ const DIFFER_BY_NATURE: &[&str] = &[
 ];
 
 async fn parity_with_direct_http(g: &Gateway) -> Outcome {
-    let direct = direct_http();
+    let direct = &direct_http();
     let path = "/environ/parity/%C3%A9?q=1&r=%20";
     let make = || {
         let mut r = req("GET", path, Body::empty());
@@ -840,22 +840,21 @@ async fn parity_with_direct_http(g: &Gateway) -> Outcome {
     Ok(())
 }
 
-/// The daemon's own HTTP listener, shared by the parity case of every gateway.
-fn direct_http() -> &'static Gateway {
-    static DIRECT: std::sync::OnceLock<Gateway> = std::sync::OnceLock::new();
-    DIRECT.get_or_init(|| {
-        let d = Daemon::start(&daemon_config());
-        let addr = d.listening[0].1.parse().unwrap();
-        Gateway {
-            name: "http",
-            addr,
-            base: "",
-            protocol: "http",
-            _daemon: Some(d),
-            _peer: None,
-            _dir: None,
-        }
-    })
+/// A daemon with the same config, answering over its own HTTP listener. One per case rather
+/// than one shared in a static: statics are never dropped, and the daemon would outlive the
+/// test run.
+fn direct_http() -> Gateway {
+    let d = Daemon::start(&daemon_config());
+    let addr = d.listening[0].1.parse().unwrap();
+    Gateway {
+        name: "http",
+        addr,
+        base: "",
+        protocol: "http",
+        _daemon: Some(d),
+        _peer: None,
+        _dir: None,
+    }
 }
 
 async fn battery(name: &str) {
