@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Time per request of gatewayd as a CGI program, against a C hello CGI program, in one run.
-# Both answer GET with 200, text/plain and "Hello, World!\n".
+# Time per request of gatewayd as a CGI program, against the C hello CGI program, in one quick
+# run (bench/run.sh measures the same inside the whole benchmark). Every program answers GET
+# with 200, text/plain and "Hello, World!\n".
 # Usage: bench/cgi-startup.sh        (installs hyperfine and gcc when missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,21 +10,9 @@ command -v hyperfine >/dev/null && command -v gcc >/dev/null || {
 }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cargo build --release -q
-# The same binary linked statically and without PIE: no dynamic relocations or symbol
-# lookups at exec, which is most of a CGI process's fixed cost. It needs an explicit --target
-# (crt-static cannot build the proc-macros otherwise).
-target=$(rustc -vV | sed -n 's/^host: //p')
-RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
-  cargo build --release -q --target "$target" --target-dir target/static
-cat > "$work/hello.c" <<'C'
-#include <stdio.h>
-int main(void) {
-    fputs("Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n\r\nHello, World!\n", stdout);
-    return 0;
-}
-C
-gcc -O2 -o "$work/hello-c" "$work/hello.c"
+cargo build --release -q --bin gatewayd
+static=$(scripts/build-static.sh -q)
+gcc -O2 -o "$work/hello-c" bench/peers/hello_cgi.c
 cat > "$work/gatewayd.toml" <<'TOML'
 [apps.hello]
 type = "hello"
@@ -37,6 +26,6 @@ export GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=GET SCRIPT_NAME=/cgi-bin/hello P
   GATEWAYD_CONFIG="$work/gatewayd.toml"
 hyperfine -N --warmup 100 --runs 2000 --export-markdown "$work/result.md" \
   -n "C hello" "$work/hello-c" \
-  -n "gatewayd (CGI)" "target/release/gatewayd" \
-  -n "gatewayd (CGI, static)" "target/static/$target/release/gatewayd"
+  -n "gatewayd (default build)" "target/release/gatewayd" \
+  -n "gatewayd (static build)" "$static"
 cat "$work/result.md"

@@ -5,6 +5,9 @@
 # Usage: scripts/build-static.sh [extra cargo build arguments]; prints the binary's path.
 #
 # crt-static needs an explicit --target, so that proc-macros (built for the host) stay dynamic.
+# It stays position-independent: `-C relocation-model=static` starts about 8% faster still (no
+# self-relocation), but would give up address randomisation of the code of a program that
+# faces the network.
 # User and group names in `socket_owner`/`socket_group` resolve through glibc's built-in
 # `files` NSS (/etc/passwd, /etc/group); with LDAP or sssd, give numeric ids.
 set -euo pipefail
