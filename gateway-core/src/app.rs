@@ -42,13 +42,13 @@ pub trait App: Send + Sync + 'static {
     async fn call(&self, environ: Environ, body: Body) -> Response;
 }
 
-// By hand rather than `#[async_trait]`, which would box a second future around the inner one.
+/// What `App::call` returns once `#[async_trait]` has expanded it: implementations that only
+/// pass a call on write it by hand with this, and return the inner future instead of boxing a
+/// second one around it.
+pub(crate) type CallFuture<'f> = Pin<Box<dyn Future<Output = Response> + Send + 'f>>;
+
 impl<A: App + ?Sized> App for Arc<A> {
-    fn call<'a, 'f>(
-        &'a self,
-        environ: Environ,
-        body: Body,
-    ) -> Pin<Box<dyn Future<Output = Response> + Send + 'f>>
+    fn call<'a, 'f>(&'a self, environ: Environ, body: Body) -> CallFuture<'f>
     where
         'a: 'f,
         Self: 'f,

@@ -1,11 +1,10 @@
 //! Mounts: which app answers which path, and the SCRIPT_NAME / PATH_INFO split.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::app::CallFuture;
 use crate::{App, Body, Environ, Response};
 
 /// Dispatches each request to the app mounted at the longest matching prefix.
@@ -104,14 +103,9 @@ impl Router {
     }
 }
 
-// By hand rather than `#[async_trait]`: the mounted app's own future is returned as it is,
-// without a second one boxed around it.
+// By hand (see `CallFuture`): the mounted app's own future is returned as it is.
 impl App for Router {
-    fn call<'a, 'f>(
-        &'a self,
-        mut env: Environ,
-        body: Body,
-    ) -> Pin<Box<dyn Future<Output = Response> + Send + 'f>>
+    fn call<'a, 'f>(&'a self, mut env: Environ, body: Body) -> CallFuture<'f>
     where
         'a: 'f,
         Self: 'f,
