@@ -105,6 +105,9 @@ struct Conn {
     silent_since: Option<Instant>,
     /// Since when a kept connection has had no request (on the keep-alive timeout).
     idle_since: Option<Instant>,
+    /// STDIN was queued since the queue was last seen below its high-water mark: only then is
+    /// it worth a look (and its lock).
+    stdin_queued: bool,
 }
 
 /// Serves FastCGI on one connection until the web server closes it, a request without
@@ -132,6 +135,7 @@ pub async fn serve_connection<IO>(
         draining: false,
         silent_since: Some(Instant::now()),
         idle_since: None,
+        stdin_queued: false,
     };
     let mut frames = FramedRead::new(rd, RecordDecoder);
     // Waiting on the shared token locks its one mutex on every poll: a token of this
@@ -355,7 +359,10 @@ impl Conn {
 
     async fn stdin(&mut self, id: u16, content: Bytes) -> ControlFlow<()> {
         match self.requests.get(&id) {
-            Some(Slot::Running { stdin, .. }) => stdin.push(content),
+            Some(Slot::Running { stdin, .. }) => {
+                stdin.push(content);
+                self.stdin_queued = true;
+            }
             Some(Slot::Finishing { keep_conn, .. }) if content.is_empty() => {
                 tracing::debug!(id, "the rest of STDIN is read; the request is over");
                 let keep_conn = *keep_conn;
@@ -455,14 +462,16 @@ impl Conn {
     }
 
     /// When not multiplexing, and the running request's STDIN queue is full: its draining.
-    fn full_stdin(&self) -> Option<impl Future<Output = ()> + use<>> {
-        if self.cfg.max_requests != 1 {
+    fn full_stdin(&mut self) -> Option<impl Future<Output = ()> + use<>> {
+        if self.cfg.max_requests != 1 || !self.stdin_queued {
             return None;
         }
-        self.requests.values().find_map(|slot| match slot {
+        let full = self.requests.values().find_map(|slot| match slot {
             Slot::Running { stdin, .. } if stdin.is_full() => Some(stdin.drained()),
             _ => None,
-        })
+        });
+        self.stdin_queued = full.is_some();
+        full
     }
 
     /// When the oldest unfinished request head (or the silent new connection, or the idle
