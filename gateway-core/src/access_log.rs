@@ -41,8 +41,9 @@ struct Line {
     start: Instant,
     protocol: Protocol,
     status: u16,
-    /// `None` when the access target is off: then a request costs [`Stats`] and nothing more.
-    logged: Option<Logged>,
+    /// `None` when the access target is off: then a request costs [`Stats`] and nothing more
+    /// (boxed, so that a request future that does not log stays small).
+    logged: Option<Box<Logged>>,
 }
 
 /// The access line's own fields, built only when it will be written.
@@ -99,36 +100,49 @@ impl Line {
 #[async_trait::async_trait]
 impl<A: App> App for AccessLog<A> {
     async fn call(&self, env: Environ, body: Body) -> Response {
-        let start = Instant::now();
-        let protocol = env.protocol();
-        let logged = tracing::enabled!(target: "gatewayd::access", tracing::Level::INFO)
-            .then(|| Logged::new(self.next_id.fetch_add(1, Ordering::Relaxed), &env));
-        // Held across the call: a cancelled call (the client went away) drops it too.
-        let in_flight = Stats::global().begin();
-        let mut res = match &logged {
-            Some(l) => self.inner.call(env, body).instrument(l.span.clone()).await,
-            None => self.inner.call(env, body).await,
-        };
-        let line = Line {
-            _in_flight: in_flight,
-            start,
-            protocol,
-            status: res.status,
-            logged,
-        };
-        match res.body.exact_len() {
-            Some(len) => line.write(len, true),
-            None => {
-                let inner = std::mem::take(&mut res.body);
-                res.body = Body::new(Counted {
-                    inner,
-                    line: Some(line),
-                    bytes: 0,
-                });
-            }
-        }
-        res
+        logged(&self.next_id, env, |env| self.inner.call(env, body)).await
     }
+}
+
+/// What [`AccessLog`] does around one call, for stacks that compose it without a layer of
+/// their own ([`crate::GatewayStack`]). `next_id` numbers the requests.
+pub(crate) async fn logged<F>(
+    next_id: &AtomicU64,
+    env: Environ,
+    call: impl FnOnce(Environ) -> F,
+) -> Response
+where
+    F: Future<Output = Response>,
+{
+    let start = Instant::now();
+    let protocol = env.protocol();
+    let logged = tracing::enabled!(target: "gatewayd::access", tracing::Level::INFO)
+        .then(|| Box::new(Logged::new(next_id.fetch_add(1, Ordering::Relaxed), &env)));
+    // Held across the call: a cancelled call (the client went away) drops it too.
+    let in_flight = Stats::global().begin();
+    let mut res = match &logged {
+        Some(l) => call(env).instrument(l.span.clone()).await,
+        None => call(env).await,
+    };
+    let line = Line {
+        _in_flight: in_flight,
+        start,
+        protocol,
+        status: res.status,
+        logged,
+    };
+    match res.body.exact_len() {
+        Some(len) => line.write(len, true),
+        None => {
+            let inner = std::mem::take(&mut res.body);
+            res.body = Body::new(Counted {
+                inner,
+                line: Some(line),
+                bytes: 0,
+            });
+        }
+    }
+    res
 }
 
 /// A streamed body that counts its bytes and writes the access line when it ends.

@@ -283,6 +283,14 @@ impl Environ {
         }
     }
 
+    /// Sets a variable known to be absent and not one [`Environ::insert`] normalises (no
+    /// `CONTENT_*`): what a builder sets for every request, at the cost of a push.
+    #[inline]
+    pub(crate) fn push_new(&mut self, name: Bytes, value: Bytes) {
+        debug_assert!(Self::accepts(&name, b"") && self.position(&name).is_none());
+        self.vars.push((name, value));
+    }
+
     pub(crate) fn position(&self, name: &[u8]) -> Option<usize> {
         self.vars.iter().position(|(n, _)| &n[..] == name)
     }

@@ -32,6 +32,8 @@ pub const SERVER_SOFTWARE: &str = concat!("gatewayd/", env!("CARGO_PKG_VERSION")
 /// `HTTP_*` with repeats joined (`, `, or `; ` for Cookie). A header whose name holds `_` is
 /// dropped: `X_Foo` would otherwise pass for `X-Foo`, or overwrite a CGI variable.
 ///
+/// A front-end that serves many requests per connection builds a [`ConnEnviron`] once instead.
+///
 /// ```
 /// use gateway_core::{ConnInfo, environ};
 ///
@@ -47,84 +49,212 @@ pub const SERVER_SOFTWARE: &str = concat!("gatewayd/", env!("CARGO_PKG_VERSION")
 /// assert_eq!(env.get("HTTP_X_FORWARDED_FOR"), None);
 /// ```
 pub fn environ(parts: &Parts, conn: &ConnInfo) -> Environ {
-    // The twelve variables set below and one per header: no regrowth, and for a few headers
-    // the block stays in glibc's per-thread cache (up to 1 KiB).
-    let mut env = Environ::with_capacity(Protocol::Http, 12 + parts.headers.len());
-    let uri = &parts.uri;
-    let path = uri.path();
-    let path_and_query = uri.path_and_query().map_or(path, |pq| pq.as_str());
-    let headers_len: usize = parts
-        .headers
-        .iter()
-        .map(|(n, v)| 5 + n.as_str().len() + v.len())
-        .sum();
-    let mut arena = Arena(BytesMut::with_capacity(
-        2 * path_and_query.len() + headers_len + 128,
-    ));
+    ConnEnviron::new(conn).environ(parts)
+}
 
-    set(&mut env, "GATEWAY_INTERFACE", "CGI/1.1");
-    set(&mut env, "SERVER_SOFTWARE", SERVER_SOFTWARE);
-    set(&mut env, "REQUEST_METHOD", arena.put(parts.method.as_str()));
-    set(&mut env, "SCRIPT_NAME", "");
-    set(
-        &mut env,
-        "PATH_INFO",
-        arena.put_with(|b| b.extend(percent_decode(path.as_bytes()))),
-    );
-    set(
-        &mut env,
-        "QUERY_STRING",
-        arena.put(uri.query().unwrap_or("")),
-    );
-    set(&mut env, "REQUEST_URI", arena.put(path_and_query));
-    set(&mut env, "SERVER_PROTOCOL", server_protocol(parts.version));
+/// The variables every request of one connection shares, formatted once per connection:
+/// `REMOTE_ADDR`, `REMOTE_PORT`, and the `SERVER_NAME` and `SERVER_PORT` of a request without
+/// a `Host`. [`ConnEnviron::environ`] builds each request's environ, as [`environ`] does.
+///
+/// ```
+/// use gateway_core::{ConnEnviron, ConnInfo};
+///
+/// let conn = ConnInfo {
+///     local: Some("127.0.0.1:8080".parse().unwrap()),
+///     remote: Some("192.0.2.7:51000".parse().unwrap()),
+/// };
+/// let vars = ConnEnviron::new(&conn);
+/// let head = http::Request::get("/").body(()).unwrap().into_parts().0;
+/// let env = vars.environ(&head);
+/// assert_eq!(env.remote_addr(), b"192.0.2.7");
+/// assert_eq!(env.server_port(), Some(8080));
+/// ```
+#[derive(Clone, Debug)]
+pub struct ConnEnviron {
+    remote_addr: Bytes,
+    remote_port: Option<Bytes>,
+    server_name: Bytes,
+    server_port: Bytes,
+}
 
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .map(|h| h.as_bytes())
-        .or_else(|| uri.authority().map(|a| a.as_str().as_bytes()));
-    let (name, port) = host.map(split_host).unwrap_or((None, None));
-    let server_name = match (name, conn.local) {
-        (Some(name), _) => arena.put(name),
-        (None, Some(local)) => arena.put_with(|b| write_ip_literal(b, local)),
-        (None, None) => Bytes::from_static(b"localhost"),
-    };
-    let server_port = match (port, conn.local) {
-        (Some(port), _) => arena.put_with(|b| write!(b, "{port}")),
-        (None, Some(local)) => arena.put_with(|b| write!(b, "{}", local.port())),
-        (None, None) => Bytes::from_static(b"80"),
-    };
-    set(&mut env, "SERVER_NAME", server_name);
-    set(&mut env, "SERVER_PORT", server_port);
-    match conn.remote {
-        Some(remote) => {
-            let addr = arena.put_with(|b| write!(b, "{}", remote.ip()));
-            set(&mut env, "REMOTE_ADDR", addr);
-            let port = arena.put_with(|b| write!(b, "{}", remote.port()));
-            set(&mut env, "REMOTE_PORT", port);
-        }
-        None => set(&mut env, "REMOTE_ADDR", ""),
-    }
-
-    for (name, value) in &parts.headers {
-        let name = name.as_str();
-        if name.contains('_') {
-            continue;
-        }
-        let value = arena.put(value.as_bytes());
-        match name {
-            "content-type" => env.insert("CONTENT_TYPE", value),
-            "content-length" => env.insert("CONTENT_LENGTH", value),
-            _ => env.append_header(arena.put_with(|b| write_header_var(b, name)), value),
+impl ConnEnviron {
+    /// Formats the connection's variables.
+    pub fn new(conn: &ConnInfo) -> Self {
+        let text = |write: &dyn Fn(&mut BytesMut) -> std::fmt::Result| {
+            let mut buf = BytesMut::new();
+            let _ = write(&mut buf); // writing to memory cannot fail
+            buf.freeze()
+        };
+        ConnEnviron {
+            remote_addr: conn.remote.map_or_else(Bytes::new, |remote| {
+                text(&|b: &mut BytesMut| write!(b, "{}", remote.ip()))
+            }),
+            remote_port: conn.remote.map(|remote| {
+                Bytes::copy_from_slice(itoa::Buffer::new().format(remote.port()).as_bytes())
+            }),
+            server_name: conn.local.map_or_else(
+                || Bytes::from_static(b"localhost"),
+                |local| text(&|b: &mut BytesMut| write_ip_literal(b, local)),
+            ),
+            server_port: conn.local.map_or_else(
+                || Bytes::from_static(b"80"),
+                |local| Bytes::copy_from_slice(itoa::Buffer::new().format(local.port()).as_bytes()),
+            ),
         }
     }
-    env
+
+    /// The environ of one request on this connection; see [`environ`].
+    pub fn environ(&self, parts: &Parts) -> Environ {
+        // The twelve variables set below and one per header: no regrowth, and for a few
+        // headers the block stays in glibc's per-thread cache (up to 1 KiB).
+        let mut env = Environ::with_capacity(Protocol::Http, 12 + parts.headers.len());
+        let uri = &parts.uri;
+        let path = uri.path();
+        let path_and_query = uri.path_and_query().map_or(path, |pq| pq.as_str());
+        let decode = path.contains('%');
+        // One look at the fields: their size, and the Host (found by name, not hashed).
+        let (mut headers_len, mut host) = (0, None);
+        for (name, value) in &parts.headers {
+            headers_len += 5 + name.as_str().len() + value.len();
+            if host.is_none() && name == header::HOST {
+                host = Some(value);
+            }
+        }
+        let mut arena = Arena(BytesMut::with_capacity(
+            path_and_query.len() + if decode { path.len() } else { 0 } + headers_len + 8,
+        ));
+        // REQUEST_URI once; the path and the query are slices of it.
+        let request_uri = arena.put(path_and_query);
+        let path_info = match path_and_query.strip_prefix(path) {
+            Some(_) if !decode => request_uri.slice(..path.len()),
+            _ => arena.put_with(|b| b.extend(percent_decode(path.as_bytes()))),
+        };
+        let query = match uri.query() {
+            Some(q) => request_uri.slice(request_uri.len() - q.len()..),
+            None => Bytes::new(),
+        };
+
+        set(&mut env, "GATEWAY_INTERFACE", "CGI/1.1");
+        set(&mut env, "SERVER_SOFTWARE", SERVER_SOFTWARE);
+        set(
+            &mut env,
+            "REQUEST_METHOD",
+            method(&parts.method, &mut arena),
+        );
+        set(&mut env, "SCRIPT_NAME", "");
+        set(&mut env, "PATH_INFO", path_info);
+        set(&mut env, "QUERY_STRING", query);
+        set(&mut env, "REQUEST_URI", request_uri);
+        set(&mut env, "SERVER_PROTOCOL", server_protocol(parts.version));
+
+        // The Host field is copied once: HTTP_HOST, and SERVER_NAME and SERVER_PORT within it.
+        let mut host_field = host.map(|h| arena.put(h.as_bytes()));
+        let authority = match &host_field {
+            Some(field) => Some(field.clone()),
+            None => uri.authority().map(|a| arena.put(a.as_str())),
+        };
+        let (name, port) = match &authority {
+            Some(host) => split_host(host),
+            None => (None, None),
+        };
+        let server_name = match (name, &authority) {
+            (Some(name), Some(host)) => host.slice_ref(name),
+            _ => self.server_name.clone(),
+        };
+        let server_port = match (port, &authority) {
+            // Written as a port is written (no leading zero): a slice of the field.
+            (Some((digits, _)), Some(host)) if digits.len() == 1 || digits[0] != b'0' => {
+                host.slice_ref(digits)
+            }
+            (Some((_, port)), _) => arena.put(itoa::Buffer::new().format(port)),
+            (None, _) => self.server_port.clone(),
+        };
+        set(&mut env, "SERVER_NAME", server_name);
+        set(&mut env, "SERVER_PORT", server_port);
+        set(&mut env, "REMOTE_ADDR", self.remote_addr.clone());
+        if let Some(port) = &self.remote_port {
+            set(&mut env, "REMOTE_PORT", port.clone());
+        }
+
+        let mut previous = None;
+        for (name, value) in &parts.headers {
+            if name.as_str().contains('_') {
+                continue;
+            }
+            // A repeated field's values come one after another: only then is there a variable
+            // to join, so a new one is pushed without a search.
+            let repeated = previous == Some(name);
+            previous = Some(name);
+            let value = if name == header::HOST
+                && let Some(field) = host_field.take()
+            {
+                field
+            } else {
+                arena.put(value.as_bytes())
+            };
+            if name == header::CONTENT_TYPE {
+                env.insert("CONTENT_TYPE", value);
+            } else if name == header::CONTENT_LENGTH {
+                env.insert("CONTENT_LENGTH", value);
+            } else {
+                let var = match header_var(name) {
+                    Some(var) => Bytes::from_static(var.as_bytes()),
+                    None => arena.put_with(|b| write_header_var(b, name.as_str())),
+                };
+                match repeated {
+                    true => env.append_header(var, value),
+                    false => env.push_new(var, value),
+                }
+            }
+        }
+        env
+    }
 }
 
 /// Sets one of the variables the builder sets once: no search for an earlier value.
+#[inline]
 fn set(env: &mut Environ, name: &'static str, value: impl Into<Bytes>) {
-    env.insert_new(Bytes::from_static(name.as_bytes()), value.into());
+    env.push_new(Bytes::from_static(name.as_bytes()), value.into());
+}
+
+/// `REQUEST_METHOD`: the common methods are static text, not copied.
+fn method(method: &http::Method, arena: &mut Arena) -> Bytes {
+    let known: &'static str = match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        other => return arena.put(other),
+    };
+    Bytes::from_static(known.as_bytes())
+}
+
+/// The variable of a common header, as static text rather than built per request.
+fn header_var(name: &header::HeaderName) -> Option<&'static str> {
+    Some(match name.as_str() {
+        "host" => "HTTP_HOST",
+        "user-agent" => "HTTP_USER_AGENT",
+        "accept" => "HTTP_ACCEPT",
+        "accept-encoding" => "HTTP_ACCEPT_ENCODING",
+        "accept-language" => "HTTP_ACCEPT_LANGUAGE",
+        "connection" => "HTTP_CONNECTION",
+        "cookie" => "HTTP_COOKIE",
+        "referer" => "HTTP_REFERER",
+        "origin" => "HTTP_ORIGIN",
+        "authorization" => "HTTP_AUTHORIZATION",
+        "cache-control" => "HTTP_CACHE_CONTROL",
+        "pragma" => "HTTP_PRAGMA",
+        "if-none-match" => "HTTP_IF_NONE_MATCH",
+        "if-modified-since" => "HTTP_IF_MODIFIED_SINCE",
+        "x-forwarded-for" => "HTTP_X_FORWARDED_FOR",
+        "x-forwarded-proto" => "HTTP_X_FORWARDED_PROTO",
+        "x-real-ip" => "HTTP_X_REAL_IP",
+        "upgrade-insecure-requests" => "HTTP_UPGRADE_INSECURE_REQUESTS",
+        _ => return None,
+    })
 }
 
 /// One buffer for all the values of an environ, handed out as slices of it: one allocation
@@ -249,9 +379,12 @@ fn server_protocol(version: Version) -> &'static str {
     }
 }
 
-/// `example.com:8080` gives (`example.com`, 8080); `[::1]` gives (`[::1]`, none). The name
-/// keeps an IPv6 literal's brackets, as RFC 3875 §4.1.14 writes SERVER_NAME.
-fn split_host(host: &[u8]) -> (Option<&[u8]>, Option<u16>) {
+/// A port as written in a Host field, and its value.
+type Port<'a> = (&'a [u8], u16);
+
+/// `example.com:8080` gives (`example.com`, (`8080`, 8080)); `[::1]` gives (`[::1]`, none).
+/// The name keeps an IPv6 literal's brackets, as RFC 3875 §4.1.14 writes SERVER_NAME.
+fn split_host(host: &[u8]) -> (Option<&[u8]>, Option<Port<'_>>) {
     let name_end = if host.starts_with(b"[") {
         match host.iter().position(|&b| b == b']') {
             Some(i) => i + 1,
@@ -261,10 +394,10 @@ fn split_host(host: &[u8]) -> (Option<&[u8]>, Option<u16>) {
         host.iter().position(|&b| b == b':').unwrap_or(host.len())
     };
     let (name, rest) = host.split_at(name_end);
-    let port = rest
-        .strip_prefix(b":")
-        .and_then(|p| std::str::from_utf8(p).ok())
-        .and_then(|p| p.parse().ok());
+    let port = rest.strip_prefix(b":").and_then(|digits| {
+        let port = crate::environ::parse_decimal(digits).and_then(|p| u16::try_from(p).ok())?;
+        Some((digits, port))
+    });
     ((!name.is_empty()).then_some(name), port)
 }
 

@@ -14,8 +14,21 @@ pub fn into_http(res: Response) -> http::Response<Body> {
         tracing::error!(status = res.status, "app returned an invalid status");
         return internal_error();
     };
+    // hyper writes a known body length itself (past 1xx, 204 and 304): a Content-Length that
+    // says the same need not be parsed and checked again. An empty body is left alone, as
+    // hyper writes no length for it on HEAD.
+    let own_length = res
+        .body
+        .exact_len()
+        .filter(|&n| n > 0 && !matches!(res.status, 100..=199 | 204 | 304));
     let mut headers = HeaderMap::with_capacity(res.headers.len());
     for (name, value) in res.headers {
+        if own_length.is_some()
+            && name.eq_ignore_ascii_case(b"content-length")
+            && crate::environ::parse_decimal(&value) == own_length
+        {
+            continue;
+        }
         let Ok(name) = HeaderName::from_bytes(&name) else {
             tracing::error!(name = %String::from_utf8_lossy(&name), "app returned an invalid header name");
             return internal_error();
@@ -103,6 +116,21 @@ mod tests {
             .collect();
         assert_eq!(cookies.len(), 2);
         assert_eq!(res.header("x-one"), Some(&b"1"[..]));
+    }
+
+    #[test]
+    fn content_length_of_the_body_is_left_to_hyper() {
+        let res = Response::new(200)
+            .with_header("Content-Length", "2")
+            .with_body("hi");
+        assert!(into_http(res).headers().get("content-length").is_none());
+        // A length that differs from the body (HEAD), or of an empty body, stays.
+        let res = Response::new(200).with_header("Content-Length", "14");
+        assert_eq!(into_http(res).headers()["content-length"], "14");
+        let res = Response::new(304)
+            .with_header("Content-Length", "2")
+            .with_body("hi");
+        assert_eq!(into_http(res).headers()["content-length"], "2");
     }
 
     #[test]

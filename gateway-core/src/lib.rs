@@ -40,6 +40,7 @@ mod redirect;
 mod registry;
 mod response;
 mod router;
+mod stack;
 mod stats;
 #[cfg(feature = "tower")]
 pub mod tower;
@@ -50,7 +51,9 @@ pub use async_trait::async_trait;
 pub use body::{Body, BodyError, BoxError};
 pub use cgi::{CgiError, CgiParams, InvalidHead, PathMode, write_head_or_500, write_response_head};
 pub use environ::{Environ, Protocol};
-pub use http_request::{ConnInfo, NotHttp, SERVER_SOFTWARE, environ, request_from_environ};
+pub use http_request::{
+    ConnEnviron, ConnInfo, NotHttp, SERVER_SOFTWARE, environ, request_from_environ,
+};
 pub use http_response::{from_http, into_http};
 pub use limit::Limit;
 pub use lint::{Lint, Violation, check_environ, check_response};
@@ -59,4 +62,5 @@ pub use redirect::{LocalRedirect, LocalRedirects};
 pub use registry::{AppConfig, AppFactory, Registry};
 pub use response::Response;
 pub use router::{MountError, Route, Router};
+pub use stack::GatewayStack;
 pub use stats::{InFlight, LATENCY_BUCKETS, Snapshot, Stats};

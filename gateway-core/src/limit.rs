@@ -1,8 +1,11 @@
 //! `Limit`: a per-app deadline (504) and concurrency cap (503).
 
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::time::{Instant, Sleep};
 
 use crate::{App, Body, Environ, Response};
 
@@ -23,7 +26,9 @@ use crate::{App, Body, Environ, Response};
 #[derive(Debug)]
 pub struct Limit<A> {
     inner: A,
-    permits: Option<Semaphore>,
+    /// The cap, and the calls running. A count rather than a semaphore: nothing ever waits for
+    /// a place, and a semaphore's release takes a lock.
+    cap: Option<(usize, AtomicUsize)>,
     timeout: Option<Duration>,
 }
 
@@ -32,14 +37,14 @@ impl<A> Limit<A> {
     pub fn new(inner: A) -> Self {
         Limit {
             inner,
-            permits: None,
+            cap: None,
             timeout: None,
         }
     }
 
     /// At most `n` calls at once.
     pub fn max_concurrency(mut self, n: usize) -> Self {
-        self.permits = Some(Semaphore::new(n.max(1)));
+        self.cap = Some((n.max(1), AtomicUsize::new(0)));
         self
     }
 
@@ -53,22 +58,32 @@ impl<A> Limit<A> {
 #[async_trait::async_trait]
 impl<A: App> App for Limit<A> {
     async fn call(&self, env: Environ, body: Body) -> Response {
-        let _permit = match &self.permits {
+        let _place = match &self.cap {
             None => None,
-            Some(permits) => match permits.try_acquire() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
+            Some((cap, running)) => {
+                let place = Place(running);
+                if running.fetch_add(1, Ordering::Acquire) >= *cap {
                     tracing::warn!("app at its max_concurrency; answering 503");
                     return Response::error(503).with_header("Retry-After", "1");
                 }
-            },
+                Some(place)
+            }
         };
-        let Some(timeout) = self.timeout else {
+        // A deadline past the clock's range is none.
+        let Some((timeout, deadline)) = self
+            .timeout
+            .and_then(|t| Some((t, Instant::now().checked_add(t)?)))
+        else {
             return self.inner.call(env, body).await;
         };
-        match tokio::time::timeout(timeout, self.inner.call(env, body)).await {
-            Ok(res) => res,
-            Err(_) => {
+        let call = Deadline {
+            call: self.inner.call(env, body),
+            deadline,
+            sleep: None,
+        };
+        match call.await {
+            Some(res) => res,
+            None => {
                 tracing::warn!(
                     ?timeout,
                     "request_timeout passed; the app call is cancelled"
@@ -76,6 +91,39 @@ impl<A: App> App for Limit<A> {
                 Response::error(504)
             }
         }
+    }
+}
+
+/// One running call, counted until dropped (a refused one too, which never ran).
+struct Place<'a>(&'a AtomicUsize);
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// A call under a deadline, `None` once it passed. Unlike `tokio::time::timeout`, the timer is
+/// made only when the call does not answer on its first poll: most never wait, and a timer
+/// costs a runtime handle and a place in the timer wheel.
+struct Deadline<F> {
+    call: F,
+    deadline: Instant,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl<F: Future + Unpin> Future for Deadline<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(res) = Pin::new(&mut self.call).poll(cx) {
+            return Poll::Ready(Some(res));
+        }
+        let deadline = self.deadline;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        sleep.as_mut().poll(cx).map(|()| None)
     }
 }
 

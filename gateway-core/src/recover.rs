@@ -29,10 +29,18 @@ impl<A> CatchPanic<A> {
 #[async_trait::async_trait]
 impl<A: App> App for CatchPanic<A> {
     async fn call(&self, env: Environ, body: Body) -> Response {
-        match AssertUnwindSafe(self.inner.call(env, body))
-            .catch_unwind()
-            .await
-        {
+        guarded(self.inner.call(env, body)).await
+    }
+}
+
+/// What [`CatchPanic`] does around one call, for stacks that compose it without a layer of
+/// their own ([`crate::GatewayStack`]).
+///
+/// Not an `async fn`: that would hold `call` twice, as its argument and as what it awaits.
+pub(crate) fn guarded(call: impl Future<Output = Response>) -> impl Future<Output = Response> {
+    AssertUnwindSafe(call)
+        .catch_unwind()
+        .map(|caught| match caught {
             Ok(mut res) => {
                 if res.body.exact_len().is_none() {
                     let inner = std::mem::take(&mut res.body);
@@ -44,8 +52,7 @@ impl<A: App> App for CatchPanic<A> {
                 tracing::error!(panic = %message(&*payload), "app panicked");
                 Response::error(500)
             }
-        }
-    }
+        })
 }
 
 /// A streamed body whose panics become errors.

@@ -48,23 +48,28 @@ impl<A> LocalRedirects<A> {
 #[async_trait::async_trait]
 impl<A: App> App for LocalRedirects<A> {
     async fn call(&self, env: Environ, body: Body) -> Response {
-        let host_script = env.get_bytes("SCRIPT_NAME").unwrap_or_default();
-        let mut res = self.inner.call(env, body).await;
-        for _ in 0..MAX_HOPS {
-            let Some(LocalRedirect { location, environ }) =
-                res.extensions.remove::<LocalRedirect>()
-            else {
-                return res;
-            };
-            let Some(env) = redirected(environ, &host_script, &location) else {
-                return res; // outside our SCRIPT_NAME: the 302 it already is
-            };
-            tracing::debug!(location = %String::from_utf8_lossy(&location), "following a local redirect");
-            res = self.inner.call(env, Body::empty()).await;
-        }
-        tracing::error!("more than {MAX_HOPS} local redirects");
-        Response::error(500)
+        followed(&self.inner, env, body).await
     }
+}
+
+/// What [`LocalRedirects`] does for one request, for stacks that compose it without a layer
+/// of their own ([`crate::GatewayStack`]).
+pub(crate) async fn followed<A: App + ?Sized>(app: &A, env: Environ, body: Body) -> Response {
+    let host_script = env.get_bytes("SCRIPT_NAME").unwrap_or_default();
+    let mut res = app.call(env, body).await;
+    for _ in 0..MAX_HOPS {
+        let Some(LocalRedirect { location, environ }) = res.extensions.remove::<LocalRedirect>()
+        else {
+            return res;
+        };
+        let Some(env) = redirected(environ, &host_script, &location) else {
+            return res; // outside our SCRIPT_NAME: the 302 it already is
+        };
+        tracing::debug!(location = %String::from_utf8_lossy(&location), "following a local redirect");
+        res = app.call(env, Body::empty()).await;
+    }
+    tracing::error!("more than {MAX_HOPS} local redirects");
+    Response::error(500)
 }
 
 /// The environ of the redirected request: a GET of `location` below `host_script`.

@@ -80,25 +80,28 @@ impl Router {
     /// The app for this request, with the new `SCRIPT_NAME` and `PATH_INFO`.
     pub fn split(&self, env: &Environ) -> Option<Route<'_>> {
         let path = env.get_bytes("PATH_INFO").unwrap_or_default();
+        let (prefix, app) = self.mount_of(&path)?;
+        let script_name = match env.get_bytes("SCRIPT_NAME") {
+            // The common case, `/` mounted under an empty SCRIPT_NAME: nothing to copy.
+            Some(script) if prefix.is_empty() => script,
+            script => {
+                let mut joined = BytesMut::from(script.as_deref().unwrap_or_default());
+                joined.extend_from_slice(prefix.as_bytes());
+                joined.freeze()
+            }
+        };
+        Some(Route {
+            app,
+            script_name,
+            path_info: path.slice(prefix.len()..),
+        })
+    }
+
+    /// The longest mount prefix that `path` lies below, and its app.
+    fn mount_of(&self, path: &[u8]) -> Option<(&str, &Arc<dyn App>)> {
         self.mounts.iter().find_map(|(prefix, app)| {
             let rest = path.strip_prefix(prefix.as_bytes())?;
-            if !(rest.is_empty() || rest.starts_with(b"/")) {
-                return None;
-            }
-            let script_name = match env.get_bytes("SCRIPT_NAME") {
-                // The common case, `/` mounted under an empty SCRIPT_NAME: nothing to copy.
-                Some(script) if prefix.is_empty() => script,
-                script => {
-                    let mut joined = BytesMut::from(script.as_deref().unwrap_or_default());
-                    joined.extend_from_slice(prefix.as_bytes());
-                    joined.freeze()
-                }
-            };
-            Some(Route {
-                app,
-                script_name,
-                path_info: path.slice(prefix.len()..),
-            })
+            (rest.is_empty() || rest.starts_with(b"/")).then_some((prefix.as_str(), app))
         })
     }
 }
@@ -110,6 +113,13 @@ impl App for Router {
         'a: 'f,
         Self: 'f,
     {
+        // At the root mount, an environ that has both variables keeps them as they are.
+        let root = env.get("PATH_INFO").and_then(|path| self.mount_of(path));
+        if let Some(("", app)) = root
+            && env.get("SCRIPT_NAME").is_some()
+        {
+            return app.call(env, body);
+        }
         let Some(route) = self.split(&env) else {
             return Box::pin(std::future::ready(Response::error(404)));
         };

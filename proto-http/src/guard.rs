@@ -9,9 +9,18 @@ use http::{Method, Version, header};
 /// The status and reason a request head is refused with, or `None` when its framing is plain.
 /// Transfer codings other than `chunked` are not implemented: 501 (RFC 9112 §6.1).
 pub fn ambiguity(parts: &Parts) -> Option<(u16, &'static str)> {
-    let headers = &parts.headers;
-    let te: Vec<_> = headers.get_all(header::TRANSFER_ENCODING).iter().collect();
-    let cl: Vec<_> = headers.get_all(header::CONTENT_LENGTH).iter().collect();
+    // One pass over the fields, comparing names rather than hashing them per lookup.
+    let (mut te, mut cl, mut look_alike) = (Vec::new(), Vec::new(), false);
+    for (name, value) in &parts.headers {
+        if name == header::TRANSFER_ENCODING {
+            te.push(value);
+        } else if name == header::CONTENT_LENGTH {
+            cl.push(value);
+        } else {
+            let letters = || name.as_str().bytes().filter(u8::is_ascii_alphabetic);
+            look_alike |= letters().eq(*b"transferencoding") || letters().eq(*b"contentlength");
+        }
+    }
     if cl.len() > 1 {
         return Some((400, "more than one Content-Length field"));
     }
@@ -45,17 +54,10 @@ pub fn ambiguity(parts: &Parts) -> Option<(u16, &'static str)> {
             false => Some((400, "a Transfer-Encoding that does not end in chunked")),
         };
     }
-    for name in headers.keys() {
-        let letters = || name.as_str().bytes().filter(u8::is_ascii_alphabetic);
-        let look_alike = letters().eq(*b"transferencoding") || letters().eq(*b"contentlength");
-        if look_alike && name != header::TRANSFER_ENCODING && name != header::CONTENT_LENGTH {
-            return Some((
-                400,
-                "a field that looks like Transfer-Encoding or Content-Length",
-            ));
-        }
-    }
-    None
+    look_alike.then_some((
+        400,
+        "a field that looks like Transfer-Encoding or Content-Length",
+    ))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::head_timer::{HeadTimer, InRequest};
 use crate::sniff::{Sniffed, Verdict};
-use gateway_core::{ConnInfo, environ, into_http};
+use gateway_core::{ConnEnviron, ConnInfo, into_http};
 
 /// The limits of the HTTP front-end.
 #[derive(Clone, Debug)]
@@ -67,6 +67,7 @@ pub async fn serve_connection<I>(
     let shared = Arc::new(PerConnection {
         app,
         config: config.clone(),
+        vars: ConnEnviron::new(&conn),
         conn,
         busy,
         verdict,
@@ -80,7 +81,7 @@ pub async fn serve_connection<I>(
             .verdict
             .refuses(shared.next.fetch_add(1, Ordering::Relaxed));
         async move {
-            let res = handle(&*shared.app, &shared.config, &shared.conn, req, refused).await;
+            let res = handle(&shared, req, refused).await;
             Ok::<_, Infallible>(res.map(|body| shared.busy.track(body)))
         }
     });
@@ -108,6 +109,8 @@ pub async fn serve_connection<I>(
 struct PerConnection {
     app: Arc<dyn App>,
     config: Arc<HttpConfig>,
+    /// REMOTE_ADDR and the like, formatted once for every request of the connection.
+    vars: ConnEnviron,
     conn: ConnInfo,
     busy: InRequest,
     verdict: Verdict,
@@ -115,12 +118,13 @@ struct PerConnection {
 }
 
 async fn handle(
-    app: &dyn App,
-    config: &HttpConfig,
-    conn: &ConnInfo,
+    shared: &PerConnection,
     req: http::Request<Incoming>,
     framed_twice: bool,
 ) -> http::Response<Body> {
+    let PerConnection {
+        app, config, conn, ..
+    } = shared;
     let (parts, incoming) = req.into_parts();
     let seen_raw = framed_twice.then_some((
         400,
@@ -130,13 +134,17 @@ async fn handle(
         tracing::warn!(reason, peer = ?conn.remote, "refusing an ambiguous request (request smuggling)");
         return into_http(Response::error(status).with_header("Connection", "close"));
     }
-    let env = environ(&parts, conn);
+    let env = shared.vars.environ(&parts);
     if env
         .content_length()
         .is_some_and(|n| n > config.max_body_size)
     {
         return into_http(Response::error(413).with_header("Connection", "close"));
     }
-    let body = Body::new(incoming).limit(config.max_body_size);
+    // Most requests have no body: an empty one costs no allocation.
+    let body = match http_body::Body::is_end_stream(&incoming) {
+        true => Body::empty(),
+        false => Body::new(incoming).limit(config.max_body_size),
+    };
     into_http(app.call(env, body).await)
 }

@@ -155,20 +155,18 @@ impl<IO> Sniffed<IO> {
 }
 
 /// Where the head ends in `data` (just past its empty line), looking back into `head` for a
-/// line that began before this read. Scans in place: no copy of the read.
+/// line that began before this read. Scans in place: no copy of the read, and `memchr` jumps
+/// from one line end to the next.
 fn find_head_end(head: &[u8], data: &[u8]) -> Option<usize> {
     // The byte `back` places before `data[p]`, wherever it lies.
     let before = |p: usize, back: usize| match p.checked_sub(back) {
         Some(i) => data.get(i).copied(),
         None => head.len().checked_sub(back - p).map(|i| head[i]),
     };
-    data.iter()
-        .enumerate()
-        .filter(|&(_, &b)| b == b'\n')
-        .find_map(|(p, _)| {
-            let back = if before(p, 1) == Some(b'\r') { 2 } else { 1 };
-            (before(p, back) == Some(b'\n')).then_some(p + 1)
-        })
+    memchr::memchr_iter(b'\n', data).find_map(|p| {
+        let back = if before(p, 1) == Some(b'\r') { 2 } else { 1 };
+        (before(p, back) == Some(b'\n')).then_some(p + 1)
+    })
 }
 
 enum Framing {
@@ -180,8 +178,14 @@ enum Framing {
 
 fn framing(head: &[u8]) -> Framing {
     let (mut cl, mut te, mut length, mut chunked) = (0, 0, None, false);
-    for line in head.split(|&b| b == b'\n').skip(1) {
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+    for start in memchr::memchr_iter(b'\n', head).map(|nl| nl + 1) {
+        // Only two names matter here: a line that cannot begin either is not read further.
+        let line = &head[start..];
+        if !matches!(line.first(), Some(b'c' | b'C' | b't' | b'T')) {
+            continue;
+        }
+        let line = &line[..memchr::memchr(b'\n', line).unwrap_or(line.len())];
+        let Some(colon) = memchr::memchr(b':', line) else {
             continue;
         };
         let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());

@@ -3,42 +3,39 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use gateway_core::{
-    AccessLog, App, Body, CatchPanic, Environ, LocalRedirects, Response, Router, async_trait,
-};
+use gateway_core::{App, Body, Environ, GatewayStack, Response, Router, async_trait};
 
 /// What every request goes through, whatever the gateway: the access log, panic recovery,
 /// local redirects, then the mounts.
 pub fn app_stack(router: Router) -> Arc<dyn App> {
-    Arc::new(AccessLog::new(CatchPanic::new(LocalRedirects::new(router))))
+    Arc::new(GatewayStack::new(router))
 }
 
 /// The current app stack. A reload replaces it in one atomic store: a request runs entirely on
 /// the stack it started with, and the next one sees the new apps and mounts.
 pub struct Reloadable {
-    current: ArcSwap<Stack>,
+    current: ArcSwap<GatewayStack<Router>>,
 }
-
-struct Stack(Arc<dyn App>);
 
 impl Reloadable {
     /// Serves `router` until [`Reloadable::swap`].
     pub fn new(router: Router) -> Self {
         Reloadable {
-            current: ArcSwap::from_pointee(Stack(app_stack(router))),
+            current: ArcSwap::from_pointee(GatewayStack::new(router)),
         }
     }
 
     /// From now on, serve `router`.
     pub fn swap(&self, router: Router) {
-        self.current.store(Arc::new(Stack(app_stack(router))));
+        self.current.store(Arc::new(GatewayStack::new(router)));
     }
 }
 
 #[async_trait]
 impl App for Reloadable {
+    // The stack's own future runs inside this one: one box per request for all of it.
     async fn call(&self, env: Environ, body: Body) -> Response {
         let stack = self.current.load_full();
-        stack.0.call(env, body).await
+        stack.serve(env, body).await
     }
 }
