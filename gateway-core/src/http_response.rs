@@ -1,7 +1,10 @@
 //! Responses and `http::Response`s, both ways.
 
 use bytes::Bytes;
-use http::header::{CONNECTION, HeaderName, HeaderValue, TRANSFER_ENCODING};
+use http::header::{
+    CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, LOCATION,
+    SET_COOKIE, TRANSFER_ENCODING,
+};
 use http::{HeaderMap, StatusCode};
 
 use crate::{Body, BoxError, Response};
@@ -29,7 +32,7 @@ pub fn into_http(res: Response) -> http::Response<Body> {
         {
             continue;
         }
-        let Ok(name) = HeaderName::from_bytes(&name) else {
+        let Some(name) = header_name(&name) else {
             tracing::error!(name = %String::from_utf8_lossy(&name), "app returned an invalid header name");
             return internal_error();
         };
@@ -48,6 +51,19 @@ pub fn into_http(res: Response) -> http::Response<Body> {
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out
+}
+
+/// A header name, checked. The names apps send most are matched as written, without going
+/// through `HeaderName`'s parser.
+fn header_name(name: &[u8]) -> Option<HeaderName> {
+    Some(match name {
+        b"Content-Type" | b"content-type" => CONTENT_TYPE,
+        b"Content-Length" | b"content-length" => CONTENT_LENGTH,
+        b"Location" | b"location" => LOCATION,
+        b"Set-Cookie" | b"set-cookie" => SET_COOKIE,
+        b"Cache-Control" | b"cache-control" => CACHE_CONTROL,
+        _ => return HeaderName::from_bytes(name).ok(),
+    })
 }
 
 fn internal_error() -> http::Response<Body> {

@@ -8,6 +8,7 @@
 mod guard;
 mod head_timer;
 mod serve;
+mod shutdown;
 mod sniff;
 
 pub use gateway_core::{ConnInfo, SERVER_SOFTWARE, environ, into_http};

@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 use crate::head_timer::{HeadTimer, InRequest};
+use crate::shutdown::Shutdown;
 use crate::sniff::{Sniffed, Verdict};
 use gateway_core::{ConnEnviron, ConnInfo, into_http};
 
@@ -91,12 +92,10 @@ pub async fn serve_connection<I>(
         .max_buf_size(config.max_head_size.max(8192))
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(served);
-    // Waiting on the shared token locks its one mutex on every poll, and every connection polls
-    // on every request: a token of our own keeps that lock to this connection.
-    let shutdown = shutdown.child_token();
+    let mut shutdown = Shutdown::new(shutdown);
     let result = tokio::select! {
         r = served.as_mut() => r,
-        () = shutdown.cancelled() => {
+        () = &mut shutdown => {
             served.as_mut().graceful_shutdown();
             served.await
         }
