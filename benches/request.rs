@@ -69,7 +69,7 @@ fn request(c: &mut Criterion) {
         Config::parse(Path::new("bench.toml"), CONFIG, &registry).expect("the config is valid");
     let stack = Reloadable::new(config.router);
     // Formatted once per connection, as the HTTP front-end does.
-    let vars = ConnEnviron::new(&ConnInfo {
+    let mut vars = ConnEnviron::new(&ConnInfo {
         local: Some(([127, 0, 0, 1], 8080).into()),
         remote: Some(([127, 0, 0, 1], 51234).into()),
     });

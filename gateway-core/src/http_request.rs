@@ -54,7 +54,9 @@ pub fn environ(parts: &Parts, conn: &ConnInfo) -> Environ {
 
 /// The variables every request of one connection shares, formatted once per connection:
 /// `REMOTE_ADDR`, `REMOTE_PORT`, and the `SERVER_NAME` and `SERVER_PORT` of a request without
-/// a `Host`. [`ConnEnviron::environ`] builds each request's environ, as [`environ`] does.
+/// a `Host`. [`ConnEnviron::environ`] builds each request's environ, as [`environ`] does, and
+/// copies its values into a buffer it keeps: once the previous request's environ is dropped,
+/// the next one reuses its room without an allocation.
 ///
 /// ```
 /// use gateway_core::{ConnEnviron, ConnInfo};
@@ -63,7 +65,7 @@ pub fn environ(parts: &Parts, conn: &ConnInfo) -> Environ {
 ///     local: Some("127.0.0.1:8080".parse().unwrap()),
 ///     remote: Some("192.0.2.7:51000".parse().unwrap()),
 /// };
-/// let vars = ConnEnviron::new(&conn);
+/// let mut vars = ConnEnviron::new(&conn);
 /// let head = http::Request::get("/").body(()).unwrap().into_parts().0;
 /// let env = vars.environ(&head);
 /// assert_eq!(env.remote_addr(), b"192.0.2.7");
@@ -75,7 +77,11 @@ pub struct ConnEnviron {
     remote_port: Option<Bytes>,
     server_name: Bytes,
     server_port: Bytes,
+    arena: BytesMut,
 }
+
+/// The largest value buffer kept between requests: one grown by a rare huge head is let go.
+const ARENA_KEPT: usize = 4096;
 
 impl ConnEnviron {
     /// Formats the connection's variables.
@@ -100,11 +106,12 @@ impl ConnEnviron {
                 || Bytes::from_static(b"80"),
                 |local| Bytes::copy_from_slice(itoa::Buffer::new().format(local.port()).as_bytes()),
             ),
+            arena: BytesMut::new(),
         }
     }
 
     /// The environ of one request on this connection; see [`environ`].
-    pub fn environ(&self, parts: &Parts) -> Environ {
+    pub fn environ(&mut self, parts: &Parts) -> Environ {
         // The twelve variables set below and one per header: no regrowth, and for a few
         // headers the block stays in glibc's per-thread cache (up to 1 KiB).
         let mut env = Environ::with_capacity(Protocol::Http, 12 + parts.headers.len());
@@ -120,9 +127,12 @@ impl ConnEnviron {
                 host = Some(value);
             }
         }
-        let mut arena = Arena(BytesMut::with_capacity(
-            path_and_query.len() + if decode { path.len() } else { 0 } + headers_len + 8,
-        ));
+        if self.arena.capacity() > ARENA_KEPT {
+            self.arena = BytesMut::new();
+        }
+        self.arena
+            .reserve(path_and_query.len() + if decode { path.len() } else { 0 } + headers_len + 8);
+        let mut arena = Arena(&mut self.arena);
         // REQUEST_URI once; the path and the query are slices of it.
         let request_uri = arena.put(path_and_query);
         let path_info = match path_and_query.strip_prefix(path) {
@@ -218,7 +228,7 @@ fn set(env: &mut Environ, name: &'static str, value: impl Into<Bytes>) {
 }
 
 /// `REQUEST_METHOD`: the common methods are static text, not copied.
-fn method(method: &http::Method, arena: &mut Arena) -> Bytes {
+fn method(method: &http::Method, arena: &mut Arena<'_>) -> Bytes {
     let known: &'static str = match method.as_str() {
         "GET" => "GET",
         "HEAD" => "HEAD",
@@ -257,18 +267,18 @@ fn header_var(name: &header::HeaderName) -> Option<&'static str> {
     })
 }
 
-/// One buffer for all the values of an environ, handed out as slices of it: one allocation
-/// per request rather than one per variable.
-struct Arena(BytesMut);
+/// One buffer for all the values of an environ, handed out as slices of it: at most one
+/// allocation per request rather than one per variable.
+struct Arena<'a>(&'a mut BytesMut);
 
-impl Arena {
+impl Arena<'_> {
     fn put(&mut self, value: impl AsRef<[u8]>) -> Bytes {
         self.0.extend_from_slice(value.as_ref());
         self.0.split().freeze()
     }
 
     fn put_with<R>(&mut self, write: impl FnOnce(&mut BytesMut) -> R) -> Bytes {
-        write(&mut self.0);
+        write(self.0);
         self.0.split().freeze()
     }
 }
@@ -449,6 +459,30 @@ mod tests {
         assert_eq!(env.get("HTTP_CONTENT_TYPE"), None);
         assert_eq!(env.get("HTTP_CONTENT_LENGTH"), None);
         crate::check_environ(&env).unwrap();
+    }
+
+    #[test]
+    fn environs_of_one_connection_keep_their_values() {
+        let mut vars = ConnEnviron::new(&ConnInfo::default());
+        let head = |path: &str, host: &str| {
+            http::Request::get(path)
+                .header("Host", host)
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0
+        };
+        // The first is still held while the next ones are built in the same buffer, and one
+        // big head in between grows it past what is kept.
+        let first = vars.environ(&head("/a?x=1", "one.example:8001"));
+        let big = vars.environ(&head(&format!("/{}", "b".repeat(5000)), "big.example"));
+        drop(big);
+        let third = vars.environ(&head("/c", "three.example"));
+        assert_eq!(s(&first, "REQUEST_URI"), "/a?x=1");
+        assert_eq!(s(&first, "SERVER_NAME"), "one.example");
+        assert_eq!(s(&first, "SERVER_PORT"), "8001");
+        assert_eq!(s(&third, "PATH_INFO"), "/c");
+        assert_eq!(s(&third, "HTTP_HOST"), "three.example");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! One HTTP/1.1 connection, driven by hyper.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use gateway_core::{App, Body, Response};
@@ -68,7 +68,7 @@ pub async fn serve_connection<I>(
     let shared = Arc::new(PerConnection {
         app,
         config: config.clone(),
-        vars: ConnEnviron::new(&conn),
+        vars: Mutex::new(ConnEnviron::new(&conn)),
         conn,
         busy,
         verdict,
@@ -108,8 +108,10 @@ pub async fn serve_connection<I>(
 struct PerConnection {
     app: Arc<dyn App>,
     config: Arc<HttpConfig>,
-    /// REMOTE_ADDR and the like, formatted once for every request of the connection.
-    vars: ConnEnviron,
+    /// REMOTE_ADDR and the like, formatted once for every request of the connection, and the
+    /// buffer its environs reuse. hyper calls the service one request at a time: the lock is
+    /// never contended.
+    vars: Mutex<ConnEnviron>,
     conn: ConnInfo,
     busy: InRequest,
     verdict: Verdict,
@@ -133,7 +135,11 @@ async fn handle(
         tracing::warn!(reason, peer = ?conn.remote, "refusing an ambiguous request (request smuggling)");
         return into_http(Response::error(status).with_header("Connection", "close"));
     }
-    let env = shared.vars.environ(&parts);
+    let env = shared
+        .vars
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .environ(&parts);
     if env
         .content_length()
         .is_some_and(|n| n > config.max_body_size)
