@@ -42,10 +42,27 @@ pub trait App: Send + Sync + 'static {
     async fn call(&self, environ: Environ, body: Body) -> Response;
 }
 
-/// What `App::call` returns once `#[async_trait]` has expanded it: implementations that only
-/// pass a call on write it by hand with this, and return the inner future instead of boxing a
-/// second one around it.
-pub(crate) type CallFuture<'f> = Pin<Box<dyn Future<Output = Response> + Send + 'f>>;
+/// What `App::call` returns once `#[async_trait]` has expanded it. Implementations that only
+/// pass a call on write `call` by hand with this and return the inner future instead of boxing
+/// a second one around it; one that answers at once returns a ready future, with no state
+/// machine to move the request into.
+///
+/// ```
+/// use gateway_core::{App, Body, CallFuture, Environ, Response};
+///
+/// struct Pong;
+///
+/// impl App for Pong {
+///     fn call<'a, 'f>(&'a self, _env: Environ, _body: Body) -> CallFuture<'f>
+///     where
+///         'a: 'f,
+///         Self: 'f,
+///     {
+///         Box::pin(std::future::ready(Response::text(200, "pong\n")))
+///     }
+/// }
+/// ```
+pub type CallFuture<'f> = Pin<Box<dyn Future<Output = Response> + Send + 'f>>;
 
 impl<A: App + ?Sized> App for Arc<A> {
     fn call<'a, 'f>(&'a self, environ: Environ, body: Body) -> CallFuture<'f>

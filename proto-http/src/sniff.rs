@@ -82,20 +82,21 @@ impl<IO> Sniffed<IO> {
             match &mut self.state {
                 State::Off => return,
                 State::Head(head) => {
-                    let Some(end) = find_head_end(head, data) else {
+                    // A head that came in one read (the usual case) is judged where it lies;
+                    // only one split across reads is put together first.
+                    let found = match head.is_empty() {
+                        true => whole_head(data),
+                        false => find_head_end(head, data).map(|end| {
+                            head.extend_from_slice(&data[..end]);
+                            (end, framing(&std::mem::take(head)))
+                        }),
+                    };
+                    let Some((end, framed)) = found else {
                         head.extend_from_slice(data);
                         if head.len() > self.max_head {
                             self.state = State::Off;
                         }
                         return;
-                    };
-                    // A head that came in one read (the usual case) is judged where it lies;
-                    // only one split across reads is put together first.
-                    let framed = if head.is_empty() {
-                        framing(&data[..end])
-                    } else {
-                        head.extend_from_slice(&data[..end]);
-                        framing(&std::mem::take(head))
                     };
                     data = &data[end..];
                     self.state = match framed {
@@ -176,35 +177,72 @@ enum Framing {
     None,
 }
 
+/// The framing of a whole head (its first line is the request line).
 fn framing(head: &[u8]) -> Framing {
-    let (mut cl, mut te, mut length, mut chunked) = (0, 0, None, false);
-    for start in memchr::memchr_iter(b'\n', head).map(|nl| nl + 1) {
-        // Only two names matter here: a line that cannot begin either is not read further.
-        let line = &head[start..];
-        if !matches!(line.first(), Some(b'c' | b'C' | b't' | b'T')) {
-            continue;
+    let mut fields = Fields::default();
+    for line in head.split(|&b| b == b'\n').skip(1) {
+        fields.line(line);
+    }
+    fields.framing()
+}
+
+/// Where a head that lies whole in `data` ends (just past its empty line), and its framing:
+/// one pass from line end to line end, for the usual head that comes in one read.
+fn whole_head(data: &[u8]) -> Option<(usize, Framing)> {
+    let mut fields = Fields::default();
+    let mut line_start = None; // None on the request line
+    for nl in memchr::memchr_iter(b'\n', data) {
+        if let Some(start) = line_start {
+            let line = &data[start..nl];
+            if matches!(line, b"" | b"\r") {
+                return Some((nl + 1, fields.framing()));
+            }
+            fields.line(line);
         }
-        let line = &line[..memchr::memchr(b'\n', line).unwrap_or(line.len())];
+        line_start = Some(nl + 1);
+    }
+    None
+}
+
+/// The framing fields of a head, counted line by line.
+#[derive(Default)]
+struct Fields {
+    content_length: usize,
+    transfer_encoding: usize,
+    length: Option<u64>,
+    chunked: bool,
+}
+
+impl Fields {
+    fn line(&mut self, line: &[u8]) {
+        // Only two names matter here: a line that cannot begin either is not read further.
+        if !matches!(line.first(), Some(b'c' | b'C' | b't' | b'T')) {
+            return;
+        }
         let Some(colon) = memchr::memchr(b':', line) else {
-            continue;
+            return;
         };
         let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
         if name.eq_ignore_ascii_case(b"content-length") {
-            cl += 1;
-            length = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+            self.content_length += 1;
+            self.length = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            te += 1;
-            chunked = value.to_ascii_lowercase().ends_with(b"chunked");
+            self.transfer_encoding += 1;
+            self.chunked = value.to_ascii_lowercase().ends_with(b"chunked");
         }
     }
-    // Repeated Transfer-Encoding fields stay visible in hyper's head (the guard judges them);
-    // what hyper hides is a repeated Content-Length, or one beside Transfer-Encoding.
-    match (cl, te) {
-        (0, 0) => Framing::None,
-        (1, 0) => length.map_or(Framing::Suspicious, Framing::Length),
-        (0, _) if chunked => Framing::Chunked,
-        (0, _) => Framing::None,
-        _ => Framing::Suspicious,
+
+    fn framing(&self) -> Framing {
+        // Repeated Transfer-Encoding fields stay visible in hyper's head (the guard judges
+        // them); what hyper hides is a repeated Content-Length, or one beside
+        // Transfer-Encoding.
+        match (self.content_length, self.transfer_encoding) {
+            (0, 0) => Framing::None,
+            (1, 0) => self.length.map_or(Framing::Suspicious, Framing::Length),
+            (0, _) if self.chunked => Framing::Chunked,
+            (0, _) => Framing::None,
+            _ => Framing::Suspicious,
+        }
     }
 }
 
