@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The release binary to deploy, linked statically (glibc included): no dynamic loader at start,
-# which is most of what a CGI request costs (BENCHMARKS.md: 1.2-1.5x a C hello instead of 1.7-2x), and
+# which is most of what a CGI request costs (BENCHMARKS.md: 1.2-1.55x a C hello instead of 1.7-2.1x), and
 # one file that runs on any Linux of the same architecture.
 # Usage: scripts/build-static.sh [extra cargo build arguments]; prints the binary's path.
 #

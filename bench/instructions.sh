@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# User-space instructions per HTTP request, gatewayd against the bare hyper hello, counted by
+# callgrind while wrk loads each server. Wall-clock numbers on a noisy VM move by ±15% between
+# identical runs; instruction counts move by well under 1%, so this is how a change to the
+# request path is judged before bench/run.sh measures it for real.
+#
+# Every server answers GET / with 200, text/plain and "Hello, World!\n" (the bench's targets).
+# Under callgrind a server runs on one core, about 50 times slower: the counts are what matter.
+#
+# Usage: bench/instructions.sh       (installs valgrind and wrk when missing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v valgrind >/dev/null && command -v wrk >/dev/null || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind wrk
+}
+cargo build --release -q --bin gatewayd --example hyper-hello
+work=$(mktemp -d)
+trap 'pkill -f "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
+cat > "$work/gatewayd.toml" <<'TOML'
+[[listen]]
+protocol = "http"
+address = "127.0.0.1:18491"
+
+[apps.hello]
+type = "hello"
+
+[[mount]]
+path = "/"
+app = "hello"
+TOML
+
+count() { # NAME PORT COMMAND...: prints NAME and its instructions per request
+  local name=$1 port=$2
+  shift 2
+  RUST_LOG=info,gatewayd::access=off valgrind --tool=callgrind \
+    --callgrind-out-file="$work/$name.out" "$@" > "$work/$name.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.2; done
+  wrk -t1 -c50 -d2s "http://127.0.0.1:$port/" > /dev/null # warm up, then count from zero
+  callgrind_control -z "$pid" > /dev/null 2>&1
+  local requests
+  requests=$(wrk -t1 -c50 -d4s "http://127.0.0.1:$port/" | awk '/requests in/ { print $1 }')
+  callgrind_control -d "$pid" > /dev/null 2>&1
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  local total
+  total=$(callgrind_annotate "$work/$name.out.1" 2>/dev/null |
+    awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+  printf '%-12s %8d instructions per request (%d requests)\n' "$name" $((total / requests)) "$requests"
+}
+
+count gatewayd 18491 target/release/gatewayd serve --config "$work/gatewayd.toml"
+count hyper 18492 target/release/examples/hyper-hello 127.0.0.1:18492
