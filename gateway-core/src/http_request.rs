@@ -84,28 +84,24 @@ pub struct ConnEnviron {
 const ARENA_KEPT: usize = 4096;
 
 impl ConnEnviron {
-    /// Formats the connection's variables.
+    /// Formats the connection's variables (into one buffer: [`environ`] makes one per request).
     pub fn new(conn: &ConnInfo) -> Self {
-        let text = |write: &dyn Fn(&mut BytesMut) -> std::fmt::Result| {
-            let mut buf = BytesMut::new();
-            let _ = write(&mut buf); // writing to memory cannot fail
-            buf.freeze()
-        };
+        let mut text = Arena(&mut BytesMut::with_capacity(64));
         ConnEnviron {
             remote_addr: conn.remote.map_or_else(Bytes::new, |remote| {
-                text(&|b: &mut BytesMut| write!(b, "{}", remote.ip()))
+                text.put_with(|b| write!(b, "{}", remote.ip()))
             }),
-            remote_port: conn.remote.map(|remote| {
-                Bytes::copy_from_slice(itoa::Buffer::new().format(remote.port()).as_bytes())
-            }),
-            server_name: conn.local.map_or_else(
-                || Bytes::from_static(b"localhost"),
-                |local| text(&|b: &mut BytesMut| write_ip_literal(b, local)),
-            ),
-            server_port: conn.local.map_or_else(
-                || Bytes::from_static(b"80"),
-                |local| Bytes::copy_from_slice(itoa::Buffer::new().format(local.port()).as_bytes()),
-            ),
+            remote_port: conn
+                .remote
+                .map(|remote| text.put(itoa::Buffer::new().format(remote.port()))),
+            server_name: match conn.local {
+                Some(local) => text.put_with(|b| write_ip_literal(b, local)),
+                None => Bytes::from_static(b"localhost"),
+            },
+            server_port: match conn.local {
+                Some(local) => text.put(itoa::Buffer::new().format(local.port())),
+                None => Bytes::from_static(b"80"),
+            },
             arena: BytesMut::new(),
         }
     }
