@@ -40,6 +40,7 @@ mod redirect;
 mod registry;
 mod response;
 mod router;
+mod shutdown;
 mod stack;
 mod stats;
 #[cfg(feature = "tower")]
@@ -62,5 +63,6 @@ pub use redirect::{LocalRedirect, LocalRedirects};
 pub use registry::{AppConfig, AppFactory, Registry};
 pub use response::Response;
 pub use router::{MountError, Route, Router};
+pub use shutdown::Shutdown;
 pub use stack::GatewayStack;
 pub use stats::{InFlight, LATENCY_BUCKETS, Snapshot, Stats};

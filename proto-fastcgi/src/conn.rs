@@ -138,11 +138,8 @@ pub async fn serve_connection<IO>(
         stdin_queued: false,
     };
     let mut frames = FramedRead::new(rd, RecordDecoder);
-    // Waiting on the shared token locks its one mutex on every poll: a token of this
-    // connection's own, waited on by one future for the whole loop, keeps that lock here.
-    let shutdown = shutdown.child_token();
-    let cancelled = shutdown.cancelled();
-    tokio::pin!(cancelled);
+    // Polled on every turn of the loop: looked at only after its own wake-up.
+    let mut cancelled = gateway_core::Shutdown::new(shutdown);
     loop {
         if (conn.closing || conn.draining) && conn.requests.is_empty() {
             break;

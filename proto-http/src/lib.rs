@@ -8,7 +8,6 @@
 mod guard;
 mod head_timer;
 mod serve;
-mod shutdown;
 mod sniff;
 
 pub use gateway_core::{ConnInfo, SERVER_SOFTWARE, environ, into_http};

@@ -14,9 +14,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 use crate::head_timer::{HeadTimer, InRequest};
-use crate::shutdown::Shutdown;
 use crate::sniff::{Sniffed, Verdict};
-use gateway_core::{ConnEnviron, ConnInfo, into_http};
+use gateway_core::{ConnEnviron, ConnInfo, Shutdown, into_http};
 
 /// The limits of the HTTP front-end.
 #[derive(Clone, Debug)]

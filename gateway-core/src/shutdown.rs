@@ -1,4 +1,5 @@
-//! The daemon's shutdown, watched by a connection task that is polled on every request.
+//! The daemon's shutdown, watched by a front-end's connection task, which is polled many times
+//! per request.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,7 +14,19 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 /// (the token's and its notifier's), and a connection's select polls it on every wake-up of
 /// the task. This one polls it only after the token's own wake-up, which a flag records;
 /// otherwise a poll costs two atomic operations.
-pub(crate) struct Shutdown {
+///
+/// ```
+/// use gateway_core::Shutdown;
+/// use tokio_util::sync::CancellationToken;
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let token = CancellationToken::new();
+/// let mut shutdown = Shutdown::new(token.clone());
+/// token.cancel();
+/// (&mut shutdown).await;
+/// # });
+/// ```
+pub struct Shutdown {
     cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
     flag: Arc<Flag>,
     /// Wakes through `flag`: what the token's future is polled with.
@@ -37,7 +50,8 @@ impl Wake for Flag {
 }
 
 impl Shutdown {
-    pub(crate) fn new(token: CancellationToken) -> Self {
+    /// Watches `token`.
+    pub fn new(token: CancellationToken) -> Self {
         // Set at first, so that the first poll registers with the token.
         let flag = Arc::new(Flag {
             woken: AtomicBool::new(true),
