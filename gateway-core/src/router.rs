@@ -81,20 +81,7 @@ impl Router {
     pub fn split(&self, env: &Environ) -> Option<Route<'_>> {
         let path = env.get_bytes("PATH_INFO").unwrap_or_default();
         let (prefix, app) = self.mount_of(&path)?;
-        let script_name = match env.get_bytes("SCRIPT_NAME") {
-            // The common case, `/` mounted under an empty SCRIPT_NAME: nothing to copy.
-            Some(script) if prefix.is_empty() => script,
-            script => {
-                let mut joined = BytesMut::from(script.as_deref().unwrap_or_default());
-                joined.extend_from_slice(prefix.as_bytes());
-                joined.freeze()
-            }
-        };
-        Some(Route {
-            app,
-            script_name,
-            path_info: path.slice(prefix.len()..),
-        })
+        Some(route(env, path, prefix, app))
     }
 
     /// The longest mount prefix that `path` lies below, and its app.
@@ -106,6 +93,24 @@ impl Router {
     }
 }
 
+/// The split of `env`'s `path` at the mount `prefix`.
+fn route<'r>(env: &Environ, path: Bytes, prefix: &str, app: &'r Arc<dyn App>) -> Route<'r> {
+    let script_name = match env.get_bytes("SCRIPT_NAME") {
+        // The common case, `/` mounted under an empty SCRIPT_NAME: nothing to copy.
+        Some(script) if prefix.is_empty() => script,
+        script => {
+            let mut joined = BytesMut::from(script.as_deref().unwrap_or_default());
+            joined.extend_from_slice(prefix.as_bytes());
+            joined.freeze()
+        }
+    };
+    Route {
+        app,
+        script_name,
+        path_info: path.slice(prefix.len()..),
+    }
+}
+
 // By hand (see `CallFuture`): the mounted app's own future is returned as it is.
 impl App for Router {
     fn call<'a, 'f>(&'a self, mut env: Environ, body: Body) -> CallFuture<'f>
@@ -113,16 +118,16 @@ impl App for Router {
         'a: 'f,
         Self: 'f,
     {
-        // At the root mount, an environ that has both variables keeps them as they are.
-        let root = env.get("PATH_INFO").and_then(|path| self.mount_of(path));
-        if let Some(("", app)) = root
-            && env.get("SCRIPT_NAME").is_some()
-        {
-            return app.call(env, body);
-        }
-        let Some(route) = self.split(&env) else {
+        let path = env.get("PATH_INFO");
+        let Some((prefix, app)) = self.mount_of(path.unwrap_or_default()) else {
             return Box::pin(std::future::ready(Response::error(404)));
         };
+        // At the root mount, an environ that has both variables keeps them as they are.
+        if prefix.is_empty() && path.is_some() && env.get("SCRIPT_NAME").is_some() {
+            return app.call(env, body);
+        }
+        let path = env.get_bytes("PATH_INFO").unwrap_or_default();
+        let route = route(&env, path, prefix, app);
         env.insert("SCRIPT_NAME", route.script_name);
         env.insert("PATH_INFO", route.path_info);
         route.app.call(env, body)
