@@ -146,6 +146,48 @@ async fn idle_keep_alive_connections_are_closed() {
     );
 }
 
+#[tokio::test]
+async fn a_kept_fastcgi_connection_in_use_outlives_its_keep_alive_timeout() {
+    // Each request moves the keep-alive deadline later; the connection's one timer is re-armed
+    // only when it fires, and must then find the later deadline, not close.
+    let d = Daemon::start(&config("keepalive_timeout = \"300ms\"", "", ""));
+    let fcgi: std::net::SocketAddr = d.listening[1].1.parse().unwrap();
+    let mut s = tokio::net::TcpStream::connect(fcgi).await.unwrap();
+    let params: &[(&[u8], &[u8])] = &[
+        (b"REQUEST_URI", b"/status/204"),
+        (b"SERVER_NAME", b"x"),
+        (b"SERVER_PORT", b"80"),
+    ];
+    let mut decoder = proto_fastcgi::RecordDecoder;
+    let mut buf = bytes::BytesMut::new();
+    let start = Instant::now();
+    for id in 1..=8u16 {
+        let mut wire = bytes::BytesMut::new();
+        proto_fastcgi::client::put_request(&mut wire, id, true, params, b"");
+        s.write_all(&wire).await.unwrap();
+        let mut replies = proto_fastcgi::client::Replies::default();
+        while !replies.ended(id) {
+            use tokio_util::codec::Decoder as _;
+            match decoder.decode(&mut buf).unwrap() {
+                Some(record) => replies.push(record),
+                None => {
+                    let n = tokio::time::timeout(Duration::from_secs(3), s.read_buf(&mut buf))
+                        .await
+                        .expect("answered in time")
+                        .unwrap();
+                    assert!(n > 0, "request {id} found the connection closed");
+                }
+            }
+        }
+        assert_eq!(replies.by_id[&id].status(), Some(204));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        start.elapsed() > Duration::from_millis(600),
+        "outlived 300 ms"
+    );
+}
+
 #[test]
 fn common_app_keys_are_checked_with_their_place() {
     let dir = tempfile::tempdir().unwrap();

@@ -140,12 +140,23 @@ pub async fn serve_connection<IO>(
     let mut frames = FramedRead::new(rd, RecordDecoder);
     // Polled on every turn of the loop: looked at only after its own wake-up.
     let mut cancelled = gateway_core::Shutdown::new(shutdown);
+    // One timer for the head and keep-alive deadlines, moved only to an earlier deadline: one
+    // that moves later (every request moves them) is looked at when the timer fires, so a
+    // request does not insert a timer into the wheel and take it out again.
+    let timer = tokio::time::sleep_until(far_future());
+    tokio::pin!(timer);
+    let mut armed: Option<Instant> = None;
     loop {
         if (conn.closing || conn.draining) && conn.requests.is_empty() {
             break;
         }
         calls.extend(conn.started.drain(..));
-        let deadline = conn.deadline();
+        if let Some(deadline) = conn.deadline()
+            && armed.is_none_or(|at| deadline < at)
+        {
+            timer.as_mut().reset(deadline);
+            armed = Some(deadline);
+        }
         // Not multiplexing, the reader stops while the app has a full STDIN queue to read, so
         // that the web server feels the push back through TCP.
         let full = conn.full_stdin();
@@ -167,10 +178,19 @@ pub async fn serve_connection<IO>(
                 }
                 None => ControlFlow::Break(()),
             },
-            () = tokio::time::sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
-                tracing::debug!("FastCGI connection timed out (request head or keep-alive wait); closing it");
-                ControlFlow::Break(())
-            }
+            () = &mut timer, if armed.is_some() => match conn.deadline() {
+                Some(deadline) if deadline <= Instant::now() => {
+                    tracing::debug!("FastCGI connection timed out (request head or keep-alive wait); closing it");
+                    ControlFlow::Break(())
+                }
+                later => {
+                    if let Some(deadline) = later {
+                        timer.as_mut().reset(deadline);
+                    }
+                    armed = later;
+                    ControlFlow::Continue(())
+                }
+            },
             () = &mut cancelled, if !conn.draining => {
                 conn.draining = true;
                 ControlFlow::Continue(())
