@@ -13,14 +13,7 @@ trap 'rm -rf "$work"' EXIT
 cargo build --release -q --bin gatewayd
 static=$(scripts/build-static.sh -q)
 gcc -O2 -o "$work/hello-c" bench/peers/hello_cgi.c
-cat > "$work/gatewayd.toml" <<'TOML'
-[apps.hello]
-type = "hello"
-
-[[mount]]
-path = "/"
-app = "hello"
-TOML
+cp bench/peers/hello.toml "$work/gatewayd.toml"
 export GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=GET SCRIPT_NAME=/cgi-bin/hello PATH_INFO= \
   QUERY_STRING= SERVER_NAME=localhost SERVER_PORT=80 SERVER_PROTOCOL=HTTP/1.1 REMOTE_ADDR=127.0.0.1 \
   GATEWAYD_CONFIG="$work/gatewayd.toml"

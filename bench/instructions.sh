@@ -20,14 +20,8 @@ cat > "$work/gatewayd.toml" <<'TOML'
 [[listen]]
 protocol = "http"
 address = "127.0.0.1:18491"
-
-[apps.hello]
-type = "hello"
-
-[[mount]]
-path = "/"
-app = "hello"
 TOML
+cat bench/peers/hello.toml >> "$work/gatewayd.toml"
 
 count() { # NAME PORT COMMAND...: prints NAME and its instructions per request
   local name=$1 port=$2

@@ -90,14 +90,8 @@ address = "127.0.0.1:18303"
 protocol = "scgi"
 address = "unix:$work/gw-scgi.sock"
 socket_mode = "0666"
-
-[apps.hello]
-type = "hello"
-
-[[mount]]
-path = "/"
-app = "hello"
 TOML
+cat bench/peers/hello.toml >> "$work/gatewayd.toml"
 # The access log is off, as it is for every peer (nginx, uWSGI): the bench measures the gateway.
 RUST_LOG=info,gatewayd::access=off start gatewayd "$gatewayd" serve --config "$work/gatewayd.toml"
 start hyper "$repo/target/release/examples/hyper-hello" 127.0.0.1:18304

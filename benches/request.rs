@@ -14,18 +14,8 @@ use gatewayd::config::Config;
 use gatewayd::core::{App, Body, ConnEnviron, ConnInfo, Registry, into_http};
 use gatewayd::server::Reloadable;
 
-const CONFIG: &str = r#"
-[[listen]]
-protocol = "http"
-address = "127.0.0.1:8080"
-
-[apps.hello]
-type = "hello"
-
-[[mount]]
-path = "/"
-app = "hello"
-"#;
+/// The app `bench/run.sh` serves (its listeners do not matter here).
+const CONFIG: &str = include_str!("../bench/peers/hello.toml");
 
 /// wrk's request, as hyper hands it over.
 fn wrk_head() -> http::request::Parts {
