@@ -65,7 +65,7 @@ pub fn run(config: &Path, registry: &Registry) -> ExitCode {
             _ => Body::empty(),
         };
         let app = crate::server::app_stack(config.router);
-        let res = app.call(env, body).await;
+        let res = app.answer(env, body).await;
         write(res, head_only).await
     })
 }

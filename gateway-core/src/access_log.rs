@@ -100,7 +100,10 @@ impl Line {
 #[async_trait::async_trait]
 impl<A: App> App for AccessLog<A> {
     async fn call(&self, env: Environ, body: Body) -> Response {
-        logged(&self.next_id, env, |env| self.inner.call(env, body)).await
+        logged(&self.next_id, env, |env| {
+            self.inner.answer(env, body).into_future()
+        })
+        .await
     }
 }
 

@@ -1,8 +1,9 @@
 //! The one interface every app implements and every front-end calls.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use crate::{Body, Environ, Response};
 
@@ -40,25 +41,114 @@ use crate::{Body, Environ, Response};
 pub trait App: Send + Sync + 'static {
     /// Handles one request.
     async fn call(&self, environ: Environ, body: Body) -> Response;
+
+    /// Handles one request, answering at once when the app can: front-ends and middleware
+    /// call this, and `.await` the [`Answer`]. An app whose response needs no waiting (a fixed
+    /// page, a redirect) implements it to return [`Answer::Now`], which costs no future and
+    /// no box; middleware that only passes a call on forwards it. The default runs
+    /// [`App::call`].
+    ///
+    /// ```
+    /// use gateway_core::{Answer, App, Body, Environ, Protocol, Response, async_trait};
+    ///
+    /// struct Pong;
+    ///
+    /// #[async_trait]
+    /// impl App for Pong {
+    ///     async fn call(&self, env: Environ, body: Body) -> Response {
+    ///         self.answer(env, body).await
+    ///     }
+    ///
+    ///     fn answer(&self, _env: Environ, _body: Body) -> Answer<'_> {
+    ///         Answer::Now(Response::text(200, "pong\n"))
+    ///     }
+    /// }
+    ///
+    /// let answer = Pong.answer(Environ::new(Protocol::Http), Body::empty());
+    /// assert!(matches!(answer, Answer::Now(ref res) if res.status == 200));
+    /// ```
+    fn answer(&self, environ: Environ, body: Body) -> Answer<'_> {
+        Answer::Later(self.call(environ, body))
+    }
 }
 
-/// What `App::call` returns once `#[async_trait]` has expanded it. Implementations that only
-/// pass a call on write `call` by hand with this and return the inner future instead of boxing
-/// a second one around it; one that answers at once returns a ready future, with no state
-/// machine to move the request into.
+/// What [`App::answer`] returns: the response itself, or the future that will make it.
+/// `.await` gives the response either way.
+#[must_use = "an answer does nothing until awaited"]
+pub enum Answer<'f> {
+    /// The response, made at once.
+    Now(Response),
+    /// The future that will make the response.
+    Later(CallFuture<'f>),
+}
+
+impl<'f> Answer<'f> {
+    /// The answer as the future [`App::call`] returns: a response made at once is boxed.
+    pub fn into_call(self) -> CallFuture<'f> {
+        match self {
+            Answer::Now(res) => Box::pin(std::future::ready(res)),
+            Answer::Later(call) => call,
+        }
+    }
+}
+
+impl<'f> IntoFuture for Answer<'f> {
+    type Output = Response;
+    type IntoFuture = AnswerFuture<'f>;
+
+    fn into_future(self) -> AnswerFuture<'f> {
+        AnswerFuture(match self {
+            Answer::Now(res) => Pending::Now(Some(res)),
+            Answer::Later(call) => Pending::Later(call),
+        })
+    }
+}
+
+/// The future of an awaited [`Answer`].
+#[must_use = "futures do nothing unless polled"]
+pub struct AnswerFuture<'f>(Pending<'f>);
+
+enum Pending<'f> {
+    Now(Option<Response>),
+    Later(CallFuture<'f>),
+}
+
+impl Future for AnswerFuture<'_> {
+    type Output = Response;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        match &mut self.0 {
+            Pending::Now(res) => {
+                Poll::Ready(res.take().expect("AnswerFuture polled after completion"))
+            }
+            Pending::Later(call) => call.as_mut().poll(cx),
+        }
+    }
+}
+
+/// What `App::call` returns once `#[async_trait]` has expanded it. Middleware that only passes
+/// a call on writes `call` by hand with it, returning the inner future rather than boxing a
+/// second one around it, and forwards [`App::answer`] so that an answer made at once stays
+/// unboxed.
 ///
 /// ```
-/// use gateway_core::{App, Body, CallFuture, Environ, Response};
+/// use gateway_core::{Answer, App, Body, CallFuture, Environ};
 ///
-/// struct Pong;
+/// /// Tells stderr which path each request asked for.
+/// struct Traced<A>(A);
 ///
-/// impl App for Pong {
-///     fn call<'a, 'f>(&'a self, _env: Environ, _body: Body) -> CallFuture<'f>
+/// impl<A: App> App for Traced<A> {
+///     fn call<'a, 'f>(&'a self, env: Environ, body: Body) -> CallFuture<'f>
 ///     where
 ///         'a: 'f,
 ///         Self: 'f,
 ///     {
-///         Box::pin(std::future::ready(Response::text(200, "pong\n")))
+///         self.answer(env, body).into_call()
+///     }
+///
+///     fn answer(&self, env: Environ, body: Body) -> Answer<'_> {
+///         eprintln!("{}", String::from_utf8_lossy(env.path_info()));
+///         self.0.answer(env, body)
 ///     }
 /// }
 /// ```
@@ -71,6 +161,10 @@ impl<A: App + ?Sized> App for Arc<A> {
         Self: 'f,
     {
         (**self).call(environ, body)
+    }
+
+    fn answer(&self, environ: Environ, body: Body) -> Answer<'_> {
+        (**self).answer(environ, body)
     }
 }
 

@@ -47,7 +47,7 @@ mod stats;
 pub mod tower;
 
 pub use access_log::AccessLog;
-pub use app::{App, AppFn, CallFuture, app_fn};
+pub use app::{Answer, AnswerFuture, App, AppFn, CallFuture, app_fn};
 pub use async_trait::async_trait;
 pub use body::{Body, BodyError, BoxError};
 pub use cgi::{CgiError, CgiParams, InvalidHead, PathMode, write_head_or_500, write_response_head};

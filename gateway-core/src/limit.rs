@@ -2,12 +2,13 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
-use crate::{App, Body, Environ, Response};
+use crate::app::CallFuture;
+use crate::{Answer, App, Body, Environ, Response};
 
 /// Bounds an app: at most `max_concurrency` calls at once (beyond: 503 with `Retry-After`,
 /// answered at once rather than queued), and each call within `timeout` (past it the call is
@@ -55,42 +56,45 @@ impl<A> Limit<A> {
     }
 }
 
-#[async_trait::async_trait]
+// By hand (see `CallFuture`): an answer made at once passes through, with no timer and no box.
 impl<A: App> App for Limit<A> {
-    async fn call(&self, env: Environ, body: Body) -> Response {
-        let _place = match &self.cap {
+    fn call<'a, 'f>(&'a self, env: Environ, body: Body) -> CallFuture<'f>
+    where
+        'a: 'f,
+        Self: 'f,
+    {
+        self.answer(env, body).into_call()
+    }
+
+    fn answer(&self, env: Environ, body: Body) -> Answer<'_> {
+        let place = match &self.cap {
             None => None,
             Some((cap, running)) => {
                 let place = Place(running);
                 if running.fetch_add(1, Ordering::Acquire) >= *cap {
                     tracing::warn!("app at its max_concurrency; answering 503");
-                    return Response::error(503).with_header("Retry-After", "1");
+                    return Answer::Now(Response::error(503).with_header("Retry-After", "1"));
                 }
                 Some(place)
             }
         };
-        // A deadline past the clock's range is none.
-        let Some((timeout, deadline)) = self
-            .timeout
-            .and_then(|t| Some((t, Instant::now().checked_add(t)?)))
-        else {
-            return self.inner.call(env, body).await;
+        let call = match self.inner.answer(env, body) {
+            Answer::Now(res) => return Answer::Now(res),
+            Answer::Later(call) => call,
         };
-        let call = Deadline {
-            call: self.inner.call(env, body),
+        // A deadline past the clock's range is none.
+        let deadline = self
+            .timeout
+            .and_then(|t| Some((t, Instant::now().checked_add(t)?)));
+        if place.is_none() && deadline.is_none() {
+            return Answer::Later(call);
+        }
+        Answer::Later(Box::pin(Limited {
+            call,
+            _place: place,
             deadline,
             sleep: None,
-        };
-        match call.await {
-            Some(res) => res,
-            None => {
-                tracing::warn!(
-                    ?timeout,
-                    "request_timeout passed; the app call is cancelled"
-                );
-                Response::error(504)
-            }
-        }
+        }))
     }
 }
 
@@ -103,27 +107,36 @@ impl Drop for Place<'_> {
     }
 }
 
-/// A call under a deadline, `None` once it passed. Unlike `tokio::time::timeout`, the timer is
-/// made only when the call does not answer on its first poll: most never wait, and a timer
-/// costs a runtime handle and a place in the timer wheel.
-struct Deadline<F> {
-    call: F,
-    deadline: Instant,
+/// A call that did not answer at once, holding its place, under its deadline (the timeout,
+/// and when it passes). Unlike `tokio::time::timeout`, the timer is made only when the call
+/// does not answer on its first poll: most never wait, and a timer costs a runtime handle and
+/// a place in the timer wheel.
+struct Limited<'a> {
+    call: CallFuture<'a>,
+    _place: Option<Place<'a>>,
+    deadline: Option<(Duration, Instant)>,
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
-impl<F: Future + Unpin> Future for Deadline<F> {
-    type Output = Option<F::Output>;
+impl Future for Limited<'_> {
+    type Output = Response;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Poll::Ready(res) = Pin::new(&mut self.call).poll(cx) {
-            return Poll::Ready(Some(res));
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        if let Poll::Ready(res) = self.call.as_mut().poll(cx) {
+            return Poll::Ready(res);
         }
-        let deadline = self.deadline;
+        let Some((timeout, deadline)) = self.deadline else {
+            return Poll::Pending;
+        };
         let sleep = self
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        sleep.as_mut().poll(cx).map(|()| None)
+        ready!(sleep.as_mut().poll(cx));
+        tracing::warn!(
+            ?timeout,
+            "request_timeout passed; the app call is cancelled"
+        );
+        Poll::Ready(Response::error(504))
     }
 }
 

@@ -48,7 +48,7 @@ impl<A: App> App for Lint<A> {
             tracing::error!(rule = %v.0, "environ broke a lint rule");
             return Response::text(500, format!("{v}\n"));
         }
-        let res = self.inner.call(env, body).await;
+        let res = self.inner.answer(env, body).await;
         match check_response(res) {
             Ok(res) => res,
             Err(v) => {

@@ -29,7 +29,7 @@ impl<A> CatchPanic<A> {
 #[async_trait::async_trait]
 impl<A: App> App for CatchPanic<A> {
     async fn call(&self, env: Environ, body: Body) -> Response {
-        guarded(self.inner.call(env, body)).await
+        guarded(self.inner.answer(env, body).into_future()).await
     }
 }
 

@@ -56,7 +56,7 @@ impl<A: App> App for LocalRedirects<A> {
 /// of their own ([`crate::GatewayStack`]).
 pub(crate) async fn followed<A: App + ?Sized>(app: &A, env: Environ, body: Body) -> Response {
     let host_script = env.get_bytes("SCRIPT_NAME").unwrap_or_default();
-    let mut res = app.call(env, body).await;
+    let mut res = app.answer(env, body).await;
     for _ in 0..MAX_HOPS {
         let Some(LocalRedirect { location, environ }) = res.extensions.remove::<LocalRedirect>()
         else {
@@ -66,7 +66,7 @@ pub(crate) async fn followed<A: App + ?Sized>(app: &A, env: Environ, body: Body)
             return res; // outside our SCRIPT_NAME: the 302 it already is
         };
         tracing::debug!(location = %String::from_utf8_lossy(&location), "following a local redirect");
-        res = app.call(env, Body::empty()).await;
+        res = app.answer(env, Body::empty()).await;
     }
     tracing::error!("more than {MAX_HOPS} local redirects");
     Response::error(500)

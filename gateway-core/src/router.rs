@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use crate::app::CallFuture;
-use crate::{App, Body, Environ, Response};
+use crate::{Answer, App, Body, Environ, Response};
 
 /// Dispatches each request to the app mounted at the longest matching prefix.
 ///
@@ -111,26 +111,30 @@ fn route<'r>(env: &Environ, path: Bytes, prefix: &str, app: &'r Arc<dyn App>) ->
     }
 }
 
-// By hand (see `CallFuture`): the mounted app's own future is returned as it is.
+// By hand (see `CallFuture`): the mounted app's own answer is returned as it is.
 impl App for Router {
-    fn call<'a, 'f>(&'a self, mut env: Environ, body: Body) -> CallFuture<'f>
+    fn call<'a, 'f>(&'a self, env: Environ, body: Body) -> CallFuture<'f>
     where
         'a: 'f,
         Self: 'f,
     {
+        self.answer(env, body).into_call()
+    }
+
+    fn answer(&self, mut env: Environ, body: Body) -> Answer<'_> {
         let path = env.get("PATH_INFO");
         let Some((prefix, app)) = self.mount_of(path.unwrap_or_default()) else {
-            return Box::pin(std::future::ready(Response::error(404)));
+            return Answer::Now(Response::error(404));
         };
         // At the root mount, an environ that has both variables keeps them as they are.
         if prefix.is_empty() && path.is_some() && env.get("SCRIPT_NAME").is_some() {
-            return app.call(env, body);
+            return app.answer(env, body);
         }
         let path = env.get_bytes("PATH_INFO").unwrap_or_default();
         let route = route(&env, path, prefix, app);
         env.insert("SCRIPT_NAME", route.script_name);
         env.insert("PATH_INFO", route.path_info);
-        route.app.call(env, body)
+        route.app.answer(env, body)
     }
 }
 

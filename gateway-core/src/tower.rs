@@ -144,7 +144,7 @@ where
                 .copied()
                 .unwrap_or_default();
             let env = environ(&parts, &conn);
-            Ok(into_http(app.call(env, Body::new(body)).await))
+            Ok(into_http(app.answer(env, Body::new(body)).await))
         })
     }
 }

@@ -31,7 +31,7 @@ pub async fn run(
     out: mpsc::Sender<Bytes>,
 ) -> Done {
     let head_only = env.method() == "HEAD";
-    let res = app.call(env, body).await;
+    let res = app.answer(env, body).await;
     Done {
         id,
         tail: write(id, res, head_only, &out).await.ok(),

@@ -150,5 +150,5 @@ async fn handle(
         true => Body::empty(),
         false => Body::new(incoming).limit(config.max_body_size),
     };
-    into_http(app.call(env, body).await)
+    into_http(app.answer(env, body).await)
 }

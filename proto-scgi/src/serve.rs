@@ -82,7 +82,7 @@ pub async fn serve_connection<IO>(
     let body = ScgiBody::new(read, early.freeze(), header.content_length, back_tx);
     let body = Body::new(body).limit(cfg.max_body_size);
     let call = async {
-        let res = app.call(header.environ, body).await;
+        let res = app.answer(header.environ, body).await;
         write_response(&mut write, res, head_only).await
     };
     // While the app runs, a closed connection (seen once the body is consumed) cancels it.

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use gateway_core::{App, AppConfig, Body, BoxError, CallFuture, Environ, Response};
+use gateway_core::{Answer, App, AppConfig, Body, BoxError, CallFuture, Environ, Response};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -57,15 +57,18 @@ fn interned(text: String) -> Bytes {
     Bytes::from_static(found.as_bytes())
 }
 
-// By hand (see `CallFuture`): the answer is ready at once, so the request is dropped here
-// rather than moved into a future.
+// By hand (see `CallFuture`): the answer is made at once, and the request dropped here.
 impl App for Hello {
-    fn call<'a, 'f>(&'a self, _env: Environ, _body: Body) -> CallFuture<'f>
+    fn call<'a, 'f>(&'a self, env: Environ, body: Body) -> CallFuture<'f>
     where
         'a: 'f,
         Self: 'f,
     {
-        Box::pin(std::future::ready(Response {
+        self.answer(env, body).into_call()
+    }
+
+    fn answer(&self, _env: Environ, _body: Body) -> Answer<'_> {
+        Answer::Now(Response {
             status: 200,
             headers: vec![
                 (
@@ -79,6 +82,6 @@ impl App for Hello {
             ],
             body: self.body.clone().into(),
             extensions: Default::default(),
-        }))
+        })
     }
 }
