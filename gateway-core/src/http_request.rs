@@ -6,11 +6,12 @@ use std::net::SocketAddr;
 
 use std::fmt::Write as _;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use http::request::Parts;
 use http::{Version, header};
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode, utf8_percent_encode};
 
+use crate::environ::Text;
 use crate::{Body, Environ, Protocol};
 
 /// The two ends of the connection a request came on; `None` on a unix socket.
@@ -73,10 +74,14 @@ pub fn environ(parts: &Parts, conn: &ConnInfo) -> Environ {
 /// ```
 #[derive(Clone, Debug)]
 pub struct ConnEnviron {
-    remote_addr: Bytes,
-    remote_port: Option<Bytes>,
-    server_name: Bytes,
-    server_port: Bytes,
+    /// `REMOTE_ADDR`, `REMOTE_PORT`, and the `SERVER_NAME` and `SERVER_PORT` of a request
+    /// without a `Host`, one after the other. Each request copies these few bytes into its own
+    /// text: cheaper than sharing them, which would count references per variable.
+    conn_text: Box<[u8]>,
+    /// Where each of the four ends in `conn_text`.
+    ends: [u32; 4],
+    /// Whether there is a `REMOTE_PORT` (not on a unix socket).
+    remote_port: bool,
     arena: BytesMut,
 }
 
@@ -84,33 +89,45 @@ pub struct ConnEnviron {
 const ARENA_KEPT: usize = 4096;
 
 impl ConnEnviron {
-    /// Formats the connection's variables (into one buffer: [`environ`] makes one per request).
+    /// Formats the connection's variables.
     pub fn new(conn: &ConnInfo) -> Self {
-        let mut text = Arena(&mut BytesMut::with_capacity(64));
+        let mut text = BytesMut::with_capacity(64);
+        let mut ends = [0; 4];
+        if let Some(remote) = conn.remote {
+            let _ = write!(text, "{}", remote.ip());
+            ends[0] = text.len() as u32;
+            text.extend_from_slice(itoa::Buffer::new().format(remote.port()).as_bytes());
+        }
+        ends[1] = text.len() as u32;
+        match conn.local {
+            Some(local) => {
+                let _ = write_ip_literal(&mut text, local);
+                ends[2] = text.len() as u32;
+                text.extend_from_slice(itoa::Buffer::new().format(local.port()).as_bytes());
+            }
+            None => {
+                text.extend_from_slice(b"localhost");
+                ends[2] = text.len() as u32;
+                text.extend_from_slice(b"80");
+            }
+        }
+        ends[3] = text.len() as u32;
         ConnEnviron {
-            remote_addr: conn.remote.map_or_else(Bytes::new, |remote| {
-                text.put_with(|b| write!(b, "{}", remote.ip()))
-            }),
-            remote_port: conn
-                .remote
-                .map(|remote| text.put(itoa::Buffer::new().format(remote.port()))),
-            server_name: match conn.local {
-                Some(local) => text.put_with(|b| write_ip_literal(b, local)),
-                None => Bytes::from_static(b"localhost"),
-            },
-            server_port: match conn.local {
-                Some(local) => text.put(itoa::Buffer::new().format(local.port())),
-                None => Bytes::from_static(b"80"),
-            },
+            conn_text: text[..].into(),
+            ends,
+            remote_port: conn.remote.is_some(),
             arena: BytesMut::new(),
         }
     }
 
     /// The environ of one request on this connection; see [`environ`].
+    ///
+    /// Every value is copied into one buffer, the environ's text, which the connection reuses
+    /// once the environ is dropped.
     pub fn environ(&mut self, parts: &Parts) -> Environ {
         // The twelve variables set below and one per header: no regrowth, and for a few
         // headers the block stays in glibc's per-thread cache (up to 1 KiB).
-        let mut env = Environ::with_capacity(Protocol::Http, 12 + parts.headers.len());
+        let mut vars: Vec<(Text, Text)> = Vec::with_capacity(12 + parts.headers.len());
         let uri = &parts.uri;
         let path = uri.path();
         let path_and_query = uri.path_and_query().map_or(path, |pq| pq.as_str());
@@ -126,60 +143,83 @@ impl ConnEnviron {
         if self.arena.capacity() > ARENA_KEPT {
             self.arena = BytesMut::new();
         }
-        self.arena
-            .reserve(path_and_query.len() + if decode { path.len() } else { 0 } + headers_len + 8);
-        let mut arena = Arena(&mut self.arena);
-        // REQUEST_URI once; the path and the query are slices of it.
-        let request_uri = arena.put(path_and_query);
+        self.arena.reserve(
+            self.conn_text.len()
+                + path_and_query.len()
+                + if decode { path.len() } else { 0 }
+                + headers_len
+                + 8,
+        );
+        debug_assert!(self.arena.is_empty());
+        let text = &mut self.arena;
+
+        // The connection's variables first: their ranges are the connection's own.
+        text.extend_from_slice(&self.conn_text);
+        let [addr_end, port_end, name_end, server_port_end] = self.ends;
+        // REQUEST_URI once; the path and the query are ranges of it.
+        let (uri_start, uri_end) = put(text, path_and_query.as_bytes());
         let path_info = match path_and_query.strip_prefix(path) {
-            Some(_) if !decode => request_uri.slice(..path.len()),
-            _ => arena.put_with(|b| b.extend(percent_decode(path.as_bytes()))),
+            Some(_) if !decode => Text::In(uri_start, uri_start + path.len() as u32),
+            _ => put_with(text, |b| b.extend(percent_decode(path.as_bytes()))),
         };
         let query = match uri.query() {
-            Some(q) => request_uri.slice(request_uri.len() - q.len()..),
-            None => Bytes::new(),
+            Some(q) => Text::In(uri_end - q.len() as u32, uri_end),
+            None => "".into(),
         };
-
-        set(&mut env, "GATEWAY_INTERFACE", "CGI/1.1");
-        set(&mut env, "SERVER_SOFTWARE", SERVER_SOFTWARE);
-        set(
-            &mut env,
-            "REQUEST_METHOD",
-            method(&parts.method, &mut arena),
-        );
-        set(&mut env, "SCRIPT_NAME", "");
-        set(&mut env, "PATH_INFO", path_info);
-        set(&mut env, "QUERY_STRING", query);
-        set(&mut env, "REQUEST_URI", request_uri);
-        set(&mut env, "SERVER_PROTOCOL", server_protocol(parts.version));
 
         // The Host field is copied once: HTTP_HOST, and SERVER_NAME and SERVER_PORT within it.
-        let mut host_field = host.map(|h| arena.put(h.as_bytes()));
-        let authority = match &host_field {
-            Some(field) => Some(field.clone()),
-            None => uri.authority().map(|a| arena.put(a.as_str())),
+        let authority = match host {
+            Some(h) => Some(h.as_bytes()),
+            None => uri.authority().map(|a| a.as_str().as_bytes()),
         };
-        let (name, port) = match &authority {
-            Some(host) => split_host(host),
-            None => (None, None),
-        };
-        let server_name = match (name, &authority) {
-            (Some(name), Some(host)) => host.slice_ref(name),
-            _ => self.server_name.clone(),
-        };
-        let server_port = match (port, &authority) {
-            // Written as a port is written (no leading zero): a slice of the field.
-            (Some((digits, _)), Some(host)) if digits.len() == 1 || digits[0] != b'0' => {
-                host.slice_ref(digits)
+        let mut host_field = None;
+        let (mut server_name, mut server_port) = (
+            Text::In(port_end, name_end),
+            Text::In(name_end, server_port_end),
+        );
+        if let Some(authority) = authority {
+            let (start, _) = put(text, authority);
+            if host.is_some() {
+                host_field = Some(Text::In(start, start + authority.len() as u32));
             }
-            (Some((_, port)), _) => arena.put(itoa::Buffer::new().format(port)),
-            (None, _) => self.server_port.clone(),
-        };
-        set(&mut env, "SERVER_NAME", server_name);
-        set(&mut env, "SERVER_PORT", server_port);
-        set(&mut env, "REMOTE_ADDR", self.remote_addr.clone());
-        if let Some(port) = &self.remote_port {
-            set(&mut env, "REMOTE_PORT", port.clone());
+            let within = |part: &[u8]| {
+                let at = start + (part.as_ptr() as usize - authority.as_ptr() as usize) as u32;
+                Text::In(at, at + part.len() as u32)
+            };
+            let (name, port) = split_host(authority);
+            if let Some(name) = name {
+                server_name = within(name);
+            }
+            match port {
+                // Written as a port is written (no leading zero): a range of the field.
+                Some((digits, _)) if digits.len() == 1 || digits[0] != b'0' => {
+                    server_port = within(digits);
+                }
+                Some((_, port)) => server_port = put_text(text, itoa::Buffer::new().format(port)),
+                None => {}
+            }
+        }
+        let method = method(&parts.method, text);
+        // Built whole, then moved in: pushed one by one, each pair would be written to the
+        // stack and read back at once, a store-forwarding stall per variable.
+        vars.extend([
+            ("GATEWAY_INTERFACE".into(), "CGI/1.1".into()),
+            ("SERVER_SOFTWARE".into(), SERVER_SOFTWARE.into()),
+            ("REQUEST_METHOD".into(), method),
+            ("SCRIPT_NAME".into(), "".into()),
+            ("PATH_INFO".into(), path_info),
+            ("QUERY_STRING".into(), query),
+            ("REQUEST_URI".into(), Text::In(uri_start, uri_end)),
+            (
+                "SERVER_PROTOCOL".into(),
+                server_protocol(parts.version).into(),
+            ),
+            ("SERVER_NAME".into(), server_name),
+            ("SERVER_PORT".into(), server_port),
+            ("REMOTE_ADDR".into(), Text::In(0, addr_end)),
+        ]);
+        if self.remote_port {
+            vars.push(("REMOTE_PORT".into(), Text::In(addr_end, port_end)));
         }
 
         let mut previous = None;
@@ -187,44 +227,79 @@ impl ConnEnviron {
             if name.as_str().contains('_') {
                 continue;
             }
+            let content = if name == header::CONTENT_TYPE {
+                Some("CONTENT_TYPE")
+            } else if name == header::CONTENT_LENGTH {
+                Some("CONTENT_LENGTH")
+            } else {
+                None
+            };
+            if let Some(var) = content {
+                // An empty one counts as absent; a repeat replaces (the guard refused any that
+                // differ).
+                if !value.is_empty() {
+                    let value = put_text(text, value.as_bytes());
+                    match vars
+                        .iter_mut()
+                        .find(|(n, _)| matches!(n, Text::Own(n) if n == var.as_bytes()))
+                    {
+                        Some((_, v)) => *v = value,
+                        None => vars.push((var.into(), value)),
+                    }
+                }
+                continue;
+            }
             // A repeated field's values come one after another: only then is there a variable
-            // to join, so a new one is pushed without a search.
+            // to join, and it is the last one set.
             let repeated = previous == Some(name);
             previous = Some(name);
-            let value = if name == header::HOST
-                && let Some(field) = host_field.take()
-            {
-                field
-            } else {
-                arena.put(value.as_bytes())
-            };
-            if name == header::CONTENT_TYPE {
-                env.insert("CONTENT_TYPE", value);
-            } else if name == header::CONTENT_LENGTH {
-                env.insert("CONTENT_LENGTH", value);
-            } else {
-                let var = match header_var(name) {
-                    Some(var) => Bytes::from_static(var.as_bytes()),
-                    None => arena.put_with(|b| write_header_var(b, name.as_str())),
-                };
-                match repeated {
-                    true => env.append_header(var, value),
-                    false => env.push_new(var, value),
+            if repeated && let Some((_, Text::In(start, end))) = vars.last() {
+                let sep: &[u8] = if name == header::COOKIE { b"; " } else { b", " };
+                let joined =
+                    [&text[*start as usize..*end as usize], sep, value.as_bytes()].concat();
+                let value = put_text(text, &joined);
+                if let Some(last) = vars.last_mut() {
+                    last.1 = value;
                 }
+                continue;
             }
+            let value = match host_field.take() {
+                Some(field) if name == header::HOST => field,
+                field => {
+                    host_field = field;
+                    put_text(text, value.as_bytes())
+                }
+            };
+            let var = match header_var(name) {
+                Some(var) => var.into(),
+                None => put_with(text, |b| write_header_var(b, name.as_str())),
+            };
+            vars.push((var, value));
         }
-        env
+        Environ::with_vars(Protocol::Http, text.split().freeze(), vars)
     }
 }
 
-/// Sets one of the variables the builder sets once: no search for an earlier value.
-#[inline]
-fn set(env: &mut Environ, name: &'static str, value: impl Into<Bytes>) {
-    env.push_new(Bytes::from_static(name.as_bytes()), value.into());
+/// Appends `value` to a request's text and gives its range.
+fn put(text: &mut BytesMut, value: &[u8]) -> (u32, u32) {
+    let start = text.len() as u32;
+    text.extend_from_slice(value);
+    (start, text.len() as u32)
+}
+
+fn put_text(text: &mut BytesMut, value: impl AsRef<[u8]>) -> Text {
+    let (start, end) = put(text, value.as_ref());
+    Text::In(start, end)
+}
+
+fn put_with(text: &mut BytesMut, write: impl FnOnce(&mut BytesMut)) -> Text {
+    let start = text.len() as u32;
+    write(text);
+    Text::In(start, text.len() as u32)
 }
 
 /// `REQUEST_METHOD`: the common methods are static text, not copied.
-fn method(method: &http::Method, arena: &mut Arena<'_>) -> Bytes {
+fn method(method: &http::Method, text: &mut BytesMut) -> Text {
     let known: &'static str = match method.as_str() {
         "GET" => "GET",
         "HEAD" => "HEAD",
@@ -233,9 +308,9 @@ fn method(method: &http::Method, arena: &mut Arena<'_>) -> Bytes {
         "DELETE" => "DELETE",
         "PATCH" => "PATCH",
         "OPTIONS" => "OPTIONS",
-        other => return arena.put(other),
+        other => return put_text(text, other),
     };
-    Bytes::from_static(known.as_bytes())
+    known.into()
 }
 
 /// The variable of a common header, as static text rather than built per request.
@@ -261,22 +336,6 @@ fn header_var(name: &header::HeaderName) -> Option<&'static str> {
         "upgrade-insecure-requests" => "HTTP_UPGRADE_INSECURE_REQUESTS",
         _ => return None,
     })
-}
-
-/// One buffer for all the values of an environ, handed out as slices of it: at most one
-/// allocation per request rather than one per variable.
-struct Arena<'a>(&'a mut BytesMut);
-
-impl Arena<'_> {
-    fn put(&mut self, value: impl AsRef<[u8]>) -> Bytes {
-        self.0.extend_from_slice(value.as_ref());
-        self.0.split().freeze()
-    }
-
-    fn put_with<R>(&mut self, write: impl FnOnce(&mut BytesMut) -> R) -> Bytes {
-        write(self.0);
-        self.0.split().freeze()
-    }
 }
 
 /// What cannot become an `http::Request`.
