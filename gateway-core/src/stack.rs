@@ -56,3 +56,58 @@ impl<A: App> App for GatewayStack<A> {
         Box::pin(self.serve(env, body))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt as _;
+
+    use super::*;
+    use crate::{Answer, Limit, Protocol};
+
+    /// Answers at once, or panics while answering (not in a future) on `/boom`.
+    struct AtOnce;
+
+    impl App for AtOnce {
+        fn call<'a, 'f>(&'a self, env: Environ, body: Body) -> CallFuture<'f>
+        where
+            'a: 'f,
+            Self: 'f,
+        {
+            self.answer(env, body).into_call()
+        }
+
+        fn answer(&self, env: Environ, _body: Body) -> Answer<'_> {
+            assert!(env.path_info() != b"/boom", "boom");
+            Answer::Now(Response::text(200, "now\n"))
+        }
+    }
+
+    fn env(path: &'static str) -> Environ {
+        let mut env = Environ::new(Protocol::Http);
+        env.insert("PATH_INFO", path);
+        env
+    }
+
+    #[test]
+    fn a_panic_while_answering_at_once_is_a_500() {
+        let stack = GatewayStack::new(AtOnce);
+        let status = |path| {
+            stack
+                .serve(env(path), Body::empty())
+                .now_or_never()
+                .map(|r| r.status)
+        };
+        assert_eq!(status("/boom"), Some(500));
+        assert_eq!(status("/"), Some(200));
+    }
+
+    #[test]
+    fn an_answer_at_once_leaves_its_place() {
+        // With room for one call, a second call after the first answered is not refused.
+        let limited = Limit::new(AtOnce).max_concurrency(1);
+        for _ in 0..2 {
+            let answer = limited.answer(env("/"), Body::empty());
+            assert!(matches!(answer, Answer::Now(ref res) if res.status == 200));
+        }
+    }
+}
