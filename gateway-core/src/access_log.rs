@@ -100,52 +100,66 @@ impl Line {
 #[async_trait::async_trait]
 impl<A: App> App for AccessLog<A> {
     async fn call(&self, env: Environ, body: Body) -> Response {
-        logged(&self.next_id, env, |env| {
-            self.inner.answer(env, body).into_future()
-        })
-        .await
+        let logging = Logging::begin(&self.next_id, &env);
+        let call = self.inner.answer(env, body);
+        let res = match logging.span() {
+            Some(span) => call.into_future().instrument(span.clone()).await,
+            None => call.await,
+        };
+        logging.finish(res)
     }
 }
 
-/// What [`AccessLog`] does around one call, for stacks that compose it without a layer of
-/// their own ([`crate::GatewayStack`]). `next_id` numbers the requests.
-pub(crate) async fn logged<F>(
-    next_id: &AtomicU64,
-    env: Environ,
-    call: impl FnOnce(Environ) -> F,
-) -> Response
-where
-    F: Future<Output = Response>,
-{
-    let start = Instant::now();
-    let protocol = env.protocol();
-    let logged = tracing::enabled!(target: "gatewayd::access", tracing::Level::INFO)
-        .then(|| Box::new(Logged::new(next_id.fetch_add(1, Ordering::Relaxed), &env)));
-    // Held across the call: a cancelled call (the client went away) drops it too.
-    let in_flight = Stats::global().begin();
-    let mut res = match &logged {
-        Some(l) => call(env).instrument(l.span.clone()).await,
-        None => call(env).await,
-    };
-    let line = Line {
-        _in_flight: in_flight,
-        start,
-        protocol,
-        status: res.status,
-        logged,
-    };
-    match res.body.exact_len() {
-        Some(len) => line.write(len, true),
-        None => {
-            let inner = std::mem::take(&mut res.body);
-            res.body = Body::new(Counted {
-                inner,
-                line: Some(line),
-                bytes: 0,
-            });
+/// What [`AccessLog`] does around one call, begun before it, for stacks that compose it
+/// without a layer of their own ([`crate::GatewayStack`]). Dropped unfinished (a cancelled
+/// call), it still ends the request's time in flight.
+pub(crate) struct Logging {
+    start: Instant,
+    protocol: Protocol,
+    in_flight: crate::InFlight<'static>,
+    logged: Option<Box<Logged>>,
+}
+
+impl Logging {
+    /// A request starts; `next_id` numbers the requests.
+    pub(crate) fn begin(next_id: &AtomicU64, env: &Environ) -> Self {
+        Logging {
+            start: Instant::now(),
+            protocol: env.protocol(),
+            logged: tracing::enabled!(target: "gatewayd::access", tracing::Level::INFO)
+                .then(|| Box::new(Logged::new(next_id.fetch_add(1, Ordering::Relaxed), env))),
+            in_flight: Stats::global().begin(),
         }
     }
-    res
+
+    /// The request's span, when its access line will be written: the call runs inside it.
+    pub(crate) fn span(&self) -> Option<&tracing::Span> {
+        self.logged.as_ref().map(|l| &l.span)
+    }
+
+    /// The call answered `res`: counted and logged now for a whole body, or once a streamed
+    /// body ends.
+    pub(crate) fn finish(self, mut res: Response) -> Response {
+        let line = Line {
+            _in_flight: self.in_flight,
+            start: self.start,
+            protocol: self.protocol,
+            status: res.status,
+            logged: self.logged,
+        };
+        match res.body.exact_len() {
+            Some(len) => line.write(len, true),
+            None => {
+                let inner = std::mem::take(&mut res.body);
+                res.body = Body::new(Counted {
+                    inner,
+                    line: Some(line),
+                    bytes: 0,
+                });
+            }
+        }
+        res
+    }
 }
 
 /// A streamed body that counts its bytes and writes the access line when it ends.

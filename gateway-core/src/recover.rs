@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use http_body::{Frame, SizeHint};
 
-use crate::{App, Body, BoxError, Environ, Response};
+use crate::{Answer, App, Body, BoxError, Environ, Response};
 
 /// Turns a panic in the app into a bare 500 for the client (no details leak) and an error in
 /// the log, inside the request's span so the log line carries its request id. A panic while
@@ -29,7 +29,20 @@ impl<A> CatchPanic<A> {
 #[async_trait::async_trait]
 impl<A: App> App for CatchPanic<A> {
     async fn call(&self, env: Environ, body: Body) -> Response {
-        guarded(self.inner.answer(env, body).into_future()).await
+        match caught(|| self.inner.answer(env, body)) {
+            Answer::Now(res) => res,
+            later => guarded(later.into_future()).await,
+        }
+    }
+}
+
+/// Asks an app for its answer, catching a panic while it answers at once (a 500, like one in
+/// its future: [`guarded`] catches those).
+pub(crate) fn caught<'a>(answer: impl FnOnce() -> Answer<'a>) -> Answer<'a> {
+    match std::panic::catch_unwind(AssertUnwindSafe(answer)) {
+        Ok(Answer::Now(res)) => Answer::Now(recovered(Ok(res))),
+        Ok(later) => later,
+        Err(panic) => Answer::Now(recovered(Err(panic))),
     }
 }
 
@@ -38,21 +51,25 @@ impl<A: App> App for CatchPanic<A> {
 ///
 /// Not an `async fn`: that would hold `call` twice, as its argument and as what it awaits.
 pub(crate) fn guarded(call: impl Future<Output = Response>) -> impl Future<Output = Response> {
-    AssertUnwindSafe(call)
-        .catch_unwind()
-        .map(|caught| match caught {
-            Ok(mut res) => {
-                if res.body.exact_len().is_none() {
-                    let inner = std::mem::take(&mut res.body);
-                    res.body = Body::new(GuardedBody(inner));
-                }
-                res
+    AssertUnwindSafe(call).catch_unwind().map(recovered)
+}
+
+/// The response of a call that returned (its streamed body guarded in turn), or a 500 for one
+/// that panicked.
+fn recovered(call: Result<Response, Box<dyn Any + Send>>) -> Response {
+    match call {
+        Ok(mut res) => {
+            if res.body.exact_len().is_none() {
+                let inner = std::mem::take(&mut res.body);
+                res.body = Body::new(GuardedBody(inner));
             }
-            Err(payload) => {
-                tracing::error!(panic = %message(&*payload), "app panicked");
-                Response::error(500)
-            }
-        })
+            res
+        }
+        Err(payload) => {
+            tracing::error!(panic = %message(&*payload), "app panicked");
+            Response::error(500)
+        }
+    }
 }
 
 /// A streamed body whose panics become errors.

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use percent_encoding::percent_decode;
 
-use crate::{App, Body, Environ, Response};
+use crate::{AnswerFuture, App, Body, Environ, Response};
 
 /// The most local redirects one request may follow.
 const MAX_HOPS: usize = 10;
@@ -52,21 +52,42 @@ impl<A: App> App for LocalRedirects<A> {
     }
 }
 
-/// What [`LocalRedirects`] does for one request, for stacks that compose it without a layer
-/// of their own ([`crate::GatewayStack`]).
-pub(crate) async fn followed<A: App + ?Sized>(app: &A, env: Environ, body: Body) -> Response {
+/// What [`LocalRedirects`] does for one request.
+async fn followed<A: App + ?Sized>(app: &A, env: Environ, body: Body) -> Response {
     let host_script = env.get_bytes("SCRIPT_NAME").unwrap_or_default();
-    let mut res = app.answer(env, body).await;
+    let res = app.answer(env, body).await;
+    follow(app, &host_script, res, |call| call).await
+}
+
+/// Whether a response is a local redirect, for [`follow`] to answer.
+pub(crate) fn is_local(res: &Response) -> bool {
+    res.extensions.get::<LocalRedirect>().is_some()
+}
+
+/// Answers `res`'s local redirects, if any, with `app`'s answers to them (each run through
+/// `wrap`), below `host_script`: the request's `SCRIPT_NAME` before any routing. For stacks
+/// that compose this without a layer of their own ([`crate::GatewayStack`]).
+pub(crate) async fn follow<'a, A, W, F>(
+    app: &'a A,
+    host_script: &[u8],
+    mut res: Response,
+    wrap: W,
+) -> Response
+where
+    A: App + ?Sized,
+    W: Fn(AnswerFuture<'a>) -> F,
+    F: Future<Output = Response>,
+{
     for _ in 0..MAX_HOPS {
         let Some(LocalRedirect { location, environ }) = res.extensions.remove::<LocalRedirect>()
         else {
             return res;
         };
-        let Some(env) = redirected(environ, &host_script, &location) else {
+        let Some(env) = redirected(environ, host_script, &location) else {
             return res; // outside our SCRIPT_NAME: the 302 it already is
         };
         tracing::debug!(location = %String::from_utf8_lossy(&location), "following a local redirect");
-        res = app.answer(env, Body::empty()).await;
+        res = wrap(app.answer(env, Body::empty()).into_future()).await;
     }
     tracing::error!("more than {MAX_HOPS} local redirects");
     Response::error(500)

@@ -2,17 +2,21 @@
 
 use std::sync::atomic::AtomicU64;
 
-use crate::access_log::logged;
+use futures_util::FutureExt as _;
+use tracing::Instrument;
+
+use crate::access_log::Logging;
 use crate::app::CallFuture;
-use crate::recover::guarded;
-use crate::redirect::followed;
-use crate::{App, Body, Environ, Response};
+use crate::recover::{caught, guarded};
+use crate::redirect::{follow, is_local};
+use crate::{Answer, AnswerFuture, App, Body, Environ, Response};
 
 /// [`AccessLog`](crate::AccessLog), [`CatchPanic`](crate::CatchPanic) and
 /// [`LocalRedirects`](crate::LocalRedirects) around `app`, in that order, doing what the three
-/// would. Composed as layers, each would box its own future on every request; here
-/// [`GatewayStack::serve`] is one future, boxed once by [`App::call`] or not at all when
-/// awaited directly.
+/// would. Composed as layers, each would box its own future on every request, and move the
+/// response through each; here [`GatewayStack::serve`] is one future, boxed once by
+/// [`App::call`] or not at all when awaited directly, and an app that answers at once is
+/// called before it, with no future of its own.
 ///
 /// ```
 /// use gateway_core::{App, Body, Environ, GatewayStack, Protocol, Response, app_fn};
@@ -38,11 +42,40 @@ impl<A: App> GatewayStack<A> {
         }
     }
 
-    /// Serves one request through the stack.
+    /// Serves one request through the stack. The app is asked for its answer here, at once;
+    /// the future waits for it when it is not made at once.
     pub fn serve(&self, env: Environ, body: Body) -> impl Future<Output = Response> + Send + '_ {
-        logged(&self.next_id, env, |env| {
-            guarded(followed(&self.app, env, body))
-        })
+        let logging = Logging::begin(&self.next_id, &env);
+        // Local redirects are taken below the host's SCRIPT_NAME, before the router's.
+        let host_script = env.get_bytes("SCRIPT_NAME").unwrap_or_default();
+        let answer = {
+            let _entered = logging.span().map(tracing::Span::enter);
+            caught(|| self.app.answer(env, body))
+        };
+        async move {
+            let span = logging.span();
+            let res = match answer {
+                Answer::Now(res) => res,
+                later => waited(later.into_future(), span).await,
+            };
+            let res = match is_local(&res) {
+                true => follow(&self.app, &host_script, res, |call| waited(call, span)).await,
+                false => res,
+            };
+            logging.finish(res)
+        }
+    }
+}
+
+/// An answer that was not made at once, awaited with its panics caught, inside the request's
+/// span when there is one.
+fn waited<'a>(
+    call: AnswerFuture<'a>,
+    span: Option<&tracing::Span>,
+) -> impl Future<Output = Response> + Send + 'a {
+    match span {
+        Some(span) => guarded(call).instrument(span.clone()).left_future(),
+        None => guarded(call).right_future(),
     }
 }
 
@@ -62,7 +95,7 @@ mod tests {
     use futures_util::FutureExt as _;
 
     use super::*;
-    use crate::{Answer, Limit, Protocol};
+    use crate::{Answer, CatchPanic, Limit, Protocol};
 
     /// Answers at once, or panics while answering (not in a future) on `/boom`.
     struct AtOnce;
@@ -94,6 +127,16 @@ mod tests {
         let status = |path| {
             stack
                 .serve(env(path), Body::empty())
+                .now_or_never()
+                .map(|r| r.status)
+        };
+        assert_eq!(status("/boom"), Some(500));
+        assert_eq!(status("/"), Some(200));
+        // The middleware alone, too.
+        let guarded = CatchPanic::new(AtOnce);
+        let status = |path| {
+            guarded
+                .call(env(path), Body::empty())
                 .now_or_never()
                 .map(|r| r.status)
         };
