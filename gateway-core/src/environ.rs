@@ -317,7 +317,9 @@ impl Environ {
     }
 
     pub(crate) fn position(&self, name: &[u8]) -> Option<usize> {
-        self.vars.iter().position(|(n, _)| self.bytes_of(n) == name)
+        self.vars
+            .iter()
+            .position(|(n, _)| same_name(self.bytes_of(n), name))
     }
 
     /// The bytes of a name or value of this environ.
@@ -357,6 +359,21 @@ impl fmt::Debug for Environ {
     }
 }
 
+/// `a == b` for names, which are short: compared in two words, where a call to `memcmp` costs
+/// more than the comparison.
+#[inline]
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    match (a.first_chunk::<8>(), b.first_chunk::<8>()) {
+        (Some(a0), Some(b0)) if a.len() <= 16 => {
+            a0 == b0 && a.last_chunk::<8>() == b.last_chunk::<8>()
+        }
+        _ => a == b,
+    }
+}
+
 /// Whether an `HTTP_*` suffix such as `USER_AGENT` names the header `user-agent`.
 fn var_is_header(suffix: &[u8], header: &str) -> bool {
     suffix.len() == header.len()
@@ -385,6 +402,22 @@ mod tests {
         // One more variant would make each variable 80 bytes, and a wrk request's environ
         // larger than glibc's per-thread cache takes.
         assert_eq!(size_of::<(Text, Text)>(), 2 * size_of::<Bytes>());
+    }
+
+    #[test]
+    fn names_compare_whole() {
+        for (a, b) in [
+            ("PATH_INFO", "PATH_INFO"),
+            ("PATH_INFO", "PATH_INFX"),
+            ("XATH_INFO", "PATH_INFO"),
+            ("SCRIPT_NAME", "SERVER_NAME"),
+            ("GATEWAY_INTERFACE", "GATEWAY_INTERFACF"),
+            ("HTTPS", "HTTPX"),
+            ("SERVER_SOFTWARE", "SERVER_SOFTWARE"),
+            ("A", "AB"),
+        ] {
+            assert_eq!(same_name(a.as_bytes(), b.as_bytes()), a == b, "{a} {b}");
+        }
     }
 
     #[test]

@@ -87,6 +87,9 @@ impl Router {
     /// The longest mount prefix that `path` lies below, and its app.
     fn mount_of(&self, path: &[u8]) -> Option<(&str, &Arc<dyn App>)> {
         self.mounts.iter().find_map(|(prefix, app)| {
+            if prefix.is_empty() {
+                return Some((prefix.as_str(), app)); // the root, without a call to memcmp
+            }
             let rest = path.strip_prefix(prefix.as_bytes())?;
             (rest.is_empty() || rest.starts_with(b"/")).then_some((prefix.as_str(), app))
         })

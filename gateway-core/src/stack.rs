@@ -58,8 +58,14 @@ impl<A: App> GatewayStack<A> {
                 Answer::Now(res) => res,
                 later => waited(later.into_future(), span).await,
             };
+            // Boxed: a rare path, which would otherwise make every request's future larger.
             let res = match is_local(&res) {
-                true => follow(&self.app, &host_script, res, |call| waited(call, span)).await,
+                true => {
+                    Box::pin(follow(&self.app, &host_script, res, |call| {
+                        waited(call, span)
+                    }))
+                    .await
+                }
                 false => res,
             };
             logging.finish(res)
