@@ -9,7 +9,7 @@ use crate::access_log::Logging;
 use crate::app::CallFuture;
 use crate::recover::{caught, guarded};
 use crate::redirect::{follow, is_local};
-use crate::{Answer, AnswerFuture, App, Body, Environ, Response};
+use crate::{Answer, App, Body, Environ, Response};
 
 /// [`AccessLog`](crate::AccessLog), [`CatchPanic`](crate::CatchPanic) and
 /// [`LocalRedirects`](crate::LocalRedirects) around `app`, in that order, doing what the three
@@ -56,7 +56,7 @@ impl<A: App> GatewayStack<A> {
             let span = logging.span();
             let res = match answer {
                 Answer::Now(res) => res,
-                later => waited(later.into_future(), span).await,
+                Answer::Later(call) => waited(call, span).await,
             };
             // Boxed: a rare path, which would otherwise make every request's future larger.
             let res = match is_local(&res) {
@@ -76,7 +76,7 @@ impl<A: App> GatewayStack<A> {
 /// An answer that was not made at once, awaited with its panics caught, inside the request's
 /// span when there is one.
 fn waited<'a>(
-    call: AnswerFuture<'a>,
+    call: impl Future<Output = Response> + Send + 'a,
     span: Option<&tracing::Span>,
 ) -> impl Future<Output = Response> + Send + 'a {
     match span {

@@ -1,9 +1,12 @@
 //! Live counters for the `status` page and systemd's STATUS line: requests by protocol and
 //! status class, requests in flight, bytes sent, a latency histogram, open connections per
 //! listener. Lock-free on the request path (atomics only), and striped: each thread counts in
-//! its own cache line, so that two cores serving requests do not pass counters back and forth.
+//! its own cache line, so that two cores serving requests do not pass counters back and forth,
+//! and a thread that has a stripe to itself counts without locked instructions.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -29,7 +32,7 @@ pub struct Stats {
     connections: Mutex<Vec<(String, Arc<AtomicI64>)>>,
 }
 
-/// Stripes: threads share one when there are more threads than stripes.
+/// Stripes: threads beyond the first seven share the last.
 const STRIPES: usize = 8;
 
 /// One thread's counters, alone in their cache lines.
@@ -49,13 +52,74 @@ struct Stripe {
     latency_sum_micros: AtomicU64,
 }
 
-/// This thread's stripe.
-fn stripe_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static INDEX: usize = NEXT.fetch_add(1, Relaxed) % STRIPES;
+/// This thread's stripe: one of its own while there is one free, counted with plain loads and
+/// stores; otherwise the last, which the threads beyond the first `STRIPES - 1` share.
+#[derive(Clone, Copy)]
+struct Slot {
+    index: usize,
+    own: bool,
+}
+
+/// Which of the stripes `0..STRIPES - 1` a thread holds.
+static CLAIMED: [AtomicBool; STRIPES - 1] = [const { AtomicBool::new(false) }; STRIPES - 1];
+
+/// A thread's claim, given back when it exits (a blocking-pool thread, say), so that a later
+/// thread can own the stripe: the counts stay, and only one thread at a time writes them.
+struct Claim(Slot);
+
+impl Claim {
+    fn new() -> Self {
+        let free = CLAIMED
+            .iter()
+            .position(|c| c.compare_exchange(false, true, Acquire, Relaxed).is_ok());
+        Claim(match free {
+            Some(index) => Slot { index, own: true },
+            None => Slot {
+                index: STRIPES - 1,
+                own: false,
+            },
+        })
     }
-    INDEX.with(|i| *i)
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if self.0.own {
+            CLAIMED[self.0.index].store(false, Release);
+        }
+    }
+}
+
+fn slot() -> Slot {
+    thread_local! {
+        static CLAIM: Claim = Claim::new();
+    }
+    // During the thread's teardown, after its claim is gone: the shared stripe.
+    CLAIM.try_with(|c| c.0).unwrap_or(Slot {
+        index: STRIPES - 1,
+        own: false,
+    })
+}
+
+/// Adds `n` to a counter of this thread's stripe.
+#[inline]
+fn add(counter: &AtomicU64, n: u64, own: bool) {
+    match own {
+        true => counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed),
+        false => {
+            counter.fetch_add(n, Relaxed);
+        }
+    }
+}
+
+#[inline]
+fn add_signed(counter: &AtomicI64, n: i64, own: bool) {
+    match own {
+        true => counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed),
+        false => {
+            counter.fetch_add(n, Relaxed);
+        }
+    }
 }
 
 /// A copy of the counters at one moment.
@@ -97,12 +161,15 @@ impl Stats {
     /// A request starts; it stays in flight until the guard is dropped, however it ends (a
     /// cancelled call included).
     pub fn begin(&self) -> InFlight<'_> {
-        self.stripe().in_flight.fetch_add(1, Relaxed);
+        let (stripe, own) = self.stripe();
+        add_signed(&stripe.in_flight, 1, own);
         InFlight(self)
     }
 
-    fn stripe(&self) -> &Stripe {
-        &self.stripes[stripe_index()]
+    /// This thread's stripe, and whether it is the thread's own.
+    fn stripe(&self) -> (&Stripe, bool) {
+        let Slot { index, own } = slot();
+        (&self.stripes[index], own)
     }
 
     /// A request ended with `status` after `took`, having sent `bytes` of body.
@@ -112,15 +179,13 @@ impl Stats {
             100..=599 => usize::from(status / 100 - 1),
             _ => 5,
         };
-        let stripe = self.stripe();
-        stripe.requests[p][class].fetch_add(1, Relaxed);
-        stripe.bytes.fetch_add(bytes, Relaxed);
+        let (stripe, own) = self.stripe();
+        add(&stripe.requests[p][class], 1, own);
+        add(&stripe.bytes, bytes, own);
         let secs = took.as_secs_f64();
         let bucket = LATENCY_BUCKETS.partition_point(|bound| *bound < secs);
-        stripe.latency[bucket].fetch_add(1, Relaxed);
-        stripe
-            .latency_sum_micros
-            .fetch_add(took.as_micros() as u64, Relaxed);
+        add(&stripe.latency[bucket], 1, own);
+        add(&stripe.latency_sum_micros, took.as_micros() as u64, own);
     }
 
     /// Requests served so far (cheaper than a snapshot).
@@ -190,7 +255,8 @@ pub struct InFlight<'a>(&'a Stats);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.stripe().in_flight.fetch_sub(1, Relaxed);
+        let (stripe, own) = self.0.stripe();
+        add_signed(&stripe.in_flight, -1, own);
     }
 }
 
@@ -204,6 +270,27 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn more_threads_than_stripes_lose_no_count() {
+        // Twelve threads: seven own a stripe, five share the last; run twice so that the
+        // second round's threads take over the stripes the first round's gave back.
+        let stats = Stats::new();
+        for _ in 0..2 {
+            std::thread::scope(|s| {
+                for _ in 0..12 {
+                    s.spawn(|| {
+                        for _ in 0..20_000 {
+                            let _in_flight = stats.begin();
+                            stats.end(Protocol::Http, 200, 1, Duration::from_micros(1));
+                        }
+                    });
+                }
+            });
+        }
+        let s = stats.snapshot();
+        assert_eq!((s.total(), s.bytes, s.in_flight), (480_000, 480_000, 0));
+    }
 
     #[test]
     fn counts_and_histogram() {

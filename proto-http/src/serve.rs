@@ -134,17 +134,18 @@ async fn handle(
         tracing::warn!(reason, peer = ?conn.remote, "refusing an ambiguous request (request smuggling)");
         return into_http(Response::error(status).with_header("Connection", "close"));
     }
+    // hyper's declared length is the Content-Length field, already parsed.
+    if http_body::Body::size_hint(&incoming)
+        .exact()
+        .is_some_and(|n| n > config.max_body_size)
+    {
+        return into_http(Response::error(413).with_header("Connection", "close"));
+    }
     let env = shared
         .vars
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .environ(&parts);
-    if env
-        .content_length()
-        .is_some_and(|n| n > config.max_body_size)
-    {
-        return into_http(Response::error(413).with_header("Connection", "close"));
-    }
     // Most requests have no body: an empty one costs no allocation.
     let body = match http_body::Body::is_end_stream(&incoming) {
         true => Body::empty(),
