@@ -42,33 +42,43 @@ pub trait App: Send + Sync + 'static {
     /// Handles one request.
     async fn call(&self, environ: Environ, body: Body) -> Response;
 
-    /// Handles one request, answering at once when the app can: front-ends and middleware
-    /// call this, and `.await` the [`Answer`]. An app whose response needs no waiting (a fixed
-    /// page, a redirect) implements it to return [`Answer::Now`], which costs no future and
-    /// no box; middleware that only passes a call on forwards it. The default runs
-    /// [`App::call`].
+    /// Answers at once when the app can, with no future: an app whose response needs no
+    /// waiting (a fixed page, a redirect) implements this, and middleware that only passes a
+    /// call on forwards it. Otherwise it hands the request back untouched, for
+    /// [`App::call`]; that is the default.
     ///
     /// ```
-    /// use gateway_core::{Answer, App, Body, Environ, Protocol, Response, async_trait};
+    /// use gateway_core::{App, Body, Environ, Protocol, Response, async_trait};
     ///
     /// struct Pong;
     ///
     /// #[async_trait]
     /// impl App for Pong {
-    ///     async fn call(&self, env: Environ, body: Body) -> Response {
-    ///         self.answer(env, body).await
+    ///     async fn call(&self, _env: Environ, _body: Body) -> Response {
+    ///         Response::text(200, "pong\n")
     ///     }
     ///
-    ///     fn answer(&self, _env: Environ, _body: Body) -> Answer<'_> {
-    ///         Answer::Now(Response::text(200, "pong\n"))
+    ///     fn answer_now(&self, _env: Environ, _body: Body) -> Result<Response, (Environ, Body)> {
+    ///         Ok(Response::text(200, "pong\n"))
     ///     }
     /// }
     ///
-    /// let answer = Pong.answer(Environ::new(Protocol::Http), Body::empty());
-    /// assert!(matches!(answer, Answer::Now(ref res) if res.status == 200));
+    /// let res = Pong.answer_now(Environ::new(Protocol::Http), Body::empty());
+    /// assert_eq!(res.map(|r| r.status).ok(), Some(200));
     /// ```
+    fn answer_now(&self, environ: Environ, body: Body) -> Result<Response, (Environ, Body)> {
+        Err((environ, body))
+    }
+
+    /// Handles one request: what front-ends call, and `.await`. The default is
+    /// [`App::answer_now`], or else [`App::call`]; an app whose later answer can be made
+    /// better than `call`'s overrides it (gatewayd's reloadable stack, whose future owns the
+    /// stack it started on).
     fn answer(&self, environ: Environ, body: Body) -> Answer<'_> {
-        Answer::Later(self.call(environ, body))
+        match self.answer_now(environ, body) {
+            Ok(res) => Answer::Now(res),
+            Err((environ, body)) => Answer::Later(self.call(environ, body)),
+        }
     }
 }
 
@@ -128,11 +138,11 @@ impl Future for AnswerFuture<'_> {
 
 /// What `App::call` returns once `#[async_trait]` has expanded it. Middleware that only passes
 /// a call on writes `call` by hand with it, returning the inner future rather than boxing a
-/// second one around it, and forwards [`App::answer`] so that an answer made at once stays
-/// unboxed.
+/// second one around it, and forwards [`App::answer_now`] so that an answer made at once
+/// stays without a future.
 ///
 /// ```
-/// use gateway_core::{Answer, App, Body, CallFuture, Environ};
+/// use gateway_core::{App, Body, CallFuture, Environ, Response};
 ///
 /// /// Tells stderr which path each request asked for.
 /// struct Traced<A>(A);
@@ -143,12 +153,17 @@ impl Future for AnswerFuture<'_> {
 ///         'a: 'f,
 ///         Self: 'f,
 ///     {
-///         self.answer(env, body).into_call()
+///         eprintln!("{}", String::from_utf8_lossy(env.path_info()));
+///         self.0.call(env, body)
 ///     }
 ///
-///     fn answer(&self, env: Environ, body: Body) -> Answer<'_> {
-///         eprintln!("{}", String::from_utf8_lossy(env.path_info()));
-///         self.0.answer(env, body)
+///     fn answer_now(&self, env: Environ, body: Body) -> Result<Response, (Environ, Body)> {
+///         let path = String::from_utf8_lossy(env.path_info()).into_owned();
+///         let answered = self.0.answer_now(env, body);
+///         if answered.is_ok() {
+///             eprintln!("{path}");
+///         }
+///         answered
 ///     }
 /// }
 /// ```
@@ -161,6 +176,10 @@ impl<A: App + ?Sized> App for Arc<A> {
         Self: 'f,
     {
         (**self).call(environ, body)
+    }
+
+    fn answer_now(&self, environ: Environ, body: Body) -> Result<Response, (Environ, Body)> {
+        (**self).answer_now(environ, body)
     }
 
     fn answer(&self, environ: Environ, body: Body) -> Answer<'_> {

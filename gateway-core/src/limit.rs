@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
 use crate::app::CallFuture;
-use crate::{Answer, App, Body, Environ, Response};
+use crate::{App, Body, Environ, Response};
 
 /// Bounds an app: at most `max_concurrency` calls at once (beyond: 503 with `Retry-After`,
 /// answered at once rather than queued), and each call within `timeout` (past it the call is
@@ -56,45 +56,56 @@ impl<A> Limit<A> {
     }
 }
 
-// By hand (see `CallFuture`): an answer made at once passes through, with no timer and no box.
+// By hand (see `CallFuture`): one box for the call under its limits, none for an answer made
+// at once.
 impl<A: App> App for Limit<A> {
     fn call<'a, 'f>(&'a self, env: Environ, body: Body) -> CallFuture<'f>
     where
         'a: 'f,
         Self: 'f,
     {
-        self.answer(env, body).into_call()
-    }
-
-    fn answer(&self, env: Environ, body: Body) -> Answer<'_> {
-        let place = match &self.cap {
-            None => None,
-            Some((cap, running)) => {
-                let place = Place(running);
-                if running.fetch_add(1, Ordering::Acquire) >= *cap {
-                    tracing::warn!("app at its max_concurrency; answering 503");
-                    return Answer::Now(Response::error(503).with_header("Retry-After", "1"));
-                }
-                Some(place)
-            }
+        let place = match self.place() {
+            Ok(place) => place,
+            Err(full) => return Box::pin(std::future::ready(full)),
         };
-        let call = match self.inner.answer(env, body) {
-            Answer::Now(res) => return Answer::Now(res),
-            Answer::Later(call) => call,
-        };
+        let call = self.inner.call(env, body);
         // A deadline past the clock's range is none.
         let deadline = self
             .timeout
             .and_then(|t| Some((t, Instant::now().checked_add(t)?)));
         if place.is_none() && deadline.is_none() {
-            return Answer::Later(call);
+            return call;
         }
-        Answer::Later(Box::pin(Limited {
+        Box::pin(Limited {
             call,
             _place: place,
             deadline,
             sleep: None,
-        }))
+        })
+    }
+
+    /// An answer made at once has no deadline (nothing could interrupt it), but holds a place
+    /// while it is made.
+    fn answer_now(&self, env: Environ, body: Body) -> Result<Response, (Environ, Body)> {
+        match self.place() {
+            Ok(_place) => self.inner.answer_now(env, body),
+            Err(full) => Ok(full),
+        }
+    }
+}
+
+impl<A> Limit<A> {
+    /// A place for one more call, or the 503 that refuses it.
+    fn place(&self) -> Result<Option<Place<'_>>, Response> {
+        let Some((cap, running)) = &self.cap else {
+            return Ok(None);
+        };
+        let place = Place(running);
+        if running.fetch_add(1, Ordering::Acquire) >= *cap {
+            tracing::warn!("app at its max_concurrency; answering 503");
+            return Err(Response::error(503).with_header("Retry-After", "1"));
+        }
+        Ok(Some(place))
     }
 }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use http_body::{Frame, SizeHint};
 
-use crate::{Answer, App, Body, BoxError, Environ, Response};
+use crate::{App, Body, BoxError, Environ, Response};
 
 /// Turns a panic in the app into a bare 500 for the client (no details leak) and an error in
 /// the log, inside the request's span so the log line carries its request id. A panic while
@@ -29,20 +29,24 @@ impl<A> CatchPanic<A> {
 #[async_trait::async_trait]
 impl<A: App> App for CatchPanic<A> {
     async fn call(&self, env: Environ, body: Body) -> Response {
-        match caught(|| self.inner.answer(env, body)) {
-            Answer::Now(res) => res,
-            later => guarded(later.into_future()).await,
-        }
+        // Made inside the guarded future: an app's `call` may run code before its future.
+        guarded(async { self.inner.call(env, body).await }).await
+    }
+
+    fn answer_now(&self, env: Environ, body: Body) -> Result<Response, (Environ, Body)> {
+        caught_now(|| self.inner.answer_now(env, body))
     }
 }
 
-/// Asks an app for its answer, catching a panic while it answers at once (a 500, like one in
-/// its future: [`guarded`] catches those).
-pub(crate) fn caught<'a>(answer: impl FnOnce() -> Answer<'a>) -> Answer<'a> {
+/// Asks an app to answer at once, catching a panic while it does: a 500, like a panic in its
+/// future, which [`guarded`] catches.
+pub(crate) fn caught_now(
+    answer: impl FnOnce() -> Result<Response, (Environ, Body)>,
+) -> Result<Response, (Environ, Body)> {
     match std::panic::catch_unwind(AssertUnwindSafe(answer)) {
-        Ok(Answer::Now(res)) => Answer::Now(recovered(Ok(res))),
-        Ok(later) => later,
-        Err(panic) => Answer::Now(recovered(Err(panic))),
+        Ok(Ok(res)) => Ok(recovered(Ok(res))),
+        Ok(Err(request)) => Err(request),
+        Err(panic) => Ok(recovered(Err(panic))),
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use crate::app::CallFuture;
-use crate::{Answer, App, Body, Environ, Response};
+use crate::{App, Body, Environ, Response};
 
 /// Dispatches each request to the app mounted at the longest matching prefix.
 ///
@@ -114,30 +114,61 @@ fn route<'r>(env: &Environ, path: Bytes, prefix: &str, app: &'r Arc<dyn App>) ->
     }
 }
 
-// By hand (see `CallFuture`): the mounted app's own answer is returned as it is.
+// By hand (see `CallFuture`): the mounted app's own future is returned as it is.
 impl App for Router {
     fn call<'a, 'f>(&'a self, env: Environ, body: Body) -> CallFuture<'f>
     where
         'a: 'f,
         Self: 'f,
     {
-        self.answer(env, body).into_call()
+        match self.routed(env) {
+            Ok((app, env, _)) => app.call(env, body),
+            Err(_) => Box::pin(std::future::ready(Response::error(404))),
+        }
     }
 
-    fn answer(&self, mut env: Environ, body: Body) -> Answer<'_> {
+    fn answer_now(&self, env: Environ, body: Body) -> Result<Response, (Environ, Body)> {
+        let (app, env, before) = match self.routed(env) {
+            Ok(routed) => routed,
+            Err(_) => return Ok(Response::error(404)),
+        };
+        app.answer_now(env, body).map_err(|(mut env, body)| {
+            // Handed back as it came.
+            if let Some((script_name, path_info)) = before {
+                match script_name {
+                    Some(script_name) => env.insert("SCRIPT_NAME", script_name),
+                    None => drop(env.remove("SCRIPT_NAME")),
+                }
+                match path_info {
+                    Some(path_info) => env.insert("PATH_INFO", path_info),
+                    None => drop(env.remove("PATH_INFO")),
+                }
+            }
+            (env, body)
+        })
+    }
+}
+
+/// `SCRIPT_NAME` and `PATH_INFO` before routing, when routing changed them.
+type Before = Option<(Option<Bytes>, Option<Bytes>)>;
+
+impl Router {
+    /// The app mounted for `env`, and `env` with its new split; or `env` back when no mount
+    /// matches.
+    fn routed(&self, mut env: Environ) -> Result<(&Arc<dyn App>, Environ, Before), Environ> {
         let path = env.get("PATH_INFO");
         let Some((prefix, app)) = self.mount_of(path.unwrap_or_default()) else {
-            return Answer::Now(Response::error(404));
+            return Err(env);
         };
         // At the root mount, an environ that has both variables keeps them as they are.
         if prefix.is_empty() && path.is_some() && env.get("SCRIPT_NAME").is_some() {
-            return app.answer(env, body);
+            return Ok((app, env, None));
         }
-        let path = env.get_bytes("PATH_INFO").unwrap_or_default();
-        let route = route(&env, path, prefix, app);
+        let before = (env.get_bytes("SCRIPT_NAME"), env.get_bytes("PATH_INFO"));
+        let route = route(&env, before.1.clone().unwrap_or_default(), prefix, app);
         env.insert("SCRIPT_NAME", route.script_name);
         env.insert("PATH_INFO", route.path_info);
-        route.app.answer(env, body)
+        Ok((app, env, Some(before)))
     }
 }
 
@@ -183,6 +214,24 @@ mod tests {
 
     fn pair(s: &str, p: &str) -> Option<(String, String)> {
         Some((s.into(), p.into()))
+    }
+
+    #[test]
+    fn a_request_handed_back_is_as_it_came() {
+        // `named` apps answer only later: the router hands the request back unrouted.
+        let r = router();
+        let mut env = Environ::new(Protocol::Http);
+        env.insert("PATH_INFO", "/sub/x");
+        let Err((back, _)) = r.answer_now(env, Body::empty()) else {
+            panic!("answered at once");
+        };
+        assert_eq!(back.get("PATH_INFO"), Some(&b"/sub/x"[..]));
+        assert_eq!(back.get("SCRIPT_NAME"), None);
+        let body = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async { r.call(back, Body::empty()).await.body.to_bytes().await });
+        assert_eq!(body.unwrap(), "sub");
     }
 
     #[test]

@@ -1,22 +1,23 @@
 //! `GatewayStack`: the middleware every gateway puts around its apps, as one future.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use bytes::Bytes;
 use futures_util::FutureExt as _;
 use tracing::Instrument;
 
 use crate::access_log::Logging;
 use crate::app::CallFuture;
-use crate::recover::{caught, guarded};
+use crate::recover::{caught_now, guarded};
 use crate::redirect::{follow, is_local};
 use crate::{Answer, App, Body, Environ, Response};
 
 /// [`AccessLog`](crate::AccessLog), [`CatchPanic`](crate::CatchPanic) and
 /// [`LocalRedirects`](crate::LocalRedirects) around `app`, in that order, doing what the three
-/// would. Composed as layers, each would box its own future on every request, and move the
-/// response through each; here [`GatewayStack::serve`] is one future, boxed once by
-/// [`App::call`] or not at all when awaited directly, and an app that answers at once is
-/// called before it, with no future of its own.
+/// would. Composed as layers, each would box its own future on every request and move the
+/// response through it; here an app that answers at once ([`App::answer_now`]) is served with
+/// no future at all, and one that does not in one future.
 ///
 /// ```
 /// use gateway_core::{App, Body, Environ, GatewayStack, Protocol, Response, app_fn};
@@ -33,6 +34,21 @@ pub struct GatewayStack<A> {
     next_id: AtomicU64,
 }
 
+/// A request the app did not answer at once: its access line begun, and what is left to do.
+struct Pending {
+    logging: Logging,
+    /// Local redirects are taken below the host's `SCRIPT_NAME`, before the router's.
+    host_script: Bytes,
+    next: Next,
+}
+
+enum Next {
+    /// The app's `call`, for a request it handed back.
+    Call(Environ, Body),
+    /// A local redirect, answered at once, to follow.
+    Follow(Response),
+}
+
 impl<A: App> GatewayStack<A> {
     /// The stack around `app` (usually the router).
     pub fn new(app: A) -> Self {
@@ -42,34 +58,77 @@ impl<A: App> GatewayStack<A> {
         }
     }
 
-    /// Serves one request through the stack. The app is asked for its answer here, at once;
-    /// the future waits for it when it is not made at once.
+    /// Serves one request through the stack. The app is asked to answer at once here; the
+    /// future waits for an app that does not.
     pub fn serve(&self, env: Environ, body: Body) -> impl Future<Output = Response> + Send + '_ {
-        let logging = Logging::begin(&self.next_id, &env);
-        // Local redirects are taken below the host's SCRIPT_NAME, before the router's.
-        let host_script = env.get_bytes("SCRIPT_NAME").unwrap_or_default();
-        let answer = {
-            let _entered = logging.span().map(tracing::Span::enter);
-            caught(|| self.app.answer(env, body))
-        };
+        let tried = self.try_serve(env, body);
         async move {
-            let span = logging.span();
-            let res = match answer {
-                Answer::Now(res) => res,
-                Answer::Later(call) => waited(call, span).await,
-            };
-            // Boxed: a rare path, which would otherwise make every request's future larger.
-            let res = match is_local(&res) {
-                true => {
-                    Box::pin(follow(&self.app, &host_script, res, |call| {
-                        waited(call, span)
-                    }))
-                    .await
-                }
-                false => res,
-            };
-            logging.finish(res)
+            match tried {
+                Ok(res) => res,
+                Err(pending) => self.resume(pending).await,
+            }
         }
+    }
+
+    /// [`App::answer`] for a stack that may be swapped while its requests run: a later
+    /// answer's future holds the stack itself, so it is not tied to a borrow of it.
+    pub fn answer_owned(self: &Arc<Self>, env: Environ, body: Body) -> Answer<'static> {
+        match self.try_serve(env, body) {
+            Ok(res) => Answer::Now(res),
+            Err(pending) => {
+                let stack = Arc::clone(self);
+                Answer::Later(Box::pin(async move { stack.resume(pending).await }))
+            }
+        }
+    }
+
+    /// The whole request when the app answers at once; otherwise what is left of it.
+    #[allow(
+        clippy::result_large_err,
+        reason = "moved once, into the future that finishes it; a box would be one more"
+    )]
+    fn try_serve(&self, env: Environ, body: Body) -> Result<Response, Pending> {
+        let logging = Logging::begin(&self.next_id, &env);
+        let host_script = env.get_bytes("SCRIPT_NAME").unwrap_or_default();
+        let answered = {
+            let _entered = logging.span().map(tracing::Span::enter);
+            caught_now(|| self.app.answer_now(env, body))
+        };
+        let next = match answered {
+            Ok(res) if !is_local(&res) => return Ok(logging.finish(res)),
+            Ok(res) => Next::Follow(res),
+            Err((env, body)) => Next::Call(env, body),
+        };
+        Err(Pending {
+            logging,
+            host_script,
+            next,
+        })
+    }
+
+    async fn resume(&self, pending: Pending) -> Response {
+        let Pending {
+            logging,
+            host_script,
+            next,
+        } = pending;
+        let span = logging.span();
+        let res = match next {
+            // Made inside the guarded future: an app's `call` may run code before its future.
+            Next::Call(env, body) => waited(async { self.app.call(env, body).await }, span).await,
+            Next::Follow(res) => res,
+        };
+        // Boxed: a rare path, which would otherwise make every request's future larger.
+        let res = match is_local(&res) {
+            true => {
+                Box::pin(follow(&self.app, &host_script, res, |call| {
+                    waited(call, span)
+                }))
+                .await
+            }
+            false => res,
+        };
+        logging.finish(res)
     }
 }
 
@@ -85,7 +144,8 @@ fn waited<'a>(
     }
 }
 
-// By hand (see `CallFuture`): the one box is the whole stack's future.
+// By hand (see `CallFuture`): the one box is the whole stack's future, and none for an answer
+// made at once.
 impl<A: App> App for GatewayStack<A> {
     fn call<'a, 'f>(&'a self, env: Environ, body: Body) -> CallFuture<'f>
     where
@@ -94,6 +154,13 @@ impl<A: App> App for GatewayStack<A> {
     {
         Box::pin(self.serve(env, body))
     }
+
+    fn answer(&self, env: Environ, body: Body) -> Answer<'_> {
+        match self.try_serve(env, body) {
+            Ok(res) => Answer::Now(res),
+            Err(pending) => Answer::Later(Box::pin(self.resume(pending))),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -101,7 +168,7 @@ mod tests {
     use futures_util::FutureExt as _;
 
     use super::*;
-    use crate::{Answer, CatchPanic, Limit, Protocol};
+    use crate::{CatchPanic, Limit, Protocol};
 
     /// Answers at once, or panics while answering (not in a future) on `/boom`.
     struct AtOnce;
@@ -115,9 +182,9 @@ mod tests {
             self.answer(env, body).into_call()
         }
 
-        fn answer(&self, env: Environ, _body: Body) -> Answer<'_> {
+        fn answer_now(&self, env: Environ, _body: Body) -> Result<Response, (Environ, Body)> {
             assert!(env.path_info() != b"/boom", "boom");
-            Answer::Now(Response::text(200, "now\n"))
+            Ok(Response::text(200, "now\n"))
         }
     }
 
@@ -155,8 +222,8 @@ mod tests {
         // With room for one call, a second call after the first answered is not refused.
         let limited = Limit::new(AtOnce).max_concurrency(1);
         for _ in 0..2 {
-            let answer = limited.answer(env("/"), Body::empty());
-            assert!(matches!(answer, Answer::Now(ref res) if res.status == 200));
+            let answer = limited.answer_now(env("/"), Body::empty());
+            assert_eq!(answer.map(|res| res.status).ok(), Some(200));
         }
     }
 }

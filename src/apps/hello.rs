@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use gateway_core::{Answer, App, AppConfig, Body, BoxError, CallFuture, Environ, Response};
+use gateway_core::{App, AppConfig, Body, BoxError, CallFuture, Environ, Response};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -67,8 +67,8 @@ impl App for Hello {
         self.answer(env, body).into_call()
     }
 
-    fn answer(&self, _env: Environ, _body: Body) -> Answer<'_> {
-        Answer::Now(Response {
+    fn answer_now(&self, _env: Environ, _body: Body) -> Result<Response, (Environ, Body)> {
+        Ok(Response {
             status: 200,
             headers: vec![
                 (

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use gateway_core::{App, Body, Environ, GatewayStack, Response, Router, async_trait};
+use gateway_core::{Answer, App, Body, CallFuture, Environ, GatewayStack, Router};
 
 /// What every request goes through, whatever the gateway: the access log, panic recovery,
 /// local redirects, then the mounts.
@@ -31,12 +31,19 @@ impl Reloadable {
     }
 }
 
-#[async_trait]
+// By hand (see `CallFuture`): the stack's own answer, which owns the stack it started on.
 impl App for Reloadable {
-    // The stack's own future runs inside this one: one box per request for all of it.
-    async fn call(&self, env: Environ, body: Body) -> Response {
-        // A guard rather than a clone of the Arc: no count on a line every core writes.
-        let stack = self.current.load();
-        stack.serve(env, body).await
+    fn call<'a, 'f>(&'a self, env: Environ, body: Body) -> CallFuture<'f>
+    where
+        'a: 'f,
+        Self: 'f,
+    {
+        self.answer(env, body).into_call()
+    }
+
+    // A guard rather than a clone of the Arc: no count on a line every core writes. A request
+    // that waits holds a clone of its own.
+    fn answer(&self, env: Environ, body: Body) -> Answer<'_> {
+        self.current.load().answer_owned(env, body)
     }
 }
