@@ -13,7 +13,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 /// Ready once the token is cancelled. Polling tokio-util's future takes two locks every time
 /// (the token's and its notifier's), and a connection's select polls it on every wake-up of
 /// the task. This one polls it only after the token's own wake-up, which a flag records;
-/// otherwise a poll costs two atomic operations.
+/// otherwise a poll by the task it last registered costs a load and a comparison.
 ///
 /// ```
 /// use gateway_core::Shutdown;
@@ -31,6 +31,9 @@ pub struct Shutdown {
     flag: Arc<Flag>,
     /// Wakes through `flag`: what the token's future is polled with.
     waker: Waker,
+    /// The task's waker as last registered in `flag`: until the flag is woken, a poll with the
+    /// same one need not register it again.
+    registered: Option<Waker>,
 }
 
 struct Flag {
@@ -61,6 +64,7 @@ impl Shutdown {
             cancelled: Box::pin(token.cancelled_owned()),
             waker: Waker::from(flag.clone()),
             flag,
+            registered: None,
         }
     }
 }
@@ -70,7 +74,17 @@ impl Future for Shutdown {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        let same_task = this
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()));
+        if same_task && !this.flag.woken.load(Ordering::Acquire) {
+            return Poll::Pending;
+        }
         this.flag.task.register(cx.waker());
+        if !same_task {
+            this.registered = Some(cx.waker().clone());
+        }
         if !this.flag.woken.swap(false, Ordering::AcqRel) {
             return Poll::Pending;
         }
@@ -98,5 +112,23 @@ mod tests {
             .await
             .expect("the cancel wakes the task")
             .expect("the task ends");
+    }
+
+    #[tokio::test]
+    async fn a_task_that_polled_before_is_woken() {
+        // Polls by the same task after the first skip registering; the cancel still wakes it.
+        let token = CancellationToken::new();
+        let mut shutdown = Shutdown::new(token.clone());
+        for _ in 0..3 {
+            assert!(futures_util::poll!(&mut shutdown).is_pending());
+        }
+        let canceller = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            canceller.cancel();
+        });
+        tokio::time::timeout(std::time::Duration::from_secs(5), &mut shutdown)
+            .await
+            .expect("the cancel wakes this task");
     }
 }

@@ -12,7 +12,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -85,6 +85,9 @@ pub struct HeadTimer<IO> {
     period: Duration,
     /// Armed on the first read; then reset only when it fires.
     timer: Option<Pin<Box<Sleep>>>,
+    /// The waker the timer was last polled with: until it fires, a wait of the same task need
+    /// not poll it again (each poll registers the waker anew, with locked instructions).
+    polled_by: Option<Waker>,
     /// Heads seen when the timer was last armed.
     heads: usize,
     /// A response was written since the timer was last armed.
@@ -99,6 +102,7 @@ impl<IO> HeadTimer<IO> {
             busy,
             period,
             timer: None,
+            polled_by: None,
             heads: 0,
             wrote: false,
         }
@@ -113,6 +117,16 @@ impl<IO> HeadTimer<IO> {
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(period)));
+        let same_task = self
+            .polled_by
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()));
+        if same_task && !timer.is_elapsed() {
+            return Poll::Pending;
+        }
+        if !same_task {
+            self.polled_by = Some(cx.waker().clone());
+        }
         loop {
             ready!(timer.as_mut().poll(cx));
             let heads = self.io.heads();
