@@ -17,6 +17,18 @@ pub const LATENCY_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// [`LATENCY_BUCKETS`] in microseconds, for a request's bucket found without floats.
+const BUCKET_MICROS: [u64; LATENCY_BUCKETS.len()] = {
+    let mut micros = [0; LATENCY_BUCKETS.len()];
+    let mut i = 0;
+    while i < micros.len() {
+        micros[i] = (LATENCY_BUCKETS[i] * 1e6) as u64;
+        i += 1;
+    }
+    micros
+};
+
+/// In the order of their discriminants, which index the counters.
 const PROTOCOLS: [Protocol; 4] = [
     Protocol::Http,
     Protocol::FastCgi,
@@ -174,18 +186,17 @@ impl Stats {
 
     /// A request ended with `status` after `took`, having sent `bytes` of body.
     pub fn end(&self, protocol: Protocol, status: u16, bytes: u64, took: Duration) {
-        let p = PROTOCOLS.iter().position(|&x| x == protocol).unwrap_or(0);
         let class = match status {
             100..=599 => usize::from(status / 100 - 1),
             _ => 5,
         };
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let bucket = BUCKET_MICROS.partition_point(|bound| *bound < micros);
         let (stripe, own) = self.stripe();
-        add(&stripe.requests[p][class], 1, own);
+        add(&stripe.requests[protocol as usize][class], 1, own);
         add(&stripe.bytes, bytes, own);
-        let secs = took.as_secs_f64();
-        let bucket = LATENCY_BUCKETS.partition_point(|bound| *bound < secs);
         add(&stripe.latency[bucket], 1, own);
-        add(&stripe.latency_sum_micros, took.as_micros() as u64, own);
+        add(&stripe.latency_sum_micros, micros, own);
     }
 
     /// Requests served so far (cheaper than a snapshot).
@@ -294,6 +305,9 @@ mod tests {
 
     #[test]
     fn counts_and_histogram() {
+        for (i, p) in PROTOCOLS.iter().enumerate() {
+            assert_eq!(*p as usize, i, "a protocol indexes its own counters");
+        }
         let stats = Stats::new();
         let (a, b) = (stats.begin(), stats.begin());
         assert_eq!(stats.snapshot().in_flight, 2);
