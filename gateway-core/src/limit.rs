@@ -10,8 +10,9 @@ use tokio::time::{Instant, Sleep};
 use crate::app::CallFuture;
 use crate::{App, Body, Environ, Response};
 
-/// Bounds an app: at most `max_concurrency` calls at once (beyond: 503 with `Retry-After`,
-/// answered at once rather than queued), and each call within `timeout` (past it the call is
+/// Bounds an app: at most `max_concurrency` calls waiting at once (beyond: 503 with
+/// `Retry-After`, answered at once rather than queued; see [`App::answer_now`] for an answer
+/// made at once), and each call within `timeout` (past it the call is
 /// cancelled, its future dropped, and the client gets 504). The deadline covers the call, up to
 /// the response head; a streamed body runs on its own time.
 ///
@@ -84,12 +85,14 @@ impl<A: App> App for Limit<A> {
         })
     }
 
-    /// An answer made at once has no deadline (nothing could interrupt it), but holds a place
-    /// while it is made.
+    /// An answer made at once has no deadline (nothing could interrupt it), and is refused
+    /// when the app is at its cap. It takes no place: it holds its worker thread until it is
+    /// made, so at most one per worker runs at a time, and counting it would make every such
+    /// answer write a counter that every core writes.
     fn answer_now(&self, env: Environ, body: Body) -> Result<Response, (Environ, Body)> {
-        match self.place() {
-            Ok(_place) => self.inner.answer_now(env, body),
-            Err(full) => Ok(full),
+        match &self.cap {
+            Some((cap, running)) if running.load(Ordering::Relaxed) >= *cap => Ok(full()),
+            _ => self.inner.answer_now(env, body),
         }
     }
 }
@@ -102,11 +105,16 @@ impl<A> Limit<A> {
         };
         let place = Place(running);
         if running.fetch_add(1, Ordering::Acquire) >= *cap {
-            tracing::warn!("app at its max_concurrency; answering 503");
-            return Err(Response::error(503).with_header("Retry-After", "1"));
+            return Err(full());
         }
         Ok(Some(place))
     }
+}
+
+/// The answer of an app at its cap.
+fn full() -> Response {
+    tracing::warn!("app at its max_concurrency; answering 503");
+    Response::error(503).with_header("Retry-After", "1")
 }
 
 /// One running call, counted until dropped (a refused one too, which never ran).

@@ -218,12 +218,20 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_at_once_leaves_its_place() {
-        // With room for one call, a second call after the first answered is not refused.
+    fn an_answer_at_once_is_refused_only_at_the_cap() {
         let limited = Limit::new(AtOnce).max_concurrency(1);
-        for _ in 0..2 {
-            let answer = limited.answer_now(env("/"), Body::empty());
-            assert_eq!(answer.map(|res| res.status).ok(), Some(200));
-        }
+        let status = || {
+            limited
+                .answer_now(env("/"), Body::empty())
+                .map(|r| r.status)
+                .ok()
+        };
+        // An answer made at once takes no place: the next one is not refused.
+        assert_eq!((status(), status()), (Some(200), Some(200)));
+        // A call that waits holds the only place until it is dropped.
+        let waiting = limited.call(env("/"), Body::empty());
+        assert_eq!(status(), Some(503));
+        drop(waiting);
+        assert_eq!(status(), Some(200));
     }
 }
