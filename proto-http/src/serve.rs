@@ -92,7 +92,9 @@ pub async fn serve_connection<I>(
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(served);
     let mut shutdown = Shutdown::new(shutdown);
+    // Biased: the connection first, without a random pick on every poll.
     let result = tokio::select! {
+        biased;
         r = served.as_mut() => r,
         () = &mut shutdown => {
             served.as_mut().graceful_shutdown();

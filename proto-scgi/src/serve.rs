@@ -88,6 +88,7 @@ pub async fn serve_connection<IO>(
     // While the app runs, a closed connection (seen once the body is consumed) cancels it.
     let mut watched = None;
     let result = tokio::select! {
+        biased;
         r = call => Ok(r),
         closed = watch_close(&mut back_rx, &mut watched) => Err(closed),
     };
