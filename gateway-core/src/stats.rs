@@ -53,9 +53,9 @@ const STRIPES: usize = 8;
 struct Stripe {
     /// By protocol, then by status class: 1xx..5xx, and other.
     requests: [[AtomicU64; 6]; 4],
-    /// Begun here minus ended here: a request may end on another thread, so only the sum of
-    /// the stripes means anything.
-    in_flight: AtomicI64,
+    /// Begun here minus ended here, in two's complement: a request may end on another thread,
+    /// so only the sum of the stripes means anything.
+    in_flight: AtomicU64,
     bytes: AtomicU64,
     /// `latency[i]` counts requests over the bucket before and at most `LATENCY_BUCKETS[i]`
     /// (the last: over every bound). One counter per request; [`Stats::snapshot`] sums them up
@@ -124,16 +124,6 @@ fn add(counter: &AtomicU64, n: u64, own: bool) {
     }
 }
 
-#[inline]
-fn add_signed(counter: &AtomicI64, n: i64, own: bool) {
-    match own {
-        true => counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed),
-        false => {
-            counter.fetch_add(n, Relaxed);
-        }
-    }
-}
-
 /// A copy of the counters at one moment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
@@ -174,7 +164,7 @@ impl Stats {
     /// cancelled call included).
     pub fn begin(&self) -> InFlight<'_> {
         let (stripe, own) = self.stripe();
-        add_signed(&stripe.in_flight, 1, own);
+        add(&stripe.in_flight, 1, own);
         InFlight(self)
     }
 
@@ -210,7 +200,9 @@ impl Stats {
 
     /// Requests whose response has not finished.
     pub fn in_flight(&self) -> i64 {
-        self.stripes.iter().map(|s| s.in_flight.load(Relaxed)).sum()
+        // Two's complement: a stripe's count below zero reads back as one.
+        let sum = self.stripes.iter().map(|s| s.in_flight.load(Relaxed));
+        sum.fold(0u64, u64::wrapping_add) as i64
     }
 
     /// One counter summed over the stripes.
@@ -267,7 +259,7 @@ pub struct InFlight<'a>(&'a Stats);
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         let (stripe, own) = self.0.stripe();
-        add_signed(&stripe.in_flight, -1, own);
+        add(&stripe.in_flight, 1u64.wrapping_neg(), own); // minus one
     }
 }
 
