@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use percent_encoding::percent_decode;
 
-use crate::{AnswerFuture, App, Body, Environ, Response};
+use crate::{App, Body, Environ, Response};
 
 /// The most local redirects one request may follow.
 const MAX_HOPS: usize = 10;
@@ -56,7 +56,10 @@ impl<A: App> App for LocalRedirects<A> {
 async fn followed<A: App + ?Sized>(app: &A, env: Environ, body: Body) -> Response {
     let host_script = env.get_bytes("SCRIPT_NAME").unwrap_or_default();
     let res = app.answer(env, body).await;
-    follow(app, &host_script, res, |call| call).await
+    follow(&host_script, res, |env| {
+        app.answer(env, Body::empty()).into_future()
+    })
+    .await
 }
 
 /// Whether a response is a local redirect, for [`follow`] to answer.
@@ -64,18 +67,16 @@ pub(crate) fn is_local(res: &Response) -> bool {
     res.extensions.get::<LocalRedirect>().is_some()
 }
 
-/// Answers `res`'s local redirects, if any, with `app`'s answers to them (each run through
-/// `wrap`), below `host_script`: the request's `SCRIPT_NAME` before any routing. For stacks
-/// that compose this without a layer of their own ([`crate::GatewayStack`]).
-pub(crate) async fn follow<'a, A, W, F>(
-    app: &'a A,
+/// Answers `res`'s local redirects, if any, with what `ask` answers to each redirected request
+/// (a GET without a body), below `host_script`: the request's `SCRIPT_NAME` before any
+/// routing. For stacks that compose this without a layer of their own
+/// ([`crate::GatewayStack`]).
+pub(crate) async fn follow<F>(
     host_script: &[u8],
     mut res: Response,
-    wrap: W,
+    ask: impl Fn(Environ) -> F,
 ) -> Response
 where
-    A: App + ?Sized,
-    W: Fn(AnswerFuture<'a>) -> F,
     F: Future<Output = Response>,
 {
     for _ in 0..MAX_HOPS {
@@ -87,7 +88,7 @@ where
             return res; // outside our SCRIPT_NAME: the 302 it already is
         };
         tracing::debug!(location = %String::from_utf8_lossy(&location), "following a local redirect");
-        res = wrap(app.answer(env, Body::empty()).into_future()).await;
+        res = ask(env).await;
     }
     tracing::error!("more than {MAX_HOPS} local redirects");
     Response::error(500)

@@ -121,8 +121,12 @@ impl<A: App> GatewayStack<A> {
         // Boxed: a rare path, which would otherwise make every request's future larger.
         let res = match is_local(&res) {
             true => {
-                Box::pin(follow(&self.app, &host_script, res, |call| {
-                    waited(call, span)
+                // Each redirected request asked inside the guarded future, as a call is.
+                Box::pin(follow(&host_script, res, |env| {
+                    waited(
+                        async move { self.app.answer(env, Body::empty()).await },
+                        span,
+                    )
                 }))
                 .await
             }
@@ -184,6 +188,9 @@ mod tests {
 
         fn answer_now(&self, env: Environ, _body: Body) -> Result<Response, (Environ, Body)> {
             assert!(env.path_info() != b"/boom", "boom");
+            if env.path_info() == b"/to-boom" {
+                return Ok(Response::local_redirect("/boom", env));
+            }
             Ok(Response::text(200, "now\n"))
         }
     }
@@ -205,6 +212,8 @@ mod tests {
         };
         assert_eq!(status("/boom"), Some(500));
         assert_eq!(status("/"), Some(200));
+        // A panic while answering a local redirect's request at once.
+        assert_eq!(status("/to-boom"), Some(500));
         // The middleware alone, too.
         let guarded = CatchPanic::new(AtOnce);
         let status = |path| {
