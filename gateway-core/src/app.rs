@@ -1,9 +1,10 @@
 //! The one interface every app implements and every front-end calls.
 
-use std::future::{Future, IntoFuture};
+use std::future::{Future, IntoFuture, Ready};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+
+use futures_util::future::Either;
 
 use crate::{Body, Environ, Response};
 
@@ -107,34 +108,15 @@ impl<'f> IntoFuture for Answer<'f> {
     type IntoFuture = AnswerFuture<'f>;
 
     fn into_future(self) -> AnswerFuture<'f> {
-        AnswerFuture(match self {
-            Answer::Now(res) => Pending::Now(Some(res)),
-            Answer::Later(call) => Pending::Later(call),
-        })
-    }
-}
-
-/// The future of an awaited [`Answer`].
-#[must_use = "futures do nothing unless polled"]
-pub struct AnswerFuture<'f>(Pending<'f>);
-
-enum Pending<'f> {
-    Now(Option<Response>),
-    Later(CallFuture<'f>),
-}
-
-impl Future for AnswerFuture<'_> {
-    type Output = Response;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
-        match &mut self.0 {
-            Pending::Now(res) => {
-                Poll::Ready(res.take().expect("AnswerFuture polled after completion"))
-            }
-            Pending::Later(call) => call.as_mut().poll(cx),
+        match self {
+            Answer::Now(res) => Either::Left(std::future::ready(res)),
+            Answer::Later(call) => Either::Right(call),
         }
     }
 }
+
+/// The future of an awaited [`Answer`]: ready at once, or the app's own.
+pub type AnswerFuture<'f> = Either<Ready<Response>, CallFuture<'f>>;
 
 /// What `App::call` returns once `#[async_trait]` has expanded it. Middleware that only passes
 /// a call on writes `call` by hand with it, returning the inner future rather than boxing a

@@ -161,16 +161,8 @@ impl Environ {
             self.vars.push((Text::Own(name), Text::Own(value)));
             return;
         };
-        let sep: &[u8] = if &name[..] == b"HTTP_COOKIE" {
-            b"; "
-        } else {
-            b", "
-        };
         let old = self.bytes_of(&self.vars[i].1);
-        let mut joined = Vec::with_capacity(old.len() + sep.len() + value.len());
-        joined.extend_from_slice(old);
-        joined.extend_from_slice(sep);
-        joined.extend_from_slice(&value);
+        let joined = join_values(old, &value, &name[..] == b"HTTP_COOKIE");
         self.vars[i].1 = Text::Own(joined.into());
     }
 
@@ -357,6 +349,13 @@ impl fmt::Debug for Environ {
         }
         map.finish()
     }
+}
+
+/// A repeated header's values as one, the way HTTP joins them: with `, `, or with `; ` for
+/// Cookie (RFC 9110 §5.3, RFC 6265 §5.4).
+pub(crate) fn join_values(old: &[u8], value: &[u8], cookie: bool) -> Vec<u8> {
+    let sep: &[u8] = if cookie { b"; " } else { b", " };
+    [old, sep, value].concat()
 }
 
 /// `a == b` for names, which are short: compared in two words, where a call to `memcmp` costs

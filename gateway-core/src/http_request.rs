@@ -11,7 +11,7 @@ use http::request::Parts;
 use http::{Version, header};
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode, utf8_percent_encode};
 
-use crate::environ::Text;
+use crate::environ::{Text, join_values};
 use crate::{Body, Environ, Protocol};
 
 /// The two ends of the connection a request came on; `None` on a unix socket.
@@ -253,14 +253,13 @@ impl ConnEnviron {
             // to join, and it is the last one set.
             let repeated = previous == Some(name);
             previous = Some(name);
-            if repeated && let Some((_, Text::In(start, end))) = vars.last() {
-                let sep: &[u8] = if name == header::COOKIE { b"; " } else { b", " };
-                let joined =
-                    [&text[*start as usize..*end as usize], sep, value.as_bytes()].concat();
-                let value = put_text(text, &joined);
-                if let Some(last) = vars.last_mut() {
-                    last.1 = value;
-                }
+            if repeated
+                && let Some((_, last)) = vars.last_mut()
+                && let Text::In(start, end) = *last
+            {
+                let old = &text[start as usize..end as usize];
+                let joined = join_values(old, value.as_bytes(), name == header::COOKIE);
+                *last = put_text(text, &joined);
                 continue;
             }
             let value = match host_field.take() {
