@@ -3,8 +3,8 @@
 //! head (`Status:` line and header fields).
 
 use bytes::{BufMut, Bytes, BytesMut};
-use percent_encoding::percent_decode;
 
+use crate::path::{has_dot_segment, remove_dot_segments, routing_path};
 use crate::{Environ, Protocol, Response};
 
 /// Where `SCRIPT_NAME` and `PATH_INFO` come from.
@@ -12,10 +12,11 @@ use crate::{Environ, Protocol, Response};
 pub enum PathMode {
     /// FastCGI and SCGI: the front server's split is not ours (nginx sends the whole path as
     /// SCRIPT_NAME and no PATH_INFO; its `scgi_params` send neither). `PATH_INFO` becomes the
-    /// request path decoded once from `REQUEST_URI`, exactly as the HTTP front-end decodes it
-    /// (or `SCRIPT_NAME` + `PATH_INFO` when there is no `REQUEST_URI`), and `SCRIPT_NAME` is
-    /// `""`, so the router splits by its own mounts and the app sees the same split as over
-    /// direct HTTP.
+    /// request path of `REQUEST_URI` as the front server decided on it and as the HTTP
+    /// front-end builds it ([`routing_path`](crate::routing_path): decoded once, dot segments
+    /// resolved), or `SCRIPT_NAME` + `PATH_INFO` when there is no `REQUEST_URI`, and
+    /// `SCRIPT_NAME` is `""`, so the router splits by its own mounts and the app sees the same
+    /// split as over direct HTTP.
     Resplit,
     /// CGI: `SCRIPT_NAME` is the script's own path on the host; mounts apply below it, in
     /// `PATH_INFO`.
@@ -103,13 +104,13 @@ impl CgiParams {
         let env = &mut self.env;
         if mode == PathMode::Resplit {
             let path = match env.request_uri() {
-                Some(uri) => {
-                    let path = uri.split(|&b| b == b'?').next().unwrap_or_default();
-                    Bytes::from(percent_decode(path).collect::<Vec<u8>>())
-                }
+                Some(uri) => Bytes::from(routing_path(uri_path(uri)).into_owned()),
                 None => {
                     let mut path = env.script_name().to_vec();
                     path.extend_from_slice(env.path_info());
+                    if has_dot_segment(&path) {
+                        path = remove_dot_segments(&path);
+                    }
                     Bytes::from(path)
                 }
             };
@@ -141,11 +142,28 @@ impl CgiParams {
 
 /// What REQUEST_URI says is below SCRIPT_NAME, when it says so.
 fn path_below_script(env: &Environ) -> Option<Bytes> {
-    let uri = env.request_uri()?;
-    let path = uri.split(|&b| b == b'?').next().unwrap_or_default();
-    let decoded: Vec<u8> = percent_decode(path).collect();
+    let decoded = routing_path(uri_path(env.request_uri()?));
     let below = decoded.strip_prefix(env.script_name())?;
     (below.is_empty() || below.starts_with(b"/")).then(|| Bytes::copy_from_slice(below))
+}
+
+/// The path of a raw request target: without its query, and without the scheme and authority
+/// of an absolute-form target (`http://host/x`), which front servers pass on as sent.
+fn uri_path(uri: &[u8]) -> &[u8] {
+    let path = uri.split(|&b| b == b'?').next().unwrap_or_default();
+    if path.starts_with(b"/") {
+        return path;
+    }
+    match path.windows(3).position(|w| w == b"://") {
+        Some(at) => {
+            let after = &path[at + 3..];
+            after
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(&b"/"[..], |slash| &after[slash..])
+        }
+        None => path,
+    }
 }
 
 /// A response head that cannot be written: the front-end answers 500 instead.
@@ -153,11 +171,14 @@ fn path_below_script(env: &Environ) -> Option<Bytes> {
 #[error("invalid response head: {0}")]
 pub struct InvalidHead(pub String);
 
-/// Writes the CGI response head (RFC 3875 §6): `Status: 200 OK`, the header fields in order
-/// (a repeated name stays repeated), and the blank line. Transport headers
-/// (`Transfer-Encoding`, `Connection`, `Keep-Alive`) are the front server's business and
-/// are left out. A status outside 100..=999, a header name that is not a token, or a value
-/// with CR, LF or NUL is refused, so that nothing the app returns can inject a header.
+/// Writes the CGI response head (RFC 3875 §6): `Status: 200 OK`, the header fields in order (a
+/// repeated name stays repeated), and the blank line. A `Location` field goes first, before
+/// `Status`: HAProxy 2.6 (Debian 12's) turns any response whose `Location` follows `Status`
+/// into a 302, which would make a 307 or 308 a 302. Transport headers (`Transfer-Encoding`,
+/// `Connection`, `Keep-Alive`) are the front server's business and are left out. A status that
+/// is not a final one (200..=599: a 1xx would leave the client waiting for the real answer),
+/// a header name that is not a token, or a value with CR, LF or NUL is refused, so that
+/// nothing the app returns can inject a header or a response.
 ///
 /// ```
 /// use gateway_core::{Response, write_response_head};
@@ -166,10 +187,14 @@ pub struct InvalidHead(pub String);
 /// let res = Response::new(404).with_header("Content-Type", "text/plain");
 /// write_response_head(&res, &mut out).unwrap();
 /// assert_eq!(&out[..], b"Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\n");
+/// assert!(write_response_head(&Response::new(101), &mut out).is_err());
 /// ```
 pub fn write_response_head(res: &Response, out: &mut BytesMut) -> Result<(), InvalidHead> {
-    if !(100..=999).contains(&res.status) {
-        return Err(InvalidHead(format!("status {}", res.status)));
+    if !is_final_status(res.status) {
+        return Err(InvalidHead(format!(
+            "status {} is not a final status",
+            res.status
+        )));
     }
     let reason = http::StatusCode::from_u16(res.status)
         .ok()
@@ -183,6 +208,10 @@ pub fn write_response_head(res: &Response, out: &mut BytesMut) -> Result<(), Inv
             .map(|(n, v)| n.len() + v.len() + 4)
             .sum::<usize>(),
     );
+    let is_location = |name: &[u8]| name.eq_ignore_ascii_case(b"location");
+    for (name, value) in res.headers.iter().filter(|(n, _)| is_location(n)) {
+        put_field(out, name, value);
+    }
     out.put_slice(b"Status: ");
     out.put_slice(itoa3(res.status).as_slice());
     out.put_u8(b' ');
@@ -201,27 +230,43 @@ pub fn write_response_head(res: &Response, out: &mut BytesMut) -> Result<(), Inv
                 String::from_utf8_lossy(name)
             )));
         }
-        if is_transport_header(name) {
+        if is_transport_header(name) || is_location(name) {
             continue;
         }
-        out.put_slice(name);
-        out.put_slice(b": ");
-        out.put_slice(value);
-        out.put_slice(b"\r\n");
+        put_field(out, name, value);
     }
     out.put_slice(b"\r\n");
     Ok(())
 }
 
+fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+    out.put_slice(name);
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
+}
+
+/// Whether `status` may end a request: 200..=599. A 1xx is interim (the client goes on
+/// waiting, or, for 101, switches protocols), and anything else is not HTTP.
+pub fn is_final_status(status: u16) -> bool {
+    (200..=599).contains(&status)
+}
+
 /// Writes `res`'s CGI head into `out` and hands back the body to send after it. A head that
-/// cannot be written (see [`write_response_head`]) becomes a logged 500, as every CGI-family
-/// front-end answers it.
+/// cannot be written (see [`write_response_head`]) is logged and answered instead, as every
+/// CGI-family front-end answers it: 502 for a status that is not final (the app is the
+/// gateway's upstream, and its answer is not one), 500 for a broken header.
 pub fn write_head_or_500(res: Response, out: &mut BytesMut) -> crate::Body {
     match write_response_head(&res, out) {
         Ok(()) => res.body,
         Err(e) => {
-            tracing::error!(error = %e, "the app's response cannot be sent; answering 500");
-            let res = Response::error(500);
+            let status = if is_final_status(res.status) {
+                500
+            } else {
+                502
+            };
+            tracing::error!(error = %e, "the app's response cannot be sent; answering {status}");
+            let res = Response::error(status);
             let _ = write_response_head(&res, out);
             res.body
         }
@@ -302,6 +347,35 @@ mod tests {
     }
 
     #[test]
+    fn the_path_is_the_one_the_front_server_decided_on() {
+        for uri in [
+            "/admin/../get",
+            "/admin/%2e%2e/get",
+            "/admin%2f..%2fget",
+            "/admin/..%2fget",
+            "http://example.com/admin/../get?x",
+        ] {
+            let env = params(&[("SCRIPT_NAME", "/admin/../get"), ("REQUEST_URI", uri)])
+                .unwrap()
+                .finish(PathMode::Resplit);
+            assert_eq!(env.path_info(), b"/get", "{uri}");
+        }
+        let env = params(&[("SCRIPT_NAME", "/admin"), ("PATH_INFO", "/../get")])
+            .unwrap()
+            .finish(PathMode::Resplit);
+        assert_eq!(env.path_info(), b"/get");
+        // Under CGI, the mounts apply below the script; what escapes it keeps the host's split.
+        let env = params(&[
+            ("SCRIPT_NAME", "/cgi-bin/app"),
+            ("PATH_INFO", "/get"),
+            ("REQUEST_URI", "/cgi-bin/app/admin/%2e%2e/get"),
+        ])
+        .unwrap()
+        .finish(PathMode::Keep);
+        assert_eq!(env.path_info(), b"/get");
+    }
+
+    #[test]
     fn repeats_and_bad_names_are_refused() {
         let e = params(&[("CONTENT_LENGTH", "1"), ("CONTENT_LENGTH", "2")]).unwrap_err();
         assert_eq!(e, CgiError::Repeated("CONTENT_LENGTH".into()));
@@ -312,8 +386,7 @@ mod tests {
 
     #[test]
     fn percent_decoding_is_lenient() {
-        let decoded: Vec<u8> = percent_decode(b"/a%2fb%zz%4").collect();
-        assert_eq!(decoded, b"/a/b%zz%4");
+        assert_eq!(&*routing_path(b"/a%2fb%zz%4"), b"/a/b%zz%4");
     }
 
     #[test]
@@ -332,6 +405,30 @@ mod tests {
         let bad = Response::new(200).with_header("X", "a\r\nInjected: 1");
         assert!(write_response_head(&bad, &mut out).is_err());
         assert_eq!(&out[..], b"keep");
-        assert!(write_response_head(&Response::new(1000), &mut out).is_err());
+        for status in [0, 100, 101, 103, 199, 600, 1000] {
+            assert!(write_response_head(&Response::new(status), &mut out).is_err());
+        }
+        assert_eq!(&out[..], b"keep");
+    }
+
+    #[test]
+    fn status_follows_location_so_haproxy_keeps_a_307() {
+        let mut out = BytesMut::new();
+        let res = Response::new(307)
+            .with_header("Content-Type", "text/plain")
+            .with_header("Location", "/x");
+        write_response_head(&res, &mut out).unwrap();
+        assert_eq!(
+            &out[..],
+            &b"Location: /x\r\nStatus: 307 Temporary Redirect\r\nContent-Type: text/plain\r\n\r\n"
+                [..]
+        );
+    }
+
+    #[test]
+    fn an_interim_status_is_a_502() {
+        let mut out = BytesMut::new();
+        write_head_or_500(Response::new(100), &mut out);
+        assert!(out.starts_with(b"Status: 502 Bad Gateway\r\n"), "{out:?}");
     }
 }

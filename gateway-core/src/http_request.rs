@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use bytes::BytesMut;
 use http::request::Parts;
 use http::{Version, header};
-use percent_encoding::{AsciiSet, CONTROLS, percent_decode, utf8_percent_encode};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use crate::environ::{Text, join_values};
 use crate::{Body, Environ, Protocol};
@@ -28,7 +28,8 @@ pub const SERVER_SOFTWARE: &str = concat!("gatewayd/", env!("CARGO_PKG_VERSION")
 
 /// Builds the environ of one request.
 ///
-/// `PATH_INFO` is the path percent-decoded once (it may not be UTF-8); `REQUEST_URI` and
+/// `PATH_INFO` is the path percent-decoded once (it may not be UTF-8) with its dot segments
+/// resolved, the path a front server decides on (see [`routing_path`](crate::routing_path)); `REQUEST_URI` and
 /// `QUERY_STRING` stay raw; `SCRIPT_NAME` is `""` until the router sets it. Headers become
 /// `HTTP_*` with repeats joined (`, `, or `; ` for Cookie). A header whose name holds `_` is
 /// dropped: `X_Foo` would otherwise pass for `X-Foo`, or overwrite a CGI variable.
@@ -131,7 +132,8 @@ impl ConnEnviron {
         let uri = &parts.uri;
         let path = uri.path();
         let path_and_query = uri.path_and_query().map_or(path, |pq| pq.as_str());
-        let decode = path.contains('%');
+        // Decoded and resolved (see `routing_path`) only when there is something to change.
+        let decode = path.contains('%') || crate::path::has_dot_segment(path.as_bytes());
         // One look at the fields: their size, and the Host (found by name, not hashed).
         let (mut headers_len, mut host) = (0, None);
         for (name, value) in &parts.headers {
@@ -160,7 +162,7 @@ impl ConnEnviron {
         let (uri_start, uri_end) = put(text, path_and_query.as_bytes());
         let path_info = match path_and_query.strip_prefix(path) {
             Some(_) if !decode => Text::In(uri_start, uri_start + path.len() as u32),
-            _ => put_with(text, |b| b.extend(percent_decode(path.as_bytes()))),
+            _ => put_text(text, crate::routing_path(path.as_bytes())),
         };
         let query = match uri.query() {
             Some(q) => Text::In(uri_end - q.len() as u32, uri_end),

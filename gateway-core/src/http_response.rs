@@ -10,11 +10,18 @@ use http::{HeaderMap, StatusCode};
 use crate::{Body, BoxError, Response};
 
 /// Validates the status and headers on the way out. An invalid one cannot go on the wire, so
-/// it becomes a 500 and an error in the log. `Transfer-Encoding` is hyper's to decide and is
+/// it becomes an error in the log and a 502 (a status that is not final: a 1xx would be taken
+/// for an interim answer, and a 101 would switch the connection) or a 500 (a broken header). `Transfer-Encoding` is hyper's to decide and is
 /// dropped; `Connection: close` from the app is honoured.
 pub fn into_http(res: Response) -> http::Response<Body> {
+    if !crate::cgi::is_final_status(res.status) {
+        tracing::error!(
+            status = res.status,
+            "app returned a status that is not final; answering 502"
+        );
+        return into_http(Response::error(502));
+    }
     let Ok(status) = StatusCode::from_u16(res.status) else {
-        tracing::error!(status = res.status, "app returned an invalid status");
         return internal_error();
     };
     // hyper writes a known body length itself (past 1xx, 204 and 304): a Content-Length that
@@ -151,7 +158,9 @@ mod tests {
 
     #[test]
     fn invalid_head_becomes_500() {
-        assert_eq!(into_http(Response::new(42)).status(), 500);
+        for status in [42, 100, 101, 103, 600] {
+            assert_eq!(into_http(Response::new(status)).status(), 502, "{status}");
+        }
         assert_eq!(
             into_http(Response::new(200).with_header("a b", "x")).status(),
             500

@@ -35,6 +35,7 @@ mod http_request;
 mod http_response;
 mod limit;
 mod lint;
+mod path;
 mod recover;
 mod redirect;
 mod registry;
@@ -50,7 +51,10 @@ pub use access_log::AccessLog;
 pub use app::{Answer, AnswerFuture, App, AppFn, CallFuture, app_fn};
 pub use async_trait::async_trait;
 pub use body::{Body, BodyError, BoxError};
-pub use cgi::{CgiError, CgiParams, InvalidHead, PathMode, write_head_or_500, write_response_head};
+pub use cgi::{
+    CgiError, CgiParams, InvalidHead, PathMode, is_final_status, write_head_or_500,
+    write_response_head,
+};
 pub use environ::{Environ, Protocol};
 pub use http_request::{
     ConnEnviron, ConnInfo, NotHttp, SERVER_SOFTWARE, environ, request_from_environ,
@@ -58,6 +62,7 @@ pub use http_request::{
 pub use http_response::{from_http, into_http};
 pub use limit::Limit;
 pub use lint::{Lint, Violation, check_environ, check_response};
+pub use path::routing_path;
 pub use recover::CatchPanic;
 pub use redirect::{LocalRedirect, LocalRedirects};
 pub use registry::{AppConfig, AppFactory, Registry};

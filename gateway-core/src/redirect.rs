@@ -2,7 +2,6 @@
 //! request itself, as a GET of another path.
 
 use bytes::Bytes;
-use percent_encoding::percent_decode;
 
 use crate::{App, Body, Environ, Response};
 
@@ -100,7 +99,7 @@ fn redirected(mut env: Environ, host_script: &[u8], location: &[u8]) -> Option<E
         Some(q) => (&location[..q], &location[q + 1..]),
         None => (location, &b""[..]),
     };
-    let path: Vec<u8> = percent_decode(path).collect();
+    let path = crate::routing_path(path);
     let below = path.strip_prefix(host_script)?;
     if !(below.is_empty() || below.starts_with(b"/")) {
         return None;
