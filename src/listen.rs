@@ -5,6 +5,7 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::sys::stat::{Mode, umask};
 use nix::unistd::{Gid, Group, Uid, User, chown};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
@@ -132,11 +133,17 @@ impl fmt::Display for Listener {
 /// is process-wide). A stale socket file that nothing listens on is removed first.
 fn bind_unix(path: &Path, cfg: &ListenConfig) -> io::Result<Socket> {
     remove_stale(path)?;
-    let listener = UnixListener::bind(path)?;
+    // Made owner-only whatever the umask, then opened to `socket_mode` (0660 by default, as
+    // php-fpm does): the socket is never wider than asked, not even between bind and chmod.
+    // The umask is the process's, but only for the bind: a file made meanwhile is only
+    // made narrower.
+    let old = umask(Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(path);
+    umask(old);
+    let listener = bound?;
     let file = SocketFile(path.to_owned());
-    if let Some(mode) = &cfg.socket_mode {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode.get_ref()))?;
-    }
+    let mode = cfg.socket_mode.as_ref().map_or(0o660, |m| *m.get_ref());
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     let owner = cfg
         .socket_owner
         .as_ref()

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use common::{Daemon, get};
+use common::{Daemon, count, get};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -376,4 +376,135 @@ async fn nothing_lost_through_nginx_across_reload_and_drain() {
     assert_eq!(answered + errors, 320);
     assert!(answered >= 50, "{answered} answered, {errors} clean errors");
     assert!(d.stderr().contains("reloaded"));
+}
+
+/// Connects with a receive buffer of a few KiB, so that a response the client never reads
+/// fills the socket quickly instead of vanishing into loopback's megabytes of buffer.
+async fn stalled_client(addr: SocketAddr, wire: &[u8]) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut s = socket.connect(addr).await.unwrap();
+    s.write_all(wire).await.unwrap();
+    s
+}
+
+/// A client that stops reading holds nothing for longer than `send_timeout`: its connection
+/// closes, its call is cancelled, and every place it held (a connection of a listener at its
+/// cap, the in-flight count) is free again, on every protocol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_after_send_timeout() {
+    const CAP: usize = 3;
+    let config = format!(
+        "[server]\nsend_timeout = \"1s\"\n\n\
+         [[listen]]\nprotocol = \"http\"\naddress = \"127.0.0.1:0\"\nmax_connections = {CAP}\n\n\
+         [[listen]]\nprotocol = \"fastcgi\"\naddress = \"127.0.0.1:0\"\nmax_connections = {CAP}\n\n\
+         [[listen]]\nprotocol = \"scgi\"\naddress = \"127.0.0.1:0\"\nmax_connections = {CAP}\n\n\
+         [[listen]]\nprotocol = \"http\"\naddress = \"127.0.0.1:0\"\n\n\
+         [apps.bin]\ntype = \"httpbin\"\n\n[apps.status]\ntype = \"status\"\n\n\
+         [[mount]]\npath = \"/\"\napp = \"bin\"\n\n[[mount]]\npath = \"/-/status\"\napp = \"status\"\n"
+    );
+    let d = Daemon::start(&config);
+    let (http, fcgi, scgi) = addrs(&d);
+    let admin: SocketAddr = d.listening[3].1.parse().unwrap();
+    // Streamed, so that each call stays in flight until its last byte is taken.
+    let big = "/stream-bytes/10485760?chunk_size=16384";
+    let mut stalled = Vec::new();
+    for _ in 0..CAP {
+        let wire = format!("GET {big} HTTP/1.1\r\nHost: x\r\n\r\n");
+        stalled.push(stalled_client(http, wire.as_bytes()).await);
+        stalled.push(stalled_client(fcgi, &fastcgi_get(big.as_bytes())).await);
+        stalled.push(stalled_client(scgi, &scgi_get(big)).await);
+    }
+    // Every listener is at its cap, held by clients that read nothing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = get(admin, "/-/status").await.json();
+    assert_eq!(status["in_flight"], 3 * CAP as u64 + 1, "{status}");
+    let locked = tokio::time::timeout(Duration::from_millis(300), get(http, "/get")).await;
+    assert!(locked.is_err(), "the HTTP listener should be full");
+
+    // After send_timeout, the stalled connections are closed and each listener serves again.
+    let start = Instant::now();
+    let served = tokio::time::timeout(Duration::from_secs(5), async {
+        assert_eq!(get(http, "/get").await.status, 200);
+        let out = exchange(fcgi, &fastcgi_get(b"/get")).await;
+        assert!(String::from_utf8_lossy(&out).contains("Status: 200"));
+        let out = exchange(scgi, &scgi_get("/get")).await;
+        assert!(out.starts_with(b"Status: 200"));
+    })
+    .await;
+    assert!(served.is_ok(), "still locked {:?} later", start.elapsed());
+    // Every stalled call is gone too (each was cut one send_timeout after its write stalled).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let status = get(admin, "/-/status").await.json();
+        if status["in_flight"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(stalled);
+}
+
+/// A 1xx from an app is never sent as the final answer: the client would take it for an
+/// interim one and wait (or, for 101, switch protocols), and a pipelining client would take
+/// the next answer for this one. It is a 502, on every protocol, and the connection goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interim_status_from_an_app_is_a_502() {
+    let d = Daemon::start(CONFIG);
+    let (http, fcgi, scgi) = addrs(&d);
+    for code in [100, 101, 103, 199] {
+        // Pipelined: the 502 comes first and the next request's answer after it.
+        let wire = format!(
+            "GET /status/{code} HTTP/1.1\r\nHost: x\r\n\r\nGET /status/201 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
+        let out =
+            common::raw_exchange(http, wire.as_bytes(), |b| count(b, b"HTTP/1.1 ") >= 2).await;
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 502 "), "{code}: {text}");
+        assert_eq!(count(&out, b"HTTP/1.1 201 "), 1, "{code}: {text}");
+        assert_eq!(count(&out, b"HTTP/1.1 1"), 0, "{code}: {text}");
+        let out = exchange(fcgi, &fastcgi_get(format!("/status/{code}").as_bytes())).await;
+        assert!(
+            String::from_utf8_lossy(&out).contains("Status: 502 Bad Gateway"),
+            "{code}: {}",
+            String::from_utf8_lossy(&out)
+        );
+        let out = exchange(scgi, &scgi_get(&format!("/status/{code}"))).await;
+        assert!(out.starts_with(b"Status: 502 Bad Gateway"), "{code}");
+    }
+    assert!(d.stderr().contains("not final"), "no log line");
+}
+
+/// A unix socket without `socket_mode` is 0660 whatever the umask (under umask 000 it was
+/// 0777: any local user could talk to the apps), and `socket_mode` still sets it.
+#[test]
+fn a_unix_socket_is_0660_by_default_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let wrap = tempfile::tempdir().unwrap();
+    let bin = wrap.path().join("gatewayd-umask-000");
+    std::fs::write(
+        &bin,
+        format!(
+            "#!/bin/sh\numask 000\nexec {} \"$@\"\n",
+            common::gatewayd_bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let d = Daemon::start_bin(
+        &bin,
+        "[[listen]]\nprotocol = \"fastcgi\"\naddress = \"unix:{dir}/default.sock\"\n\n\
+         [[listen]]\nprotocol = \"scgi\"\naddress = \"unix:{dir}/open.sock\"\nsocket_mode = \"0666\"\n\n\
+         [apps.p]\ntype = \"ping\"\n\n[[mount]]\npath = \"/\"\napp = \"p\"\n",
+    );
+    let mode = |name: &str| {
+        std::fs::metadata(d.dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("default.sock"), 0o660);
+    assert_eq!(mode("open.sock"), 0o666);
 }

@@ -46,6 +46,10 @@ pub struct ServerConfig {
     /// hyper times the wait and the head with one timer: the shorter of the two applies.
     #[serde(deserialize_with = "duration")]
     pub keepalive_timeout: Duration,
+    /// The longest a write to a client may wait (`"60s"`, nginx's `send_timeout`): past it the
+    /// connection closes and its requests are cancelled, freeing every slot they held.
+    #[serde(deserialize_with = "duration")]
+    pub send_timeout: Duration,
     /// The runtime's worker threads; `0` (the default) means one per CPU core. Read at start:
     /// a reload keeps the running count.
     pub workers: usize,
@@ -58,6 +62,7 @@ impl Default for ServerConfig {
             max_body_size: 100 << 20,
             header_read_timeout: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(75),
+            send_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(60),
             workers: 0,
         }
@@ -94,7 +99,8 @@ pub struct ListenConfig {
     pub protocol: ListenProtocol,
     /// `host:port`, `[v6]:port` or `unix:/path`.
     pub address: Spanned<ListenAddress>,
-    /// Unix sockets: the mode set by chmod after bind (`"0660"` or `0o660`).
+    /// Unix sockets: the mode set after bind (`"0660"` or `0o660`; default 0660 whatever the
+    /// umask, as php-fpm's `listen.mode`).
     #[serde(default, deserialize_with = "mode")]
     pub socket_mode: Option<Spanned<u32>>,
     /// Unix sockets: the owner (name or uid) set by chown after bind.
@@ -113,6 +119,9 @@ pub struct ListenConfig {
     /// Overrides `[server] keepalive_timeout` for this listener.
     #[serde(default, deserialize_with = "opt_duration")]
     pub keepalive_timeout: Option<Duration>,
+    /// Overrides `[server] send_timeout` for this listener.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub send_timeout: Option<Duration>,
     /// FastCGI: requests at once on one connection (default 1: no multiplexing).
     pub max_requests: Option<Spanned<usize>>,
     /// The largest request head: HTTP's request line and headers, FastCGI's PARAMS, SCGI's
@@ -135,6 +144,7 @@ impl ListenConfig {
             max_body_size: None,
             header_read_timeout: None,
             keepalive_timeout: None,
+            send_timeout: None,
             max_requests: None,
             max_head_size: None,
         }

@@ -1,6 +1,7 @@
 //! A listener's protocol, with its limits and its connection cap.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use gateway_core::{App, ConnInfo};
@@ -18,6 +19,8 @@ pub struct Front {
     pub protocol: Protocol,
     /// One permit per open connection (`max_connections`).
     pub connections: Arc<Semaphore>,
+    /// The longest a write to the client may wait (`send_timeout`).
+    pub send_timeout: Duration,
 }
 
 /// A protocol and its limits.
@@ -70,6 +73,7 @@ impl Front {
         Front {
             protocol,
             connections: Arc::new(Semaphore::new(cfg.max_connections.max(1))),
+            send_timeout: cfg.send_timeout.unwrap_or(server.send_timeout),
         }
     }
 }

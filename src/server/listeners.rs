@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::front::Front;
+use super::send_timeout::SendTimeout;
 use crate::config::{ListenConfig, ServerConfig};
 use crate::listen::{Listener, Stream};
 
@@ -174,9 +175,18 @@ impl AcceptLoop {
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) {
         let (app, shutdown) = (self.app.clone(), self.shutdown.clone());
+        let timeout = front.send_timeout;
         let served = match stream {
-            Stream::Tcp(s) => front.protocol.serve(s, conn, app, shutdown),
-            Stream::Unix(s) => front.protocol.serve(s, conn, app, shutdown),
+            Stream::Tcp(s) => {
+                front
+                    .protocol
+                    .serve(SendTimeout::new(s, timeout), conn, app, shutdown)
+            }
+            Stream::Unix(s) => {
+                front
+                    .protocol
+                    .serve(SendTimeout::new(s, timeout), conn, app, shutdown)
+            }
         };
         let open = self.connections.clone();
         open.fetch_add(1, Ordering::Relaxed);

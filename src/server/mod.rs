@@ -2,6 +2,7 @@
 
 mod front;
 mod listeners;
+mod send_timeout;
 mod stack;
 mod trim;
 
