@@ -1,5 +1,6 @@
 //! Mounts: which app answers which path, and the SCRIPT_NAME / PATH_INFO split.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -13,6 +14,9 @@ use crate::{App, Body, Environ, Response};
 /// `/apix`. The matched prefix is appended to `SCRIPT_NAME` and the rest becomes `PATH_INFO`,
 /// so an app sees the same split under every gateway. A root mount (`/`) adds nothing:
 /// `SCRIPT_NAME` is never `/`. No match answers 404.
+///
+/// A request costs one hash look-up per segment of its path (at most), whatever the number of
+/// mounts, and mounting is O(1): 100,000 mounts load in milliseconds.
 ///
 /// ```
 /// use gateway_core::{Environ, Protocol, Router, Response, app_fn};
@@ -28,8 +32,12 @@ use crate::{App, Body, Environ, Response};
 /// ```
 #[derive(Clone, Default)]
 pub struct Router {
-    /// Longest prefix first, so the first match wins.
-    mounts: Vec<(String, Arc<dyn App>)>,
+    /// The mounts other than the root, by prefix (`/a/b`: no trailing slash).
+    mounts: HashMap<Box<[u8]>, Arc<dyn App>>,
+    /// The longest prefix in `mounts`: no longer part of a path need be looked up.
+    longest: usize,
+    /// The app mounted at `/`.
+    root: Option<Arc<dyn App>>,
 }
 
 /// Where a request goes: the mounted app, and the environ's new split.
@@ -67,13 +75,19 @@ impl Router {
     /// Mounts a shared app at `path`.
     pub fn mount_arc(&mut self, path: &str, app: Arc<dyn App>) -> Result<(), MountError> {
         let prefix = normalize(path).ok_or_else(|| MountError::BadPath(path.to_owned()))?;
-        if self.mounts.iter().any(|(p, _)| *p == prefix) {
+        if prefix.is_empty() {
+            if self.root.is_some() {
+                return Err(MountError::Duplicate(path.to_owned()));
+            }
+            self.root = Some(app);
+            return Ok(());
+        }
+        let prefix = prefix.into_bytes().into_boxed_slice();
+        if self.mounts.contains_key(&prefix) {
             return Err(MountError::Duplicate(path.to_owned()));
         }
-        let at = self
-            .mounts
-            .partition_point(|(p, _)| p.len() >= prefix.len());
-        self.mounts.insert(at, (prefix, app));
+        self.longest = self.longest.max(prefix.len());
+        self.mounts.insert(prefix, app);
         Ok(())
     }
 
@@ -81,36 +95,49 @@ impl Router {
     pub fn split(&self, env: &Environ) -> Option<Route<'_>> {
         let path = env.get_bytes("PATH_INFO").unwrap_or_default();
         let (prefix, app) = self.mount_of(&path)?;
+        let prefix = prefix.len();
         Some(route(env, path, prefix, app))
     }
 
-    /// The longest mount prefix that `path` lies below, and its app.
-    fn mount_of(&self, path: &[u8]) -> Option<(&str, &Arc<dyn App>)> {
-        self.mounts.iter().find_map(|(prefix, app)| {
-            if prefix.is_empty() {
-                return Some((prefix.as_str(), app)); // the root, without a call to memcmp
+    /// The longest mount prefix that `path` lies below, and its app: the path itself, then
+    /// each shorter prefix that ends before a `/`, longest first, then the root.
+    fn mount_of<'p>(&self, path: &'p [u8]) -> Option<(&'p [u8], &Arc<dyn App>)> {
+        if !self.mounts.is_empty() {
+            let mut end = path.len();
+            if end > self.longest {
+                // Only prefixes that end at a segment boundary within reach can match.
+                end = path[..=self.longest]
+                    .iter()
+                    .rposition(|&b| b == b'/')
+                    .unwrap_or(0);
             }
-            let rest = path.strip_prefix(prefix.as_bytes())?;
-            (rest.is_empty() || rest.starts_with(b"/")).then_some((prefix.as_str(), app))
-        })
+            while end > 0 {
+                let candidate = &path[..end];
+                if let Some(app) = self.mounts.get(candidate) {
+                    return Some((candidate, app));
+                }
+                end = candidate.iter().rposition(|&b| b == b'/').unwrap_or(0);
+            }
+        }
+        self.root.as_ref().map(|app| (&path[..0], app))
     }
 }
 
-/// The split of `env`'s `path` at the mount `prefix`.
-fn route<'r>(env: &Environ, path: Bytes, prefix: &str, app: &'r Arc<dyn App>) -> Route<'r> {
+/// The split of `env`'s `path` after the mount prefix, its first `prefix` bytes.
+fn route<'r>(env: &Environ, path: Bytes, prefix: usize, app: &'r Arc<dyn App>) -> Route<'r> {
     let script_name = match env.get_bytes("SCRIPT_NAME") {
         // The common case, `/` mounted under an empty SCRIPT_NAME: nothing to copy.
-        Some(script) if prefix.is_empty() => script,
+        Some(script) if prefix == 0 => script,
         script => {
             let mut joined = BytesMut::from(script.as_deref().unwrap_or_default());
-            joined.extend_from_slice(prefix.as_bytes());
+            joined.extend_from_slice(&path[..prefix]);
             joined.freeze()
         }
     };
     Route {
         app,
         script_name,
-        path_info: path.slice(prefix.len()..),
+        path_info: path.slice(prefix..),
     }
 }
 
@@ -165,7 +192,12 @@ impl Router {
             return Ok((app, env, None));
         }
         let before = (env.get_bytes("SCRIPT_NAME"), env.get_bytes("PATH_INFO"));
-        let route = route(&env, before.1.clone().unwrap_or_default(), prefix, app);
+        let route = route(
+            &env,
+            before.1.clone().unwrap_or_default(),
+            prefix.len(),
+            app,
+        );
         env.insert("SCRIPT_NAME", route.script_name);
         env.insert("PATH_INFO", route.path_info);
         Ok((app, env, Some(before)))
@@ -254,6 +286,27 @@ mod tests {
     }
 
     #[test]
+    fn a_hundred_thousand_mounts() {
+        let mut r = Router::new();
+        r.mount("/", named("root")).unwrap();
+        for i in 0..100_000 {
+            r.mount(&format!("/m{i}/x"), named("m")).unwrap();
+        }
+        r.mount("/m7", named("m7")).unwrap();
+        assert_eq!(split(&r, "", "/m99999/x/y"), pair("/m99999/x", "/y"));
+        assert_eq!(split(&r, "", "/m7/y/x"), pair("/m7", "/y/x"));
+        assert_eq!(split(&r, "", "/m7/x"), pair("/m7/x", ""));
+        assert_eq!(split(&r, "", "/m8/y"), pair("", "/m8/y"));
+        // Longer than any mount: only the prefixes within reach are looked up.
+        let long = format!("/m1/x{}", "/seg".repeat(10_000));
+        assert_eq!(split(&r, "", &long), pair("/m1/x", &long[5..]));
+        assert_eq!(
+            split(&r, "", "/m1x/abcdefghijkl"),
+            pair("", "/m1x/abcdefghijkl")
+        );
+    }
+
+    #[test]
     fn host_script_name_is_kept_in_front() {
         let r = router();
         assert_eq!(
@@ -288,6 +341,10 @@ mod tests {
         assert_eq!(
             r.mount("/sub/", named("x")),
             Err(MountError::Duplicate("/sub/".into()))
+        );
+        assert_eq!(
+            r.mount("/", named("x")),
+            Err(MountError::Duplicate("/".into()))
         );
     }
 }
