@@ -508,3 +508,40 @@ fn a_unix_socket_is_0660_by_default_whatever_the_umask() {
     assert_eq!(mode("default.sock"), 0o660);
     assert_eq!(mode("open.sock"), 0o666);
 }
+
+/// Out of file descriptors, accept fails 20 times a second: the log gets a few lines and a
+/// count of the rest, not a line per failure, and the daemon serves again once descriptors
+/// are free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_descriptors_the_log_summarises() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let wrap = tempfile::tempdir().unwrap();
+    let bin = wrap.path().join("gatewayd-64-fds");
+    std::fs::write(
+        &bin,
+        format!(
+            "#!/bin/sh\nulimit -n 64\nexec {} \"$@\"\n",
+            common::gatewayd_bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let d = Daemon::start_bin(
+        &bin,
+        "[[listen]]\nprotocol = \"http\"\naddress = \"127.0.0.1:0\"\n\n\
+         [apps.p]\ntype = \"ping\"\n\n[[mount]]\npath = \"/\"\napp = \"p\"\n",
+    );
+    let addr = d.addr();
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        if let Ok(s) = TcpStream::connect(addr).await {
+            held.push(s);
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let lines = d.stderr().matches("accept failed").count();
+    assert!((1..=5).contains(&lines), "{lines} lines:\n{}", d.stderr());
+    drop(held);
+    let reply = tokio::time::timeout(Duration::from_secs(5), get(addr, "/")).await;
+    assert_eq!(reply.map(|r| r.status).ok(), Some(200));
+}

@@ -44,6 +44,7 @@ mod router;
 mod shutdown;
 mod stack;
 mod stats;
+mod throttle;
 #[cfg(feature = "tower")]
 pub mod tower;
 
@@ -71,3 +72,4 @@ pub use router::{MountError, Route, Router};
 pub use shutdown::Shutdown;
 pub use stack::GatewayStack;
 pub use stats::{InFlight, LATENCY_BUCKETS, Snapshot, Stats};
+pub use throttle::{THROTTLE_WINDOW, Throttle};

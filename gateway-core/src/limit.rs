@@ -113,7 +113,10 @@ impl<A> Limit<A> {
 
 /// The answer of an app at its cap.
 fn full() -> Response {
-    tracing::warn!("app at its max_concurrency; answering 503");
+    static FULL: crate::Throttle = crate::Throttle::new();
+    if let Some(suppressed) = FULL.allow() {
+        tracing::warn!(suppressed, "app at its max_concurrency; answering 503");
+    }
     Response::error(503).with_header("Retry-After", "1")
 }
 

@@ -153,7 +153,11 @@ impl AcceptLoop {
                 Ok((stream, conn)) => self.spawn(&front, stream, conn, Some(permit)),
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning; the socket stays open.
-                    tracing::warn!(address = %self.listener, error = %e, "accept failed");
+                    // Out of descriptors, this fails 20 times a second: a few lines and a count.
+                    static ACCEPT: gateway_core::Throttle = gateway_core::Throttle::new();
+                    if let Some(suppressed) = ACCEPT.allow() {
+                        tracing::warn!(address = %self.listener, error = %e, suppressed, "accept failed");
+                    }
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             }
