@@ -87,6 +87,13 @@ pub fn check_environ(env: &Environ) -> Result<(), Violation> {
             lossy(path_info)
         ));
     }
+    if crate::path::has_dot_segment(path_info) {
+        return fail(format!(
+            "PATH_INFO {:?} holds a '.' or '..' segment: front servers resolve them before \
+             they apply their rules, so the app must see them resolved",
+            lossy(path_info)
+        ));
+    }
     let method = env.get("REQUEST_METHOD").unwrap_or_default();
     if !is_token(method) {
         return fail(format!("REQUEST_METHOD {:?} is not a token", lossy(method)));
@@ -282,6 +289,9 @@ mod tests {
         broken(env_with("SCRIPT_NAME", "/"), "SCRIPT_NAME");
         broken(env_with("SCRIPT_NAME", "app"), "SCRIPT_NAME");
         broken(env_with("PATH_INFO", "x"), "PATH_INFO");
+        broken(env_with("PATH_INFO", "/admin/../x"), "'..' segment");
+        broken(env_with("PATH_INFO", "/a/./x"), "'..' segment");
+        env_with("PATH_INFO", "/a.b/..c/.d").unwrap();
         broken(env_with("REQUEST_METHOD", "GE T"), "REQUEST_METHOD");
         broken(env_with("SERVER_PROTOCOL", "HTTP/1.x"), "SERVER_PROTOCOL");
         broken(env_with("SERVER_PORT", "http"), "SERVER_PORT");
