@@ -1043,3 +1043,57 @@ async fn scgi_apache() {
 async fn fastcgi_haproxy() {
     battery("fastcgi-haproxy").await;
 }
+
+/// Established TCP connections whose local port is `port` (the daemon's side), from
+/// /proc/net/tcp: what the kernel sees, not what the daemon reports.
+fn connections_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let local_port = cols
+                .get(1)
+                .and_then(|a| a.rsplit_once(':'))
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            local_port == Some(port) && cols.get(3) == Some(&"01")
+        })
+        .count()
+}
+
+/// HAProxy multiplexes: eight slow requests from eight client connections at once share
+/// fewer FastCGI connections than eight, and none waits for another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fastcgi_haproxy_multiplexes() {
+    let g = start("fastcgi-haproxy").await;
+    let daemon = g._daemon.as_ref().expect("daemon");
+    let port: u16 = daemon.listening[4]
+        .1
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .expect("the multiplexing listener's port");
+    // Warm up: HAProxy has one FastCGI connection open and idle.
+    assert_eq!(g.get("/get").await.status, 200);
+    let started = Instant::now();
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = g.addr;
+            tokio::spawn(
+                async move { common::get(addr, "/drip?duration=1.5&numbytes=2&delay=0").await },
+            )
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let open = connections_to(port);
+    for call in calls {
+        let reply = call.await.expect("request task");
+        assert_eq!((reply.status, &reply.body[..]), (200, &b"**"[..]));
+    }
+    let took = started.elapsed();
+    assert!(
+        (1..8).contains(&open),
+        "{open} FastCGI connections for 8 requests in flight"
+    );
+    assert!(took < Duration::from_millis(2500), "serialised: {took:?}");
+}
