@@ -95,9 +95,9 @@ struct Front {
     base: &'static str,
     /// Apache answers 404 to any `%2f` in a path (`AllowEncodedSlashes Off`, its default).
     refuses_encoded_slash: bool,
-    /// The variable holding the path the front server decided on, when it sends one
-    /// (nginx's `$uri` is `DOCUMENT_URI` in the stock params).
-    decided_path_var: Option<&'static str>,
+    /// The path the front server decided on, from a variable it sends besides REQUEST_URI,
+    /// when it sends one: a check on the expected paths above.
+    decided_path: fn(&Value) -> Option<String>,
     _daemon: Option<Daemon>,
     _peer: Option<Peer>,
     _dir: Option<tempfile::TempDir>,
@@ -110,12 +110,41 @@ impl Front {
             addr,
             base: "",
             refuses_encoded_slash: false,
-            decided_path_var: None,
+            decided_path: |_| None,
             _daemon: Some(daemon),
             _peer: peer,
             _dir: None,
         }
     }
+}
+
+/// nginx's `$uri`, which the stock params send as DOCUMENT_URI.
+fn nginx_uri(env: &Value) -> Option<String> {
+    env["DOCUMENT_URI"].as_str().map(str::to_owned)
+}
+
+/// lighttpd's normalised path, which mod_fastcgi and mod_scgi send as REDIRECT_URI (still
+/// encoded; the variants' paths for app B hold nothing to encode).
+fn lighttpd_uri(env: &Value) -> Option<String> {
+    env["REDIRECT_URI"].as_str().map(str::to_owned)
+}
+
+/// The path Apache mapped through `ProxyPass`: SCRIPT_FILENAME is `proxy:fcgi://HOST:PORT/path`.
+fn apache_proxied_path(env: &Value) -> Option<String> {
+    let url = env["SCRIPT_FILENAME"].as_str()?;
+    let after_scheme = url.split_once("://")?.1;
+    after_scheme
+        .find('/')
+        .map(|at| after_scheme[at..].to_owned())
+}
+
+/// A CGI host's own PATH_INFO, which gatewayd replaces with its own, survives in
+/// PATH_TRANSLATED (DOCUMENT_ROOT + PATH_INFO); SCRIPT_NAME goes before it.
+fn cgi_path_translated(env: &Value) -> Option<String> {
+    let translated = env["PATH_TRANSLATED"].as_str()?;
+    let root = env["DOCUMENT_ROOT"].as_str()?.trim_end_matches('/');
+    let path = translated.strip_prefix(root)?;
+    Some(format!("{}{path}", env["SCRIPT_NAME"].as_str()?))
 }
 
 fn host_port(addr: &str) -> (String, String) {
@@ -140,7 +169,7 @@ fn start(name: &'static str) -> Front {
                 &format!("{NGINX_DENY}    include {conf_dir}/nginx-fastcgi.conf;"),
             );
             let mut f = Front::plain(name, n.addr, d, Some(n));
-            f.decided_path_var = Some("DOCUMENT_URI");
+            f.decided_path = nginx_uri;
             f
         }
         "scgi-nginx" => {
@@ -149,7 +178,7 @@ fn start(name: &'static str) -> Front {
                 &format!("{NGINX_DENY}    include {conf_dir}/nginx-scgi.conf;"),
             );
             let mut f = Front::plain(name, n.addr, d, Some(n));
-            f.decided_path_var = Some("DOCUMENT_URI");
+            f.decided_path = nginx_uri;
             f
         }
         "fastcgi-lighttpd" | "scgi-lighttpd" => {
@@ -162,7 +191,9 @@ fn start(name: &'static str) -> Front {
                 "server.modules += (\"mod_access\", \"{module}\")\n{LIGHTTPD_DENY}\
                  {key} = ( \"/\" => (( \"host\" => \"{h}\", \"port\" => {p}, \"check-local\" => \"disable\" )) )"
             ));
-            Front::plain(name, l.addr, d, Some(l))
+            let mut f = Front::plain(name, l.addr, d, Some(l));
+            f.decided_path = lighttpd_uri;
+            f
         }
         "fastcgi-apache" | "scgi-apache" => {
             let (module, scheme, addr) = match name {
@@ -175,6 +206,7 @@ fn start(name: &'static str) -> Front {
             );
             let mut f = Front::plain(name, a.addr, d, Some(a));
             f.refuses_encoded_slash = true;
+            f.decided_path = apache_proxied_path;
             f
         }
         "cgi-apache" | "cgi-lighttpd" => {
@@ -207,7 +239,7 @@ fn start(name: &'static str) -> Front {
                 addr: peer.addr,
                 base: "/cgi-bin/gw",
                 refuses_encoded_slash,
-                decided_path_var: None,
+                decided_path: cgi_path_translated,
                 _daemon: None,
                 _peer: Some(peer),
                 _dir: Some(dir),
@@ -290,11 +322,10 @@ async fn check(front: &Front, variant: &str, resolved: &str) -> Option<String> {
     if path_info != expected {
         return fail(format!("app B got {path_info}, not {expected}"));
     }
-    if let Some(var) = front.decided_path_var {
-        let decided = env[var].as_str().unwrap_or("?");
+    if let Some(decided) = (front.decided_path)(env) {
         if decided != expected {
             return fail(format!(
-                "the front server decided on {var} {decided}, not {expected}"
+                "the front server decided on {decided}, not {expected}"
             ));
         }
     }
