@@ -168,11 +168,14 @@ async fn start(name: &str) -> Gateway {
             gw(name, a.addr, protocol, d, Some(a))
         }
         "fastcgi-haproxy" => {
-            let h = haproxy(&format!(
-                "fcgi-app gatewayd\n  docroot /\n  option mpxs-conns\n  option max-reqs 8\n\n\
-                 backend gatewayd\n  http-reuse always\n  use-fcgi-app gatewayd\n\
-                 server gatewayd {fcgi_mpx} proto fcgi\n"
-            ));
+            let h = haproxy(
+                "",
+                &format!(
+                    "fcgi-app gatewayd\n  docroot /\n  option mpxs-conns\n  option max-reqs 8\n\n\
+                     backend gatewayd\n  http-reuse always\n  use-fcgi-app gatewayd\n\
+                     server gatewayd {fcgi_mpx} proto fcgi\n"
+                ),
+            );
             gw("fastcgi-haproxy", h.addr, "fastcgi", d, Some(h))
         }
         "cgi-lighttpd" | "cgi-apache" => {

@@ -174,16 +174,18 @@ pub fn apache(modules: &[&str], conf: &str) -> Peer {
 
 /// HAProxy in the foreground (`-db`), logging to stderr. `conf` holds the sections after
 /// `global` and `defaults` (an `fcgi-app` and a `backend gatewayd`); a frontend on the returned
-/// peer's port sends everything to `backend gatewayd`. Timeouts are short: no test waits long.
-pub fn haproxy(conf: &str) -> Peer {
+/// peer's port runs the `frontend` lines (`http-request` rules), then sends everything to
+/// `backend gatewayd`. Timeouts are short: no test waits long. 2.6 counts `normalize-uri`
+/// experimental, so experimental directives are allowed.
+pub fn haproxy(frontend: &str, conf: &str) -> Peer {
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path().display().to_string();
     let port = free_port();
     let full = format!(
-        "global\n  log stderr format raw local0 info\n\n\
+        "global\n  log stderr format raw local0 info\n  expose-experimental-directives\n\n\
          defaults\n  mode http\n  log global\n  option httplog\n  timeout connect 2s\n\
          timeout client 10s\n  timeout server 10s\n\n\
-         frontend front\n  bind 127.0.0.1:{port}\n  default_backend gatewayd\n\n{conf}\n"
+         frontend front\n  bind 127.0.0.1:{port}\n{frontend}\n  default_backend gatewayd\n\n{conf}\n"
     );
     std::fs::write(dir.path().join("haproxy.cfg"), full).expect("write haproxy.cfg");
     let mut cmd = Command::new("haproxy");
