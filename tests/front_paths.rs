@@ -4,7 +4,9 @@
 //! encodings a request holds, app A never answers: the front server refuses it, or app B gets it
 //! with the path the front server decided on. gatewayd must route on that same path (decoded
 //! once, dot segments resolved), or `/admin/%2e%2e/x` passes the front server's rule for `/x`
-//! and reaches `/admin`.
+//! and reaches `/admin`. HAProxy (with every `normalize-uri` it has) and Apache with
+//! `AllowEncodedSlashes NoDecode` keep `%2f` opaque, which gatewayd does not yet: their tests
+//! are ignored until it does.
 
 mod common;
 
