@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the end-to-end tests start themselves (real peers, never mocks). The HTTP
 # tests need none beyond the toolchain; the FastCGI, SCGI and CGI front-ends add nginx,
-# lighttpd and Apache here.
-packages=(nginx lighttpd libfcgi-bin apache2 systemd)
+# lighttpd, Apache and HAProxy here.
+packages=(nginx lighttpd libfcgi-bin apache2 haproxy systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,5 +1,6 @@
-//! Real front servers started by the tests: nginx and lighttpd, each from a config in a temp
-//! dir, on loopback ports. A missing peer fails the test (`scripts/test.sh` installs them).
+//! Real front servers started by the tests: nginx, lighttpd, Apache and HAProxy, each from a
+//! config in a temp dir, on loopback ports. A missing peer fails the test (`scripts/test.sh`
+//! installs them).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -169,4 +170,52 @@ pub fn apache(modules: &[&str], conf: &str) -> Peer {
     cmd.args(["-DFOREGROUND", "-f", &format!("{d}/httpd.conf")]);
     let log = dir.path().join("error.log");
     Peer::start(cmd, dir, port, log)
+}
+
+/// HAProxy in the foreground (`-db`), logging to stderr. `conf` holds the sections after
+/// `global` and `defaults` (an `fcgi-app` and a `backend gatewayd`); a frontend on the returned
+/// peer's port runs the `frontend` lines (`http-request` rules), then sends everything to
+/// `backend gatewayd`. Timeouts are short: no test waits long. 2.6 counts `normalize-uri`
+/// experimental, so experimental directives are allowed.
+pub fn haproxy(frontend: &str, conf: &str) -> Peer {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path().display().to_string();
+    let port = free_port();
+    let full = format!(
+        "global\n  log stderr format raw local0 info\n  expose-experimental-directives\n\n\
+         defaults\n  mode http\n  log global\n  option httplog\n  timeout connect 2s\n\
+         timeout client 10s\n  timeout server 10s\n\n\
+         frontend front\n  bind 127.0.0.1:{port}\n{frontend}\n  default_backend gatewayd\n\n{conf}\n"
+    );
+    std::fs::write(dir.path().join("haproxy.cfg"), full).expect("write haproxy.cfg");
+    let mut cmd = Command::new("haproxy");
+    cmd.args(["-db", "-f", &format!("{d}/haproxy.cfg")]);
+    let log = dir.path().join("haproxy.log");
+    Peer::start(cmd, dir, port, log)
+}
+
+/// A cgi-bin under `dir` holding the wrapper `gw` that runs gatewayd as a CGI program on
+/// `config` (written next to it): what an operator puts in a CGI host's script directory.
+/// Everything is readable by www-data, as whom Apache runs scripts.
+pub fn cgi_bin(dir: &Path, config: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    mode(dir, 0o755);
+    let conf = dir.join("cgi.toml");
+    std::fs::write(&conf, config).expect("write cgi.toml");
+    mode(&conf, 0o644);
+    let bin = dir.join("cgi-bin");
+    std::fs::create_dir_all(&bin).expect("cgi-bin");
+    mode(&bin, 0o755);
+    let wrapper = bin.join("gw");
+    let script = format!(
+        "#!/bin/sh\nGATEWAYD_CONFIG={} exec {}\n",
+        conf.display(),
+        super::gatewayd_bin().display()
+    );
+    std::fs::write(&wrapper, script).expect("write wrapper");
+    mode(&wrapper, 0o755);
+    bin
 }
