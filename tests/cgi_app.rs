@@ -342,12 +342,14 @@ async fn script_stderr_is_escaped_and_rate_limited() {
     let d = start(root.path(), "");
     let reply = get(d.addr(), "/cgi/stderr-forge.sh").await;
     assert_eq!(reply.status, 200);
-    d.wait_log("lines suppressed");
+    d.wait_log("red script=stderr-forge.sh");
     let log = d.stderr();
     assert!(log.contains(r"innocent\rFORGED ERROR line"), "{log}");
     assert!(log.contains(r"\x1b[31mred"), "{log}");
     assert!(!log.contains('\r'), "a raw CR reached the log");
     assert!(!log.contains('\x1b'), "a raw ESC reached the log");
+    d.wait_log("lines suppressed");
+    let log = d.stderr();
     let logged = log
         .lines()
         .filter(|l| l.contains(": flood script="))
@@ -454,7 +456,8 @@ async fn front_servers_cannot_inject_environment_variables() {
     let outside = tempfile::tempdir().unwrap();
     let marker = outside.path().join("marker");
     let payload = outside.path().join("payload.sh");
-    std::fs::write(&payload, format!("touch {}\n", marker.display())).unwrap();
+    // Builtins only: it must run whatever PATH the script got.
+    std::fs::write(&payload, format!("echo ran > {}\n", marker.display())).unwrap();
     let d = start_on(
         root.path(),
         &["scgi", "fastcgi"],
@@ -467,8 +470,10 @@ async fn front_servers_cannot_inject_environment_variables() {
     let over_fastcgi = fastcgi(listener(&d, 1), &params, b"").await;
     assert_eq!(over_fastcgi.status(), Some(200));
     let over_fastcgi = String::from_utf8_lossy(&over_fastcgi.stdout).into_owned();
+    assert!(!marker.exists(), "the BASH_ENV payload ran");
     for (gateway, text) in [("scgi", &over_scgi), ("fastcgi", &over_fastcgi)] {
         assert!(text.starts_with("Status: 200"), "{gateway}: {text}");
+        assert_eq!(var(text, "SERVER_NAME"), Some("x"), "{gateway}: {text}");
         for name in [
             "LD_PRELOAD",
             "BASH_ENV",
@@ -498,7 +503,6 @@ async fn front_servers_cannot_inject_environment_variables() {
         assert_eq!(var(text, "HTTP_X_PROBE"), Some("yes"), "{gateway}");
         assert_eq!(var(text, "REQUEST_METHOD"), Some("GET"), "{gateway}");
     }
-    assert!(!marker.exists(), "the BASH_ENV payload ran");
 }
 
 #[test]
