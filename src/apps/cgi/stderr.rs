@@ -154,7 +154,7 @@ mod tests {
         let mut lines = Lines::new("x".into());
         let now = Instant::now();
         lines.push(&vec![b'a'; MAX_LINE + 100], now);
-        lines.push(&vec![b'a'; 50], now);
+        lines.push(&[b'a'; 50], now);
         assert_eq!((lines.line.len(), lines.cut), (MAX_LINE, 150));
         lines.push(b"\nnext", now);
         assert_eq!((&lines.line[..], lines.cut), (&b"next"[..], 0));
