@@ -317,7 +317,11 @@ async fn a_stderr_flood_stays_bounded_in_memory() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let reply = request.await.unwrap();
-    eprintln!("VmRSS {} KiB before, {} KiB at most", before >> 10, peak >> 10);
+    eprintln!(
+        "VmRSS {} KiB before, {} KiB at most",
+        before >> 10,
+        peak >> 10
+    );
     assert_eq!(reply.status, 200);
     assert_eq!(reply.text(), "done\n");
     assert!(

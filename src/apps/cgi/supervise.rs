@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -16,6 +17,9 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio::time::Instant;
 
 use super::input::Mismatch;
+
+/// How long a killed script may take to die before its slot is freed anyway.
+const REAP_WITHIN: Duration = Duration::from_secs(5);
 
 /// A body feeder: it ends with the body, or with a mismatch and the stdin it kept open.
 pub(super) type Feeder = Pin<Box<dyn Future<Output = Result<(), (Mismatch, ChildStdin)>> + Send>>;
@@ -141,7 +145,16 @@ async fn watch(
     };
     group.kill();
     drop(feeder);
-    let _ = child.wait().await;
+    if tokio::time::timeout(REAP_WITHIN, child.wait())
+        .await
+        .is_err()
+    {
+        // Stuck in the kernel; the runtime reaps it once it dies. Its slot is freed now.
+        tracing::error!(
+            script = name,
+            "CGI script still not dead {REAP_WITHIN:?} after SIGKILL"
+        );
+    }
     drop(kept_stdin);
     match verdict {
         Verdict::TimedOut => tracing::error!(script = name, "CGI script timed out; killed"),
@@ -165,8 +178,8 @@ async fn watch(
     verdict
 }
 
-/// The script's process group while its leader is not reaped; killed when dropped so (the
-/// runtime shutting down drops the watching task).
+/// The script's process group while its leader is not reaped; dropped so, it kills the group
+/// (the runtime shutting down drops the watching task).
 struct Group {
     pgid: Option<Pid>,
 }
