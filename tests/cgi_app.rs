@@ -274,3 +274,397 @@ fn a_bad_root_is_a_config_error() {
         "{err}"
     );
 }
+
+/// A daemon serving the scripts at `/cgi` on one listener per protocol, in that order.
+fn start_on(root: &Path, protocols: &[&str], server: &str, app: &str) -> Daemon {
+    let listeners: String = protocols
+        .iter()
+        .map(|p| format!("[[listen]]\nprotocol = \"{p}\"\naddress = \"127.0.0.1:0\"\n\n"))
+        .collect();
+    Daemon::start(&format!(
+        "[server]\n{server}\n\n{listeners}\
+         [apps.scripts]\ntype = \"cgi\"\nroot = \"{}\"\npass_env = [\"PATH\"]\n{app}\n\n\
+         [[mount]]\npath = \"/cgi\"\napp = \"scripts\"\n",
+        root.display()
+    ))
+}
+
+fn listener(d: &Daemon, i: usize) -> std::net::SocketAddr {
+    d.listening[i].1.parse().unwrap()
+}
+
+/// The daemon's resident memory, in bytes.
+fn vm_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap();
+    kb * 1024
+}
+
+#[tokio::test]
+async fn a_stderr_flood_stays_bounded_in_memory() {
+    let root = scripts();
+    let d = start_on(root.path(), &["http"], "", "timeout = \"20s\"");
+    let before = vm_rss(d.pid());
+    let addr = d.addr();
+    let request = tokio::spawn(async move { get(addr, "/cgi/stderr-flood.sh").await });
+    let mut peak = before;
+    while !request.is_finished() {
+        peak = peak.max(vm_rss(d.pid()));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let reply = request.await.unwrap();
+    eprintln!(
+        "VmRSS {} KiB before, {} KiB at most",
+        before >> 10,
+        peak >> 10
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.text(), "done\n");
+    assert!(
+        peak < before + (64 << 20),
+        "RSS grew from {} MiB to {} MiB",
+        before >> 20,
+        peak >> 20
+    );
+    d.wait_log("bytes cut)");
+    let log = d.stderr();
+    let line = log.lines().find(|l| l.contains("bytes cut)")).unwrap();
+    assert!(
+        line.contains(&format!("({} bytes cut)", 200_000_000 - 8192)),
+        "{}",
+        &line[line.len().saturating_sub(200)..]
+    );
+    assert!(line.len() < 9 << 10, "a logged line is capped");
+}
+
+#[tokio::test]
+async fn script_stderr_is_escaped_and_rate_limited() {
+    let root = scripts();
+    let d = start(root.path(), "");
+    let reply = get(d.addr(), "/cgi/stderr-forge.sh").await;
+    assert_eq!(reply.status, 200);
+    d.wait_log("red script=stderr-forge.sh");
+    let log = d.stderr();
+    assert!(log.contains(r"innocent\rFORGED ERROR line"), "{log}");
+    assert!(log.contains(r"\x1b[31mred"), "{log}");
+    assert!(!log.contains('\r'), "a raw CR reached the log");
+    assert!(!log.contains('\x1b'), "a raw ESC reached the log");
+    // Every line is either logged or counted in a summary, once stderr has ended.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = d.stderr();
+        let logged = log
+            .lines()
+            .filter(|l| l.contains(": flood script="))
+            .count() as u64;
+        let suppressed: u64 = log
+            .lines()
+            .filter_map(|l| {
+                let (before, _) = l.split_once(" lines suppressed")?;
+                before.rsplit(' ').next()?.parse::<u64>().ok()
+            })
+            .sum();
+        if suppressed > 0 && logged + suppressed == 20_000 {
+            assert!(logged <= 500, "{logged} flood lines logged");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{logged} lines logged and {suppressed} suppressed of 20000"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What a front server's params may try to slip into a script's environment.
+fn injected(payload: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    [
+        ("LD_PRELOAD", "/nonexistent/evil.so"),
+        ("BASH_ENV", payload.to_str().unwrap()),
+        ("PATH", "/evil/bin"),
+        ("IFS", "x"),
+        ("http_proxy", "http://evil.example:1"),
+        ("HTTP_PROXY", "http://evil.example:2"),
+        ("HTTP_lower", "1"),
+        ("UNLISTED_VAR", "1"),
+        ("GEOIP_COUNTRY", "NL"),
+        ("HTTP_X_PROBE", "yes"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+    .collect()
+}
+
+fn request_params(uri: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    [
+        ("REQUEST_METHOD", "GET"),
+        ("REQUEST_URI", uri),
+        ("SERVER_NAME", "x"),
+        ("SERVER_PORT", "80"),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ("REMOTE_ADDR", "127.0.0.1"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+    .collect()
+}
+
+/// One SCGI request over a raw connection; the whole reply.
+async fn scgi(addr: std::net::SocketAddr, params: &[(Vec<u8>, Vec<u8>)]) -> String {
+    let mut header = b"CONTENT_LENGTH\x000\x00SCGI\x001\x00".to_vec();
+    for (n, v) in params {
+        header.extend_from_slice(n);
+        header.push(0);
+        header.extend_from_slice(v);
+        header.push(0);
+    }
+    let mut wire = format!("{}:", header.len()).into_bytes();
+    wire.extend_from_slice(&header);
+    wire.push(b',');
+    String::from_utf8_lossy(&common::raw_exchange(addr, &wire, |_| false).await).into_owned()
+}
+
+/// One FastCGI request over a raw connection: its reply once END_REQUEST came (10 s at most).
+async fn fastcgi(
+    addr: std::net::SocketAddr,
+    params: &[(Vec<u8>, Vec<u8>)],
+    stdin: &[u8],
+) -> proto_fastcgi::client::Reply {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio_util::codec::Decoder as _;
+    let pairs: Vec<(&[u8], &[u8])> = params.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+    let mut wire = bytes::BytesMut::new();
+    proto_fastcgi::client::put_request(&mut wire, 1, false, &pairs, stdin);
+    let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut s, mut writer) = s.into_split();
+    // Written apart, as a refused body may be left unread; the task's output keeps the write
+    // half open (dropping it would shut the connection down) until `_writing` is dropped.
+    let _writing = tokio::spawn(async move {
+        let _ = writer.write_all(&wire).await;
+        writer
+    });
+    let mut replies = proto_fastcgi::client::Replies::default();
+    let mut buf = bytes::BytesMut::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !replies.ended(1) {
+        match proto_fastcgi::RecordDecoder.decode(&mut buf).unwrap() {
+            Some(record) => replies.push(record),
+            None => {
+                let n = tokio::time::timeout_at(deadline, s.read_buf(&mut buf))
+                    .await
+                    .expect("answered in time")
+                    .unwrap();
+                assert!(n > 0, "closed before END_REQUEST");
+            }
+        }
+    }
+    replies.by_id.remove(&1).unwrap()
+}
+
+#[tokio::test]
+async fn front_servers_cannot_inject_environment_variables() {
+    let root = scripts();
+    let outside = tempfile::tempdir().unwrap();
+    let marker = outside.path().join("marker");
+    let payload = outside.path().join("payload.sh");
+    // Builtins only: it must run whatever PATH the script got.
+    std::fs::write(&payload, format!("echo ran > {}\n", marker.display())).unwrap();
+    let d = start_on(
+        root.path(),
+        &["scgi", "fastcgi"],
+        "",
+        "timeout = \"5s\"\npass_params = [\"GEOIP_COUNTRY\"]",
+    );
+    let mut params = request_params("/cgi/env-bash.sh");
+    params.extend(injected(&payload));
+    let over_scgi = scgi(listener(&d, 0), &params).await;
+    let over_fastcgi = fastcgi(listener(&d, 1), &params, b"").await;
+    assert_eq!(over_fastcgi.status(), Some(200));
+    let over_fastcgi = String::from_utf8_lossy(&over_fastcgi.stdout).into_owned();
+    assert!(!marker.exists(), "the BASH_ENV payload ran");
+    for (gateway, text) in [("scgi", &over_scgi), ("fastcgi", &over_fastcgi)] {
+        assert!(text.starts_with("Status: 200"), "{gateway}: {text}");
+        assert_eq!(var(text, "SERVER_NAME"), Some("x"), "{gateway}: {text}");
+        for name in [
+            "LD_PRELOAD",
+            "BASH_ENV",
+            "IFS",
+            "http_proxy",
+            "HTTP_PROXY",
+            "HTTP_lower",
+            "UNLISTED_VAR",
+        ] {
+            assert_eq!(
+                var(text, name),
+                None,
+                "{gateway}: {name} reached the script"
+            );
+        }
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(
+            var(text, "PATH"),
+            Some(path.as_str()),
+            "{gateway}: pass_env"
+        );
+        assert_eq!(
+            var(text, "GEOIP_COUNTRY"),
+            Some("NL"),
+            "{gateway}: pass_params"
+        );
+        assert_eq!(var(text, "HTTP_X_PROBE"), Some("yes"), "{gateway}");
+        assert_eq!(var(text, "REQUEST_METHOD"), Some("GET"), "{gateway}");
+    }
+}
+
+#[test]
+fn dangerous_pass_params_are_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.toml");
+    for (name, said) in [
+        ("LD_PRELOAD", "pass_params may not hold LD_PRELOAD"),
+        ("BASH_ENV", "pass_params may not hold BASH_ENV"),
+        ("http_proxy", "pass_params may not hold http_proxy"),
+        ("A=B", "\"A=B\" is not a variable name"),
+    ] {
+        std::fs::write(
+            &path,
+            format!(
+                "[apps.s]\ntype = \"cgi\"\nroot = \"{}\"\npass_params = [\"{name}\"]\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(common::gatewayd_bin())
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(said), "{name}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn the_timeout_kills_a_script_whose_client_stopped_reading() {
+    use tokio::io::AsyncWriteExt as _;
+    let root = scripts();
+    let d = start_on(
+        root.path(),
+        &["http"],
+        "",
+        "timeout = \"1s\"\nmax_scripts = 1",
+    );
+    let pidfile = root.path().join("stalled.pid");
+    let mut stalled = tokio::net::TcpStream::connect(d.addr()).await.unwrap();
+    let head = format!(
+        "GET /cgi/flood-out.sh?{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        pidfile.display()
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    let pid = wait_for_pid(&pidfile).await;
+    let start = Instant::now();
+    while alive(pid) {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "the script outlived its timeout while its client did not read"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reply = get(d.addr(), "/cgi/status.sh").await;
+    assert_eq!(
+        reply.status, 418,
+        "the slot is free while the client stalls"
+    );
+    drop(stalled);
+}
+
+/// `KEY=value` of length.sh's report.
+fn report(text: &str) -> (String, String, String) {
+    let get = |k: &str| var(text, k).unwrap_or("missing").to_string();
+    (get("CONTENT_LENGTH"), get("bytes"), get("sha256"))
+}
+
+#[tokio::test]
+async fn a_chunked_body_reaches_the_script_with_its_true_length() {
+    let root = scripts();
+    let d = start_on(root.path(), &["http"], "max_body_size = \"1MiB\"", "");
+    for size in [5_000usize, 300_000] {
+        let data: Vec<u8> = (0..size as u32).map(|i| (i * 31 + i / 7) as u8).collect();
+        let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = data
+            .chunks(7_000)
+            .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+            .collect();
+        let body = Body::from_stream(futures_util::stream::iter(chunks));
+        assert_eq!(body.exact_len(), None, "sent chunked");
+        let reply = send(d.addr(), req("POST", "/cgi/length.sh", body)).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(
+            report(&reply.text()),
+            (size.to_string(), size.to_string(), sha256(&data)),
+            "{size} bytes"
+        );
+    }
+    let reply = get(d.addr(), "/cgi/length.sh").await;
+    assert_eq!(
+        report(&reply.text()),
+        ("unset".into(), "0".into(), sha256(b""))
+    );
+    let big = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(vec![
+        0u8;
+        2 << 20
+    ]))]);
+    let reply = send(
+        d.addr(),
+        req("POST", "/cgi/length.sh", Body::from_stream(big)),
+    )
+    .await;
+    assert_eq!(reply.status, 413);
+}
+
+#[tokio::test]
+async fn over_fastcgi_a_body_without_or_against_its_length() {
+    let root = scripts();
+    let d = start_on(root.path(), &["fastcgi"], "max_body_size = \"1MiB\"", "");
+    let addr = listener(&d, 0);
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 13 + i / 5) as u8).collect();
+    let mut post = request_params("/cgi/length.sh");
+    post[0].1 = b"POST".to_vec();
+
+    let reply = fastcgi(addr, &post, &data).await;
+    assert_eq!(reply.status(), Some(200));
+    let text = String::from_utf8_lossy(&reply.body()).into_owned();
+    assert_eq!(
+        report(&text),
+        ("100000".into(), "100000".into(), sha256(&data)),
+        "no CONTENT_LENGTH: spooled"
+    );
+
+    let reply = fastcgi(addr, &request_params("/cgi/length.sh"), b"").await;
+    let text = String::from_utf8_lossy(&reply.body()).into_owned();
+    assert_eq!(report(&text), ("unset".into(), "0".into(), sha256(b"")));
+
+    let reply = fastcgi(addr, &post, &vec![1u8; 1_500_000]).await;
+    assert_eq!(reply.status(), Some(413), "over max_body_size");
+
+    for (declared, sent) in [(10usize, 20usize), (30, 20)] {
+        let mut params = post.clone();
+        params.push((
+            b"CONTENT_LENGTH".to_vec(),
+            declared.to_string().into_bytes(),
+        ));
+        let reply = fastcgi(addr, &params, &vec![b'x'; sent]).await;
+        assert_eq!(
+            reply.status(),
+            Some(400),
+            "CONTENT_LENGTH {declared}, {sent} bytes: {}",
+            String::from_utf8_lossy(&reply.stdout)
+        );
+    }
+    d.wait_log("the request body is longer than its CONTENT_LENGTH");
+    d.wait_log("the request body is shorter than its CONTENT_LENGTH");
+}
