@@ -125,19 +125,24 @@ impl<IO> Sniffed<IO> {
                     // A head that came in one read (the usual case) is judged where it lies;
                     // only one split across reads is put together first.
                     let found = match head.is_empty() {
-                        true => whole_head(data),
+                        true => whole_head(data).map(|(end, framed)| (end, end, framed)),
                         false => find_head_end(head, data).map(|end| {
                             head.extend_from_slice(&data[..end]);
-                            (end, framing(&std::mem::take(head)))
+                            (end, head.len(), framing(&std::mem::take(head)))
                         }),
                     };
-                    let Some((end, framed)) = found else {
+                    let Some((end, len, framed)) = found else {
                         head.extend_from_slice(data);
                         if head.len() > self.max_head {
                             self.lose_track();
                         }
                         return;
                     };
+                    // Over the cap however it came: what the watch sees cannot hang on how
+                    // the head was cut into reads.
+                    if len > self.max_head {
+                        return self.lose_track();
+                    }
                     data = &data[end..];
                     self.state = match framed {
                         Framing::Suspicious => {
@@ -393,5 +398,17 @@ mod tests {
         s.feed(b"GET / HTTP/1.1\r\n");
         s.feed(&[b'x'; 200]);
         assert!(v.refuses(0));
+        // Whole in one read, or in pieces: the same.
+        let long = [
+            b"GET / HTTP/1.1\r\nX: ".as_slice(),
+            &[b'x'; 100],
+            b"\r\n\r\n",
+        ]
+        .concat();
+        for step in [1, 50, long.len()] {
+            let (mut s, v) = Sniffed::new((), 100);
+            long.chunks(step).for_each(|piece| s.feed(piece));
+            assert!(v.refuses(0), "step {step}");
+        }
     }
 }
