@@ -463,7 +463,10 @@ fn server_protocol(version: Version) -> &'static str {
 /// assert!(check_host(&http::Request::get("/").body(()).unwrap().into_parts().0).is_err());
 /// ```
 pub fn check_host(parts: &Parts) -> Result<(), &'static str> {
-    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    // Found by name, not hashed: a request has few fields.
+    let mut hosts = (parts.headers.iter())
+        .filter(|(name, _)| *name == header::HOST)
+        .map(|(_, value)| value);
     match (hosts.next(), hosts.next()) {
         (_, Some(_)) => return Err("more than one Host field"),
         (Some(host), None) => {
@@ -519,6 +522,10 @@ fn split_host(host: &[u8]) -> Result<(&[u8], Option<Port<'_>>), &'static str> {
 /// `reg-name = *( unreserved / pct-encoded / sub-delims )` (RFC 3986 §3.2.2), with the reason
 /// for what it is not.
 fn reg_name(name: &[u8]) -> Result<(), &'static str> {
+    // The usual name holds nothing else: one pass, no reason needed.
+    if name.iter().all(|&b| HOST_BYTES[usize::from(b)]) {
+        return Ok(());
+    }
     let mut i = 0;
     while let Some(&b) = name.get(i) {
         match b {
@@ -558,8 +565,25 @@ fn ip_literal(inner: &[u8]) -> bool {
 }
 
 fn unreserved_or_sub_delim(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b)
+    HOST_BYTES[usize::from(b)]
 }
+
+/// `unreserved / sub-delims` (RFC 3986 §2.2, §2.3), looked up rather than compared per byte.
+const HOST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b'-' | b'.' | b'_' | b'~')
+            || matches!(
+                c,
+                b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+            );
+        b += 1;
+    }
+    table
+};
 
 fn write_ip_literal(buf: &mut BytesMut, addr: SocketAddr) -> std::fmt::Result {
     match addr {
