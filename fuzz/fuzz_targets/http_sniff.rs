@@ -68,10 +68,16 @@ impl Builder {
         if op % 16 == 14 {
             req.extend_from_slice(b"\r\n\n");
         }
-        let version = if op & 0x10 != 0 { "HTTP/1.0" } else { "HTTP/1.1" };
+        let version = if op & 0x10 != 0 {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        };
         let method = if op & 0x20 != 0 { "GET" } else { "POST" };
         self.next_id += 1;
-        req.extend_from_slice(format!("{method} /{} {version}\r\nHost: x\r\n", self.next_id).as_bytes());
+        req.extend_from_slice(
+            format!("{method} /{} {version}\r\nHost: x\r\n", self.next_id).as_bytes(),
+        );
         let framing = inp.byte() % 8;
         let shape = inp.byte();
         let body = if shape & 1 == 1 && depth < 2 {
@@ -100,19 +106,29 @@ impl Builder {
                 chunked(inp, &mut req);
             }
             3 => {
-                req.extend_from_slice(format!("Content-Length: {cl}\r\nTransfer-Encoding: chunked\r\n\r\n").as_bytes());
+                req.extend_from_slice(
+                    format!("Content-Length: {cl}\r\nTransfer-Encoding: chunked\r\n\r\n")
+                        .as_bytes(),
+                );
                 chunked(inp, &mut req);
             }
             4 => {
-                req.extend_from_slice(format!("Transfer-Encoding: chunked\r\nContent-Length: {cl}\r\n\r\n").as_bytes());
+                req.extend_from_slice(
+                    format!("Transfer-Encoding: chunked\r\nContent-Length: {cl}\r\n\r\n")
+                        .as_bytes(),
+                );
                 chunked(inp, &mut req);
             }
             5 => {
-                req.extend_from_slice(format!("Content-Length: {cl}\r\nContent-Length: {cl}\r\n\r\n").as_bytes());
+                req.extend_from_slice(
+                    format!("Content-Length: {cl}\r\nContent-Length: {cl}\r\n\r\n").as_bytes(),
+                );
                 req.extend_from_slice(&body);
             }
             _ => {
-                req.extend_from_slice(b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n");
+                req.extend_from_slice(
+                    b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                );
                 chunked(inp, &mut req);
             }
         }
@@ -176,7 +192,9 @@ fn cuts(seed: &[u8], n: usize) -> Vec<usize> {
     });
     let (mut at, mut out) = (0, Vec::new());
     while at < n {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         let len = 1 + (state >> 33) as usize % (1 << ((state >> 20) % 15));
         at = (at + len).min(n);
         out.push(at);
@@ -192,7 +210,9 @@ fn refused(v: &proto_http::Verdict, heads: usize) -> Option<usize> {
 /// The targets of the requests hyper serves, in order, reading `stream` in `ends` cuts.
 fn hyper_serves(stream: &[u8], ends: &[usize]) -> Vec<String> {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let (client, server) = tokio::io::duplex(1 << 16);
         let log = seen.clone();
@@ -223,7 +243,9 @@ fn hyper_serves(stream: &[u8], ends: &[usize]) -> Vec<String> {
         };
         let _ = tokio::join!(conn, write, read);
     });
-    Arc::try_unwrap(seen).map(|m| m.into_inner().unwrap()).unwrap_or_default()
+    Arc::try_unwrap(seen)
+        .map(|m| m.into_inner().unwrap())
+        .unwrap_or_default()
 }
 
 /// The request target of the head that begins at `start`, as hyper would print it.
@@ -238,7 +260,10 @@ fuzz_target!(|data: &[u8]| {
     let stream = Builder { next_id: 0 }.pipeline(&mut inp, 0);
     let ends = cuts(inp.0, stream.len());
     if std::env::var_os("HTTP_SNIFF_SHOW").is_some() {
-        eprintln!("pipeline {:?}\ncut at {ends:?}", String::from_utf8_lossy(&stream));
+        eprintln!(
+            "pipeline {:?}\ncut at {ends:?}",
+            String::from_utf8_lossy(&stream)
+        );
     }
 
     // The watch, in the cuts.
@@ -264,7 +289,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let refused_at = refused(&verdict, bytewise.heads());
-    assert_eq!(by_cuts, (bytewise.heads(), refused_at), "the cuts changed the watch");
+    assert_eq!(
+        by_cuts,
+        (bytewise.heads(), refused_at),
+        "the cuts changed the watch"
+    );
 
     let served = hyper_serves(&stream, &ends);
     for (i, uri) in served.iter().enumerate() {
@@ -272,8 +301,15 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
         let Some(&start) = starts.get(i) else {
-            panic!("hyper served request {i} ({uri}); the watch saw {} heads and refused none", starts.len());
+            panic!(
+                "hyper served request {i} ({uri}); the watch saw {} heads and refused none",
+                starts.len()
+            );
         };
-        assert_eq!(target(&stream, start).as_deref(), Some(uri.as_str()), "request {i}");
+        assert_eq!(
+            target(&stream, start).as_deref(),
+            Some(uri.as_str()),
+            "request {i}"
+        );
     }
 });
