@@ -448,11 +448,11 @@ fn server_protocol(version: Version) -> &'static str {
     }
 }
 
-/// Why a request's Host is refused (RFC 9112 §3.2): an HTTP/1.1 request must have exactly one
-/// Host field, and any Host field, like an absolute-form target's authority, must be a valid
-/// `uri-host [ ":" port ]` (RFC 9110 §7.2), with no user info and no path. A front proxy may
-/// route on a Host that gatewayd would read another way; SERVER_NAME and SERVER_PORT are made
-/// only of an authority that passed.
+/// Whether a request's Host may be served, and if not why (RFC 9112 §3.2): an HTTP/1.1 request
+/// must have exactly one Host field, and any Host field, like an absolute-form target's
+/// authority, must be a valid `uri-host [ ":" port ]` (RFC 9110 §7.2), with no user info and
+/// no path. A front proxy may route on a Host that gatewayd would read another way;
+/// SERVER_NAME and SERVER_PORT are made only of an authority that passed.
 ///
 /// ```
 /// use gateway_core::check_host;
