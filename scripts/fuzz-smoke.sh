@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds every fuzz target and runs each for a short while (20 s by default) from its seeds:
 # what CI does. Longer runs: FUZZ_SECONDS=600 scripts/fuzz-smoke.sh
-# cargo fuzz runs on stable with --sanitizer none.
+# cargo fuzz runs on stable with --sanitizer none. Among them http_sniff, the differential one:
+# the smuggling guard against hyper's own server (a failure there is a request hyper would
+# serve past the guard's watch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-20}

@@ -159,3 +159,52 @@ async fn the_smuggling_corpus() {
 async fn get_ok(d: &Daemon) -> u16 {
     common::get(d.addr(), "/get").await.status
 }
+
+/// A CL+TE request: alone, it gets 400 and a closed connection.
+const CL_TE: &[u8] = b"POST /environ HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+
+/// Every status line in what came back.
+fn statuses(got: &[u8]) -> Vec<u16> {
+    got.windows(13)
+        .filter(|w| w.starts_with(b"HTTP/1.1 ") && w[12] == b' ')
+        .filter_map(|w| std::str::from_utf8(&w[9..12]).ok()?.parse().ok())
+        .collect()
+}
+
+/// Writes `pieces` one read at a time (a pause between them), then reads until the daemon
+/// closes or 3 s pass: the statuses, and whether it closed.
+async fn exchange_in_pieces(addr: std::net::SocketAddr, pieces: &[&[u8]]) -> (Vec<u16>, bool) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    for piece in pieces {
+        s.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut got))
+        .await
+        .is_ok();
+    (statuses(&got), closed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_chunk_lines_split_across_reads_keep_the_guard_on() {
+    let d = Daemon::start(HTTPBIN);
+    assert_eq!(
+        exchange_in_pieces(d.addr(), &[CL_TE]).await,
+        (vec![400], true)
+    );
+    let long = "a".repeat(5000);
+    let head = "POST /environ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for body in [
+        format!("5;ext={long}\r\nhello\r\n0\r\n\r\n"),
+        format!("5\r\nhello\r\n0\r\nX-Long: {long}\r\n\r\n"),
+    ] {
+        let first = format!("{head}{body}");
+        // Cut every 1500 bytes: the long line comes over several reads.
+        let mut pieces: Vec<&[u8]> = first.as_bytes().chunks(1500).collect();
+        pieces.push(CL_TE);
+        let got = exchange_in_pieces(d.addr(), &pieces).await;
+        assert_eq!(got, (vec![200, 400], true), "{:.60}", body);
+    }
+}

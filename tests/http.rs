@@ -384,3 +384,109 @@ async fn sighup_reloads_instead_of_killing() {
     d.wait_log("reloaded");
     assert_eq!(get(d.addr(), "/hello").await.status, 200);
 }
+
+/// Writes `raw` on a new connection and reads until the daemon closes it (or 3 s pass): the
+/// status, whether it closed, and the body.
+async fn exchange(addr: std::net::SocketAddr, raw: &str) -> (u16, bool, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(raw.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut got))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    let text = String::from_utf8_lossy(&got).into_owned();
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, closed, body)
+}
+
+#[tokio::test]
+async fn a_missing_repeated_or_invalid_host_is_refused_and_closes() {
+    let d = Daemon::start(HTTPBIN);
+    for head in [
+        "GET /get HTTP/1.1\r\n",
+        "GET /get HTTP/1.1\r\nHost: a.example\r\nHost: a.example\r\n",
+        "GET /get HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n",
+        "GET /get HTTP/1.1\r\nHost: user@a.example\r\n",
+        "GET /get HTTP/1.1\r\nHost: a.example/x\r\n",
+        "GET /get HTTP/1.1\r\nHost: a.example:8x\r\n",
+        "GET /get HTTP/1.1\r\nHost: a.example:65536\r\n",
+        "GET /get HTTP/1.1\r\nHost: a.example:80:80\r\n",
+        "GET /get HTTP/1.1\r\nHost: exa mple\r\n",
+        "GET /get HTTP/1.1\r\nHost: [::1\r\n",
+        "GET /get HTTP/1.1\r\nHost: [::g]\r\n",
+        "GET /get HTTP/1.0\r\nHost: user@a.example\r\n",
+        // The target's authority is checked as well.
+        "GET http://u@a.example/get HTTP/1.1\r\nHost: a.example\r\n",
+    ] {
+        let (status, closed, _) = exchange(d.addr(), &format!("{head}\r\n")).await;
+        assert_eq!((status, closed), (400, true), "{head:?}");
+    }
+    // A good request before a bad one on the same connection is served; the bad one ends it.
+    let (status, closed, rest) = exchange(
+        d.addr(),
+        "GET /hello HTTP/1.1\r\nHost: a.example\r\n\r\nGET /hello HTTP/1.1\r\n\r\n",
+    )
+    .await;
+    assert_eq!((status, closed), (200, true));
+    assert!(rest.starts_with("Hello, World!\nHTTP/1.1 400 "), "{rest}");
+    assert_eq!(
+        get(d.addr(), "/get").await.status,
+        200,
+        "the daemon serves on"
+    );
+}
+
+#[tokio::test]
+async fn server_name_and_port_come_from_a_valid_authority() {
+    let d = Daemon::start(HTTPBIN);
+    let port = d.addr().port().to_string();
+    let server = |body: &str| {
+        let doc: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        let env = &doc["environ"];
+        (
+            env["SERVER_NAME"].as_str().unwrap_or_default().to_owned(),
+            env["SERVER_PORT"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    for (head, name, want_port) in [
+        (
+            "GET /environ HTTP/1.1\r\nHost: a.example:8081\r\n",
+            "a.example",
+            "8081",
+        ),
+        // An empty port is the default one: the listener's.
+        (
+            "GET /environ HTTP/1.1\r\nHost: a.example:\r\n",
+            "a.example",
+            port.as_str(),
+        ),
+        (
+            "GET /environ HTTP/1.1\r\nHost: [::1]:0081\r\n",
+            "[::1]",
+            "81",
+        ),
+        // HTTP/1.0 may leave Host out: the listener's address.
+        ("GET /environ HTTP/1.0\r\n", "127.0.0.1", port.as_str()),
+        // An absolute-form target names the authority, whatever the Host says.
+        (
+            "GET http://a.example:81/environ HTTP/1.1\r\nHost: h.example:82\r\n",
+            "a.example",
+            "81",
+        ),
+    ] {
+        let (status, _, body) =
+            exchange(d.addr(), &format!("{head}Connection: close\r\n\r\n")).await;
+        assert_eq!(status, 200, "{head:?}: {body}");
+        assert_eq!(
+            server(&body),
+            (name.to_owned(), want_port.to_owned()),
+            "{head:?}"
+        );
+    }
+}

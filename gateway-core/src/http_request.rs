@@ -169,27 +169,30 @@ impl ConnEnviron {
             None => "".into(),
         };
 
-        // The Host field is copied once: HTTP_HOST, and SERVER_NAME and SERVER_PORT within it.
-        let authority = match host {
-            Some(h) => Some(h.as_bytes()),
-            None => uri.authority().map(|a| a.as_str().as_bytes()),
+        // The Host field is copied once: HTTP_HOST, and SERVER_NAME and SERVER_PORT within it,
+        // unless an absolute-form target names the authority: that wins (RFC 9112 §3.2.2).
+        let host_at = host.map(|h| put(text, h.as_bytes()).0);
+        let mut host_field = host
+            .zip(host_at)
+            .map(|(h, at)| Text::In(at, at + h.len() as u32));
+        let authority = match (uri.authority(), host.zip(host_at)) {
+            (Some(a), _) => Some((a.as_str().as_bytes(), put(text, a.as_str().as_bytes()).0)),
+            (None, Some((h, at))) => Some((h.as_bytes(), at)),
+            (None, None) => None,
         };
-        let mut host_field = None;
         let (mut server_name, mut server_port) = (
             Text::In(port_end, name_end),
             Text::In(name_end, server_port_end),
         );
-        if let Some(authority) = authority {
-            let (start, _) = put(text, authority);
-            if host.is_some() {
-                host_field = Some(Text::In(start, start + authority.len() as u32));
-            }
+        // Only a valid authority names the server; otherwise it is the listener's address.
+        if let Some((authority, start)) = authority
+            && let Ok((name, port)) = split_host(authority)
+        {
             let within = |part: &[u8]| {
                 let at = start + (part.as_ptr() as usize - authority.as_ptr() as usize) as u32;
                 Text::In(at, at + part.len() as u32)
             };
-            let (name, port) = split_host(authority);
-            if let Some(name) = name {
+            if !name.is_empty() {
                 server_name = within(name);
             }
             match port {
@@ -445,27 +448,142 @@ fn server_protocol(version: Version) -> &'static str {
     }
 }
 
+/// Whether a request's Host may be served, and if not why (RFC 9112 §3.2): an HTTP/1.1 request
+/// must have exactly one Host field, and any Host field, like an absolute-form target's
+/// authority, must be a valid `uri-host [ ":" port ]` (RFC 9110 §7.2), with no user info and
+/// no path. A front proxy may route on a Host that gatewayd would read another way;
+/// SERVER_NAME and SERVER_PORT are made only of an authority that passed.
+///
+/// ```
+/// use gateway_core::check_host;
+///
+/// let head = |host: &str| http::Request::get("/").header("Host", host).body(()).unwrap().into_parts().0;
+/// assert_eq!(check_host(&head("example.org:8080")), Ok(()));
+/// assert!(check_host(&head("user@example.org")).is_err());
+/// assert!(check_host(&http::Request::get("/").body(()).unwrap().into_parts().0).is_err());
+/// ```
+pub fn check_host(parts: &Parts) -> Result<(), &'static str> {
+    // Found by name, not hashed: a request has few fields.
+    let mut hosts = (parts.headers.iter())
+        .filter(|(name, _)| *name == header::HOST)
+        .map(|(_, value)| value);
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => return Err("more than one Host field"),
+        (Some(host), None) => {
+            split_host(host.as_bytes())?;
+        }
+        (None, None) if parts.version >= Version::HTTP_11 => return Err("no Host field"),
+        (None, None) => {}
+    }
+    match parts.uri.authority() {
+        Some(target) => split_host(target.as_str().as_bytes()).map(drop),
+        None => Ok(()),
+    }
+}
+
 /// A port as written in a Host field, and its value.
 type Port<'a> = (&'a [u8], u16);
 
-/// `example.com:8080` gives (`example.com`, (`8080`, 8080)); `[::1]` gives (`[::1]`, none).
+/// `example.com:8080` gives (`example.com`, (`8080`, 8080)); `[::1]` gives (`[::1]`, none);
+/// `example.com:` has no port (RFC 3986 §3.2.3: the default); `""` is a valid empty name.
 /// The name keeps an IPv6 literal's brackets, as RFC 3875 §4.1.14 writes SERVER_NAME.
-fn split_host(host: &[u8]) -> (Option<&[u8]>, Option<Port<'_>>) {
-    let name_end = if host.starts_with(b"[") {
-        match host.iter().position(|&b| b == b']') {
-            Some(i) => i + 1,
-            None => return (None, None),
+fn split_host(host: &[u8]) -> Result<(&[u8], Option<Port<'_>>), &'static str> {
+    if host.contains(&b'@') {
+        return Err("user info in the Host");
+    }
+    let name_end = match host.first() {
+        Some(b'[') => match host.iter().position(|&b| b == b']') {
+            Some(i) if ip_literal(&host[1..i]) => i + 1,
+            _ => return Err("an invalid IP literal in the Host"),
+        },
+        _ => {
+            let end = host.iter().position(|&b| b == b':').unwrap_or(host.len());
+            reg_name(&host[..end])?;
+            end
         }
-    } else {
-        host.iter().position(|&b| b == b':').unwrap_or(host.len())
     };
     let (name, rest) = host.split_at(name_end);
-    let port = rest.strip_prefix(b":").and_then(|digits| {
-        let port = crate::environ::parse_decimal(digits).and_then(|p| u16::try_from(p).ok())?;
-        Some((digits, port))
-    });
-    ((!name.is_empty()).then_some(name), port)
+    let port = match rest {
+        [] | [b':'] => None,
+        [b':', digits @ ..] => {
+            if !digits.iter().all(u8::is_ascii_digit) {
+                return Err("a Host port that is not a number");
+            }
+            let port = crate::environ::parse_decimal(digits)
+                .and_then(|p| u16::try_from(p).ok())
+                .ok_or("a Host port over 65535")?;
+            Some((digits, port))
+        }
+        _ => return Err("something after the IP literal in the Host"),
+    };
+    Ok((name, port))
 }
+
+/// `reg-name = *( unreserved / pct-encoded / sub-delims )` (RFC 3986 §3.2.2), with the reason
+/// for what it is not.
+fn reg_name(name: &[u8]) -> Result<(), &'static str> {
+    // The usual name holds nothing else: one pass, no reason needed.
+    if name.iter().all(|&b| HOST_BYTES[usize::from(b)]) {
+        return Ok(());
+    }
+    let mut i = 0;
+    while let Some(&b) = name.get(i) {
+        match b {
+            b'%' if name
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
+            {
+                i += 2;
+            }
+            b'@' => return Err("user info in the Host"),
+            b'/' | b'?' | b'#' | b'\\' => return Err("a path in the Host"),
+            b if unreserved_or_sub_delim(b) => {}
+            _ => return Err("a character no host name holds in the Host"),
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// `IP-literal` between its brackets: an IPv6 address (no zone) or `IPvFuture`.
+fn ip_literal(inner: &[u8]) -> bool {
+    match inner {
+        [b'v' | b'V', rest @ ..] => {
+            let dot = rest.iter().position(|&b| b == b'.');
+            dot.is_some_and(|d| {
+                let (version, tail) = (&rest[..d], &rest[d + 1..]);
+                !version.is_empty()
+                    && version.iter().all(u8::is_ascii_hexdigit)
+                    && !tail.is_empty()
+                    && tail
+                        .iter()
+                        .all(|&b| b == b':' || unreserved_or_sub_delim(b))
+            })
+        }
+        _ => std::str::from_utf8(inner).is_ok_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok()),
+    }
+}
+
+fn unreserved_or_sub_delim(b: u8) -> bool {
+    HOST_BYTES[usize::from(b)]
+}
+
+/// `unreserved / sub-delims` (RFC 3986 §2.2, §2.3), looked up rather than compared per byte.
+const HOST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b'-' | b'.' | b'_' | b'~')
+            || matches!(
+                c,
+                b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+            );
+        b += 1;
+    }
+    table
+};
 
 fn write_ip_literal(buf: &mut BytesMut, addr: SocketAddr) -> std::fmt::Result {
     match addr {
@@ -611,5 +729,103 @@ mod tests {
             ("localhost".into(), "80".into())
         );
         assert_eq!(s(&env, "REMOTE_ADDR"), "");
+    }
+
+    #[test]
+    fn host_grammar() {
+        for ok in [
+            "example.org",
+            "example.org:8080",
+            "example.org:",
+            "example.org:0080",
+            "",
+            ":8080",
+            "[::1]",
+            "[::1]:9000",
+            "[v1.fe:80]",
+            "127.0.0.1:80",
+            "a%41b.example",
+            "ex_am~ple.org",
+        ] {
+            assert!(split_host(ok.as_bytes()).is_ok(), "{ok:?}");
+        }
+        for (bad, why) in [
+            ("user@example.org", "user info"),
+            ("user:pw@example.org", "user info"),
+            ("example.org/x", "a path"),
+            ("example.org?x", "a path"),
+            ("example.org:80x", "not a number"),
+            ("example.org:80:80", "not a number"),
+            ("example.org:-1", "not a number"),
+            ("example.org:65536", "over 65535"),
+            ("example.org:99999999999999999999999", "over 65535"),
+            ("[::1", "IP literal"),
+            ("[::g]", "IP literal"),
+            ("[fe80::1%25eth0]", "IP literal"),
+            ("[v1.]", "IP literal"),
+            ("[::1]x", "after the IP literal"),
+            ("exa mple.org", "character"),
+            ("a%4g.org", "character"),
+            ("caf\u{e9}.example", "character"),
+        ] {
+            let got = split_host(bad.as_bytes());
+            assert!(
+                got.is_err_and(|e| e.contains(why)),
+                "{bad:?}: {got:?}, not {why:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn host_rules_of_a_request() {
+        let head = |b: http::request::Builder| b.body(()).unwrap().into_parts().0;
+        let get = || http::Request::get("/");
+        assert_eq!(check_host(&head(get().header("Host", "a.example"))), Ok(()));
+        assert_eq!(check_host(&head(get())), Err("no Host field"));
+        assert_eq!(check_host(&head(get().version(Version::HTTP_10))), Ok(()));
+        let two = get()
+            .header("Host", "a.example")
+            .header("Host", "a.example");
+        assert_eq!(check_host(&head(two)), Err("more than one Host field"));
+        let bad_10 = get().version(Version::HTTP_10).header("Host", "a/b");
+        assert!(check_host(&head(bad_10)).is_err());
+        // An absolute-form target's authority is checked too.
+        let absolute = |uri| http::Request::get(uri).header("Host", "h.example");
+        assert_eq!(check_host(&head(absolute("http://a.example:81/x"))), Ok(()));
+        assert!(check_host(&head(absolute("http://u@a.example/x"))).is_err());
+    }
+
+    #[test]
+    fn server_name_comes_only_from_a_valid_authority() {
+        // An absolute-form target wins over Host.
+        let env =
+            env_of(http::Request::get("http://a.example:81/x").header("Host", "h.example:82"));
+        assert_eq!(
+            (s(&env, "SERVER_NAME"), s(&env, "SERVER_PORT")),
+            ("a.example".into(), "81".into())
+        );
+        assert_eq!(s(&env, "HTTP_HOST"), "h.example:82");
+        // What is not valid leaves the listener's address.
+        for host in [
+            "user@evil.example:1",
+            "evil.example:99999",
+            "evil.example/x:1",
+        ] {
+            let env = env_of(http::Request::get("/").header("Host", host));
+            assert_eq!(
+                (s(&env, "SERVER_NAME"), s(&env, "SERVER_PORT")),
+                ("127.0.0.1".into(), "8080".into()),
+                "{host}"
+            );
+            assert_eq!(s(&env, "HTTP_HOST"), host);
+        }
+        // An empty port is the default: the listener's.
+        let env = env_of(http::Request::get("/").header("Host", "a.example:"));
+        assert_eq!(
+            (s(&env, "SERVER_NAME"), s(&env, "SERVER_PORT")),
+            ("a.example".into(), "8080".into())
+        );
+        let env = env_of(http::Request::get("/").header("Host", "a.example:0081"));
+        assert_eq!(s(&env, "SERVER_PORT"), "81");
     }
 }

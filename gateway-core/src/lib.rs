@@ -58,7 +58,7 @@ pub use cgi::{
 };
 pub use environ::{Environ, Protocol};
 pub use http_request::{
-    ConnEnviron, ConnInfo, NotHttp, SERVER_SOFTWARE, environ, request_from_environ,
+    ConnEnviron, ConnInfo, NotHttp, SERVER_SOFTWARE, check_host, environ, request_from_environ,
 };
 pub use http_response::{from_http, into_http};
 pub use limit::Limit;

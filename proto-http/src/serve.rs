@@ -136,6 +136,10 @@ async fn handle(
         tracing::warn!(reason, peer = ?conn.remote, "refusing an ambiguous request (request smuggling)");
         return into_http(Response::error(status).with_header("Connection", "close"));
     }
+    if let Err(reason) = gateway_core::check_host(&parts) {
+        tracing::info!(reason, peer = ?conn.remote, "refusing a request for its Host (RFC 9112 §3.2)");
+        return into_http(Response::error(400).with_header("Connection", "close"));
+    }
     // hyper's declared length is the Content-Length field, already parsed.
     if http_body::Body::size_hint(&incoming)
         .exact()

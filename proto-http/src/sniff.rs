@@ -4,6 +4,11 @@
 //! them. hyper's parsed head no longer shows them: this reader watches the raw heads as hyper
 //! reads them, following each body's framing to find the next head, and records which request
 //! on the connection was suspicious.
+//!
+//! The watch follows every framing hyper's parser accepts, byte for byte as hyper's chunked
+//! decoder does, and keeps no line of a body: a chunk extension or a trailer of any length
+//! costs it nothing. What it cannot follow is what hyper refuses too (a malformed chunk line,
+//! a head over the size cap); it then refuses the request it was watching for, in case.
 
 use std::io;
 use std::pin::Pin;
@@ -12,6 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::chunked::{Chunked, Step};
 
 /// No suspicious request (yet).
 const NONE: usize = usize::MAX;
@@ -29,16 +36,15 @@ impl Verdict {
 }
 
 enum State {
-    /// Reading a head: the bytes so far.
+    /// Reading a head: the bytes so far (none yet: empty lines before it are skipped, as
+    /// hyper's parser skips them).
     Head(Vec<u8>),
+    /// Before a head, a CR: its LF must come.
+    LeadingCr,
     /// Skipping a body of known length.
     Body(u64),
-    /// In a chunked body: reading a size line.
-    ChunkSize(Vec<u8>),
-    /// In a chunked body: skipping a chunk and its CRLF.
-    ChunkData(u64),
-    /// After the last chunk: reading trailer lines until an empty one.
-    Trailers(Vec<u8>),
+    /// Following a chunked body.
+    Chunked(Chunked),
     /// Found one, or lost track: hyper decides the rest.
     Off,
 }
@@ -67,9 +73,10 @@ impl<IO> Sniffed<IO> {
     }
 
     /// Whether the connection is between requests or inside a request head: what the head
-    /// timeout covers. Not once the watch is off: that connection is being refused and closed.
+    /// timeout covers. So is a connection whose watch is off: its next request is refused,
+    /// and it must not wait for one without a limit.
     pub fn awaits_head(&self) -> bool {
-        matches!(self.state, State::Head(_))
+        matches!(self.state, State::Head(_) | State::LeadingCr | State::Off)
     }
 
     /// How many request heads have come in full.
@@ -77,41 +84,76 @@ impl<IO> Sniffed<IO> {
         self.index
     }
 
-    fn feed(&mut self, mut data: &[u8]) {
+    /// Whether the next byte would begin a head: between two requests, past any empty lines.
+    /// For the differential fuzz target, which tells the heads apart by where they begin.
+    pub fn at_head_start(&self) -> bool {
+        matches!(&self.state, State::Head(head) if head.is_empty())
+    }
+
+    /// Stops watching, refusing the request at hand: the head being read, or the one after
+    /// the body being read. Where hyper read on, the watch could not say what came next.
+    fn lose_track(&mut self) {
+        self.verdict.0.store(self.index, Ordering::Release);
+        self.state = State::Off;
+    }
+
+    /// Follows the connection's next bytes.
+    pub fn feed(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             match &mut self.state {
                 State::Off => return,
+                State::LeadingCr => match data[0] {
+                    b'\n' => {
+                        data = &data[1..];
+                        self.state = State::Head(Vec::new());
+                    }
+                    _ => return self.lose_track(),
+                },
+                State::Head(head) if head.is_empty() && matches!(data[0], b'\r' | b'\n') => {
+                    // Empty lines before a head: hyper's parser skips them (a CR must be
+                    // followed by its LF).
+                    match data {
+                        [b'\n', rest @ ..] | [b'\r', b'\n', rest @ ..] => data = rest,
+                        [b'\r'] => {
+                            self.state = State::LeadingCr;
+                            return;
+                        }
+                        _ => return self.lose_track(),
+                    }
+                }
                 State::Head(head) => {
                     // A head that came in one read (the usual case) is judged where it lies;
                     // only one split across reads is put together first.
                     let found = match head.is_empty() {
-                        true => whole_head(data),
+                        true => whole_head(data).map(|(end, framed)| (end, end, framed)),
                         false => find_head_end(head, data).map(|end| {
                             head.extend_from_slice(&data[..end]);
-                            (end, framing(&std::mem::take(head)))
+                            (end, head.len(), framing(&std::mem::take(head)))
                         }),
                     };
-                    let Some((end, framed)) = found else {
+                    let Some((end, len, framed)) = found else {
                         head.extend_from_slice(data);
                         if head.len() > self.max_head {
-                            self.state = State::Off;
+                            self.lose_track();
                         }
                         return;
                     };
+                    // Over the cap however it came: what the watch sees cannot hang on how
+                    // the head was cut into reads.
+                    if len > self.max_head {
+                        return self.lose_track();
+                    }
                     data = &data[end..];
                     self.state = match framed {
                         Framing::Suspicious => {
-                            self.verdict.0.store(self.index, Ordering::Release);
-                            State::Off
+                            self.lose_track();
+                            return;
                         }
+                        Framing::Length(0) | Framing::None => State::Head(Vec::new()),
                         Framing::Length(n) => State::Body(n),
-                        Framing::Chunked => State::ChunkSize(Vec::new()),
-                        Framing::None => State::Head(Vec::new()),
+                        Framing::Chunked => State::Chunked(Chunked::Start),
                     };
                     self.index += 1;
-                    if let State::Body(0) = self.state {
-                        self.state = State::Head(Vec::new());
-                    }
                 }
                 State::Body(left) => {
                     let n = (*left).min(data.len() as u64);
@@ -121,35 +163,16 @@ impl<IO> Sniffed<IO> {
                         self.state = State::Head(Vec::new());
                     }
                 }
-                State::ChunkSize(line) | State::Trailers(line) => {
-                    let Some(nl) = data.iter().position(|&b| b == b'\n') else {
-                        line.extend_from_slice(data);
-                        if line.len() > 4096 {
-                            self.state = State::Off;
-                        }
-                        return;
-                    };
-                    line.extend_from_slice(&data[..=nl]);
-                    data = &data[nl + 1..];
-                    let line = std::mem::take(line);
-                    self.state = match &self.state {
-                        State::ChunkSize(_) => match chunk_size(&line) {
-                            Some(0) => State::Trailers(Vec::new()),
-                            Some(n) => State::ChunkData(n.saturating_add(2)),
-                            None => State::Off,
-                        },
-                        _ if line == b"\r\n" || line == b"\n" => State::Head(Vec::new()),
-                        _ => State::Trailers(Vec::new()),
-                    };
-                }
-                State::ChunkData(left) => {
-                    let n = (*left).min(data.len() as u64);
-                    *left -= n;
-                    data = &data[n as usize..];
-                    if *left == 0 {
-                        self.state = State::ChunkSize(Vec::new());
+                State::Chunked(chunked) => match chunked.feed(data) {
+                    Step::More => return,
+                    Step::End(n) => {
+                        data = &data[n..];
+                        self.state = State::Head(Vec::new());
                     }
-                }
+                    // hyper fails this body and closes the connection; refusing the request
+                    // after it costs nothing and holds should hyper ever read on.
+                    Step::Invalid => return self.lose_track(),
+                },
             }
         }
     }
@@ -246,14 +269,6 @@ impl Fields {
     }
 }
 
-fn chunk_size(line: &[u8]) -> Option<u64> {
-    let hex = line
-        .split(|&b| b == b';' || b == b'\r' || b == b'\n')
-        .next()?
-        .trim_ascii();
-    u64::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
-}
-
 impl<IO: AsyncRead + Unpin> AsyncRead for Sniffed<IO> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -340,5 +355,60 @@ mod tests {
             ),
             None
         );
+    }
+
+    /// A CL+TE request that hyper serves when it comes alone is refused.
+    const SMUGGLED: &[u8] = b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+
+    #[test]
+    fn long_chunk_lines_split_across_reads_are_followed() {
+        let long = "a".repeat(5000);
+        let head = "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for body in [
+            format!("5;{long}\r\nhello\r\n0\r\n\r\n"),
+            format!("5\r\nhello\r\n0\r\nX-Long: {long}\r\nX-Too: {long}\r\n\r\n"),
+        ] {
+            let stream = [head.as_bytes(), body.as_bytes(), SMUGGLED].concat();
+            for step in [1, 7, 1000, 4096, 4097, stream.len()] {
+                assert_eq!(verdict(&stream, step), Some(1), "step {step}");
+            }
+        }
+    }
+
+    #[test]
+    fn empty_lines_before_a_head_are_no_head() {
+        let stream = [
+            b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n\r\n\n\r\n".as_slice(),
+            SMUGGLED,
+        ]
+        .concat();
+        for step in [1, 2, 3, 100] {
+            assert_eq!(verdict(&stream, step), Some(1), "step {step}");
+        }
+        assert_eq!(verdict(&[b"\r\n\r\n", SMUGGLED].concat(), 1), Some(0));
+    }
+
+    #[test]
+    fn what_it_cannot_follow_refuses_the_next_request() {
+        // A malformed chunk line: hyper fails the body too, and never reads the next head.
+        let stream = b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+        assert_eq!(verdict(stream, 5), Some(1));
+        // A head over the cap: refused (hyper answers 431 first).
+        let (mut s, v) = Sniffed::new((), 100);
+        s.feed(b"GET / HTTP/1.1\r\n");
+        s.feed(&[b'x'; 200]);
+        assert!(v.refuses(0));
+        // Whole in one read, or in pieces: the same.
+        let long = [
+            b"GET / HTTP/1.1\r\nX: ".as_slice(),
+            &[b'x'; 100],
+            b"\r\n\r\n",
+        ]
+        .concat();
+        for step in [1, 50, long.len()] {
+            let (mut s, v) = Sniffed::new((), 100);
+            long.chunks(step).for_each(|piece| s.feed(piece));
+            assert!(v.refuses(0), "step {step}");
+        }
     }
 }
