@@ -10,7 +10,8 @@ use std::borrow::Cow;
 use percent_encoding::percent_decode;
 
 /// The routing path of a raw request-target path: decoded once, then dot segments removed,
-/// including those an encoded slash forms. Repeated slashes are kept, as over direct HTTP.
+/// including those an encoded slash forms (but see [`has_encoded_slash`]: gateways refuse
+/// those paths). Repeated slashes are kept, as over direct HTTP.
 ///
 /// ```
 /// use gateway_core::routing_path;
@@ -27,6 +28,25 @@ pub fn routing_path(raw: &[u8]) -> Cow<'_, [u8]> {
         return decoded;
     }
     Cow::Owned(remove_dot_segments(&decoded))
+}
+
+/// Whether a raw request-target path holds an encoded slash (`%2F`), which front servers read
+/// two ways: nginx decodes it into a separator (and resolves the dot segments it forms), while
+/// HAProxy and Apache with `AllowEncodedSlashes NoDecode` keep it inside its segment. No one
+/// routing of such a path matches every front server's rules (`/x%2f..%2fadmin/y` is `/admin/y`
+/// to nginx and outside `/admin` to HAProxy), so every gateway refuses it with 400, as Apache
+/// (404) and Tomcat (400) do by default.
+///
+/// ```
+/// use gateway_core::has_encoded_slash;
+///
+/// assert!(has_encoded_slash(b"/admin%2f..%2fget"));
+/// assert!(has_encoded_slash(b"/a%2Fb"));
+/// assert!(!has_encoded_slash(b"/a%252Fb/%2e%2e/c"));
+/// ```
+pub fn has_encoded_slash(raw: &[u8]) -> bool {
+    raw.windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'2' && (w[2] == b'f' || w[2] == b'F'))
 }
 
 /// Whether `path` holds a `.` or `..` segment. Cheap: most paths have no `/.` at all.

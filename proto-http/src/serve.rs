@@ -133,12 +133,19 @@ async fn handle(
         "a repeated Content-Length, or one beside Transfer-Encoding",
     ));
     if let Some((status, reason)) = seen_raw.or_else(|| crate::ambiguity(&parts)) {
-        tracing::warn!(reason, peer = ?conn.remote, "refusing an ambiguous request (request smuggling)");
+        static SMUGGLING: gateway_core::Throttle = gateway_core::Throttle::new();
+        if let Some(suppressed) = SMUGGLING.allow() {
+            tracing::warn!(reason, peer = ?conn.remote, suppressed, "refusing an ambiguous request (request smuggling)");
+        }
         return into_http(Response::error(status).with_header("Connection", "close"));
     }
     if let Err(reason) = gateway_core::check_host(&parts) {
         tracing::info!(reason, peer = ?conn.remote, "refusing a request for its Host (RFC 9112 §3.2)");
         return into_http(Response::error(400).with_header("Connection", "close"));
+    }
+    if gateway_core::has_encoded_slash(parts.uri.path().as_bytes()) {
+        tracing::info!(peer = ?conn.remote, "refusing a path with an encoded slash (%2F)");
+        return into_http(Response::error(400));
     }
     // hyper's declared length is the Content-Length field, already parsed.
     if http_body::Body::size_hint(&incoming)
