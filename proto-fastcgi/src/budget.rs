@@ -79,7 +79,11 @@ impl BodyBudget {
     /// Waits until some bytes are handed back, or `also` completes, or the cap changes. It
     /// returns at once when `fits` already holds (checked after registering, so that no
     /// release between the check and the wait is missed).
-    pub(crate) async fn wait_for_room(&self, fits: impl Fn() -> bool, also: impl Future<Output = ()>) {
+    pub(crate) async fn wait_for_room(
+        &self,
+        fits: impl Fn() -> bool,
+        also: impl Future<Output = ()>,
+    ) {
         let mut freed = pin!(self.freed.notified());
         freed.as_mut().enable();
         self.paused.fetch_add(1, Ordering::AcqRel);

@@ -599,8 +599,12 @@ impl Conn {
             K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof
         );
         match (dropped, self.in_progress()) {
-            (true, false) => tracing::debug!(error = %e, "the web server dropped an idle FastCGI connection"),
-            (true, true) => tracing::info!(error = %e, "the web server dropped the FastCGI connection mid-request"),
+            (true, false) => {
+                tracing::debug!(error = %e, "the web server dropped an idle FastCGI connection")
+            }
+            (true, true) => {
+                tracing::info!(error = %e, "the web server dropped the FastCGI connection mid-request")
+            }
             (false, _) => tracing::info!(error = %e, "the FastCGI connection failed; closing it"),
         }
     }
