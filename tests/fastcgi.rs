@@ -605,3 +605,107 @@ async fn a_reset_between_requests_is_not_a_warning() {
     let log = d.stderr();
     assert!(!log.contains("WARN"), "{log}");
 }
+
+/// A field of /proc/PID/status, in KiB.
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in {status}"))
+}
+
+/// 3 connections × 8 multiplexed requests × 32 MiB bodies, to scripts that read nothing for
+/// a second: what the daemon buffers stays within `body_buffer_budget` (the connections stop
+/// reading past it, instead of taking the daemon to 775 MiB), and every request completes
+/// with its whole body once its script reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn multiplexed_bodies_stay_within_the_budget() {
+    use proto_fastcgi::{RecordType, put_record};
+    const BODY: usize = 32 << 20;
+    const CHUNK: usize = 32 << 10;
+    let dir = scripts(&[(
+        "slow-count.sh",
+        "sleep 1; n=$(wc -c); printf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' \"$n\"",
+    )]);
+    let d = mux_daemon(
+        dir.path(),
+        "body_buffer_budget = \"16MiB\"\nworkers = 2",
+        "",
+    );
+    let addr = d.listening[0].1.clone();
+    // A first request, so that the baseline holds what serving costs anyway.
+    let mut warm = Raw::open(&addr).await;
+    let mut wire = bytes::BytesMut::new();
+    put_head(&mut wire, 1, &params_for("/environ/warm", Some("3")));
+    put_stdin(&mut wire, 1, b"abc");
+    warm.send(&wire).await;
+    warm.until_ended(&[1]).await;
+    drop(warm);
+    let baseline = proc_status_kib(d.pid(), "VmRSS");
+    let started = std::time::Instant::now();
+    let conns = (0..3).map(|_| {
+        let addr = addr.clone();
+        tokio::spawn(async move {
+            let mut c = Raw::open(&addr).await;
+            let len = BODY.to_string();
+            let mut wire = bytes::BytesMut::new();
+            for id in 1..=8 {
+                put_head(&mut wire, id, &params_for("/cgi/slow-count.sh", Some(&len)));
+            }
+            c.send(&wire).await;
+            let Raw {
+                mut write,
+                frames,
+                replies,
+            } = c;
+            let writer = tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt as _;
+                let chunk = vec![b'x'; CHUNK];
+                let mut wire = bytes::BytesMut::new();
+                for _ in 0..BODY / CHUNK {
+                    for id in 1..=8 {
+                        put_record(&mut wire, RecordType::Stdin, id, &chunk);
+                    }
+                    write.write_all(&wire).await.unwrap();
+                    wire.clear();
+                }
+                for id in 1..=8 {
+                    put_record(&mut wire, RecordType::Stdin, id, &[]);
+                }
+                write.write_all(&wire).await.unwrap();
+                write
+            });
+            let mut reader = Raw {
+                write: writer.await.unwrap(),
+                frames,
+                replies,
+            };
+            reader.until_ended(&[1, 2, 3, 4, 5, 6, 7, 8]).await;
+            reader.replies
+        })
+    });
+    let conns: Vec<_> = conns.collect();
+    for conn in conns {
+        let replies = tokio::time::timeout(std::time::Duration::from_secs(60), conn)
+            .await
+            .expect("every request answered")
+            .unwrap();
+        for id in 1..=8 {
+            let reply = &replies.by_id[&id];
+            assert_eq!(reply.status(), Some(200), "{reply:?}");
+            assert_eq!(&reply.body()[..], format!("{BODY}\n").as_bytes());
+        }
+    }
+    let peak = proc_status_kib(d.pid(), "VmHWM");
+    eprintln!(
+        "baseline {baseline} KiB, peak {peak} KiB, growth {} KiB, in {:?}",
+        peak - baseline,
+        started.elapsed()
+    );
+    assert!(
+        peak - baseline < (16 + 16) << 10,
+        "peak {peak} KiB over a baseline of {baseline} KiB"
+    );
+}

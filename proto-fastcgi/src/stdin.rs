@@ -28,6 +28,15 @@ use crate::budget::BodyBudget;
 /// Past this many queued bytes the queue is full.
 const HIGH_WATER: usize = 256 << 10;
 
+/// What a queued chunk costs the budget beyond its bytes (its allocation and its place in
+/// the queue), so that a flood of one-byte records is not nearly free.
+const CHUNK_COST: u64 = 64;
+
+/// What queuing `len` bytes as one chunk costs the budget.
+fn cost(len: usize) -> u64 {
+    len as u64 + CHUNK_COST
+}
+
 #[derive(Default)]
 struct State {
     chunks: VecDeque<Bytes>,
@@ -95,8 +104,9 @@ impl Shared {
 
     /// Empties the queue, handing its bytes back to the budget.
     fn clear(&self, s: &mut State) {
+        let held = std::mem::take(&mut s.queued) as u64 + s.chunks.len() as u64 * CHUNK_COST;
         s.chunks.clear();
-        self.budget.give_back(std::mem::take(&mut s.queued) as u64);
+        self.budget.give_back(held);
     }
 }
 
@@ -178,7 +188,7 @@ impl StdinSender {
                 s.received = received;
                 None
             } else {
-                let n = data.len() as u64;
+                let n = cost(data.len());
                 let room = shared.budget.try_take(n);
                 if !room && !s.wanting {
                     s.held = true;
@@ -187,6 +197,13 @@ impl StdinSender {
                 if !room {
                     shared.budget.force_take(n);
                 }
+                // A record read off the socket shares its allocation with its neighbours, of
+                // other requests too: one that waits gets its own, so that the budget counts
+                // what it really holds and the read buffer is reused.
+                let data = match s.wanting {
+                    true => data,
+                    false => Bytes::copy_from_slice(&data),
+                };
                 s.received = received;
                 s.held = false;
                 s.wanting = false;
@@ -212,7 +229,7 @@ impl StdinSender {
             let budget = shared.budget.clone();
             let fits = || {
                 let s = shared.lock();
-                s.wanting || s.gone || budget.used().saturating_add(n as u64) <= budget.limit()
+                s.wanting || s.gone || budget.used().saturating_add(cost(n)) <= budget.limit()
             };
             budget.wait_for_room(fits, shared.wanted.notified()).await;
         }
@@ -294,7 +311,7 @@ impl http_body::Body for StdinBody {
         if let Some(chunk) = s.chunks.pop_front() {
             s.queued -= chunk.len();
             s.wanting = false;
-            shared.budget.give_back(chunk.len() as u64);
+            shared.budget.give_back(cost(chunk.len()));
             if s.queued <= HIGH_WATER {
                 shared.drained.notify_one();
             }
@@ -419,11 +436,12 @@ mod tests {
 
     #[tokio::test]
     async fn past_the_budget_a_record_waits_unless_its_app_does() {
-        let budget = Arc::new(BodyBudget::new(8));
+        let one = cost(8);
+        let budget = Arc::new(BodyBudget::new(one));
         let (tx, rx) = channel(100, None, budget.clone());
         push(&tx, b"12345678");
         let held = tx.try_push(Bytes::from_static(b"9")).unwrap_err();
-        assert_eq!(budget.used(), 8);
+        assert_eq!(budget.used(), one);
         let mut body = Body::new(rx);
         let room = tokio::spawn(tx.room(held.len()));
         body.chunk().await.unwrap(); // frees the 8 bytes
@@ -433,7 +451,7 @@ mod tests {
             .unwrap();
         assert_eq!(budget.used(), 0);
         // With the budget full elsewhere, a record the app waits for still goes in.
-        let (other, _unread) = channel(100, None, budget.clone());
+        let (other, unread) = channel(100, None, budget.clone());
         push(&other, b"12345678");
         let held = tx.try_push(held).unwrap_err();
         let reader = tokio::spawn(async move { body.chunk().await.map(|c| c.unwrap()) });
@@ -442,9 +460,19 @@ mod tests {
             .expect("the app waits: no deadlock");
         assert_eq!(tx.try_push(held), Ok(Pushed::Done));
         assert_eq!(&reader.await.unwrap().unwrap()[..], b"9");
-        assert_eq!(budget.used(), 8);
-        drop(_unread);
+        assert_eq!(budget.used(), one);
+        drop(unread);
         assert_eq!(budget.used(), 0, "a dropped body hands its bytes back");
+    }
+
+    #[test]
+    fn one_byte_records_are_not_free() {
+        let budget = Arc::new(BodyBudget::new(1 << 10));
+        let (tx, _rx) = channel(u64::MAX, None, budget);
+        let queued = (0..1 << 10)
+            .take_while(|_| tx.try_push(Bytes::from_static(b"x")).is_ok())
+            .count();
+        assert!(queued < 20, "{queued} one-byte chunks in a 1 KiB budget");
     }
 
     #[tokio::test]

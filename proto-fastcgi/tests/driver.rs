@@ -9,8 +9,8 @@ use futures_util::StreamExt as _;
 use gateway_core::{App, Body, Environ, Response, async_trait};
 use proto_fastcgi::client::{self, Replies};
 use proto_fastcgi::{
-    FastCgiConfig, ProtocolStatus, Record, RecordDecoder, RecordType, Role, decode_pairs, put_pair,
-    put_record, serve_connection,
+    BodyBudget, FastCgiConfig, ProtocolStatus, Record, RecordDecoder, RecordType, Role,
+    decode_pairs, put_pair, put_record, serve_connection,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -318,6 +318,59 @@ async fn a_slow_body_reader_does_not_stall_its_neighbours() {
         &c.replies.by_id[&1].body()[..],
         (2 << 20).to_string().as_bytes()
     );
+}
+
+/// Past the body budget a connection stops reading, but a request whose app waits for its
+/// body still gets it: an app that never reads cannot stall one that does.
+#[tokio::test]
+async fn a_full_budget_stalls_no_app_that_reads() {
+    let budget = Arc::new(BodyBudget::new(256 << 10));
+    let s = server(FastCgiConfig {
+        body_budget: budget.clone(),
+        ..mux()
+    })
+    .await;
+    // /wait never reads: its body fills the budget and its connection pauses.
+    let mut hog = Conn::open(s.addr).await;
+    let wire = request(1, true, "/wait", &vec![0u8; 1 << 20]);
+    let hog_write = tokio::spawn(async move {
+        let _ = hog.write.write_all(&wire).await;
+        hog
+    });
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while budget.used() < 128 << 10 {
+        assert!(
+            Instant::now() < deadline,
+            "the budget never filled: {}",
+            budget.used()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A body eight times the budget, to an app that reads it, on another connection.
+    let mut c = Conn::open(s.addr).await;
+    let big = vec![7u8; 2 << 20];
+    let wire = request(1, true, "/echo", &big);
+    let (read, mut write) = (&mut c.frames, c.write);
+    let writer = tokio::spawn(async move { write.write_all(&wire).await });
+    let mut replies = Replies::default();
+    let done = tokio::time::timeout(Duration::from_secs(5), async {
+        while !replies.ended(1) {
+            replies.push(read.next().await.unwrap().unwrap());
+        }
+    })
+    .await;
+    assert!(
+        done.is_ok(),
+        "the reading app was stalled by the full budget"
+    );
+    writer.await.unwrap().unwrap();
+    assert_eq!(replies.by_id[&1].body().len(), 2 << 20);
+    assert!(
+        budget.used() <= (256 << 10) + (64 << 10),
+        "{}",
+        budget.used()
+    );
+    drop(hog_write);
 }
 
 #[tokio::test]
