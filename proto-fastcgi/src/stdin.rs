@@ -166,7 +166,9 @@ impl StdinSender {
     pub fn try_push(&self, data: Bytes) -> Result<Pushed, Bytes> {
         let shared = &*self.shared;
         let mut s = shared.lock();
-        if s.ended || s.failed.is_some() {
+        if s.failed.is_some() || s.ended {
+            // Nothing more counts, but the end is noted: the rest need not be drained.
+            s.ended |= data.is_empty();
             return Ok(Pushed::Done);
         }
         let failure = if data.is_empty() {
@@ -246,10 +248,9 @@ impl StdinSender {
         }
     }
 
-    /// Whether the empty STDIN record came (or the stream failed, so nothing more counts).
+    /// Whether the empty STDIN record came: until then, the web server may still be sending.
     pub fn is_done(&self) -> bool {
-        let s = self.shared.lock();
-        s.ended || s.failed.is_some()
+        self.shared.lock().ended
     }
 
     /// Whether the queue is over its high-water mark and the app still reads.

@@ -373,6 +373,40 @@ async fn a_full_budget_stalls_no_app_that_reads() {
     drop(hog_write);
 }
 
+/// A body refused for disagreeing with CONTENT_LENGTH is still read to its end before the
+/// connection closes, so that the web server, still sending, meets no reset.
+#[tokio::test]
+async fn a_refused_body_is_read_to_its_end() {
+    let s = server(FastCgiConfig::default()).await;
+    let c = Conn::open(s.addr).await;
+    let mut wire = BytesMut::new();
+    client::put_begin(&mut wire, 1, Role::Responder, false);
+    client::put_params(
+        &mut wire,
+        1,
+        &[(b"REQUEST_URI", b"/echo"), (b"CONTENT_LENGTH", b"10")],
+    );
+    // More than the kernel's socket buffers hold: the server must read it.
+    proto_fastcgi::put_stream(&mut wire, RecordType::Stdin, 1, &vec![0u8; 40 << 20]);
+    proto_fastcgi::put_stream_end(&mut wire, RecordType::Stdin, 1);
+    let (mut frames, mut write) = (c.frames, c.write);
+    let reader = tokio::spawn(async move {
+        let mut replies = Replies::default();
+        loop {
+            match frames.next().await {
+                Some(Ok(r)) => replies.push(r),
+                None => return replies,
+                Some(Err(e)) => panic!("{e} after {replies:?}"),
+            }
+        }
+    });
+    let sent = tokio::time::timeout(Duration::from_secs(5), write.write_all(&wire)).await;
+    assert!(matches!(sent, Ok(Ok(()))), "{sent:?}");
+    let replies = reader.await.unwrap();
+    assert_eq!(replies.by_id[&1].status(), Some(400));
+    assert!(replies.ended(1));
+}
+
 #[tokio::test]
 async fn without_multiplexing_a_slow_app_pushes_back_on_the_web_server() {
     let s = server(FastCgiConfig::default()).await;
