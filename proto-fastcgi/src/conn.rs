@@ -37,8 +37,8 @@ pub struct FastCgiConfig {
     /// 1 (the default, as php-fpm; nginx never multiplexes anyway): a request's STDIN is
     /// read only as fast as its app reads it, so the web server feels backpressure through
     /// TCP. Above 1: a slow app must not stall its neighbours on the shared connection, so
-    /// the reader never waits on one request, and each unread body is buffered up to
-    /// `max_body_size`.
+    /// the reader does not wait on one request, and each unread body is buffered up to
+    /// `max_body_size`, within the shared `body_budget`.
     pub max_requests: usize,
     /// Connections at once (FCGI_MAX_CONNS); the listener enforces it, this reports it.
     pub max_connections: usize,
