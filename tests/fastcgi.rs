@@ -709,3 +709,87 @@ async fn multiplexed_bodies_stay_within_the_budget() {
         "peak {peak} KiB over a baseline of {baseline} KiB"
     );
 }
+
+/// HAProxy in front, the one packaged peer that multiplexes; killed on drop.
+struct HaProxy {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl HaProxy {
+    /// HAProxy's `fcgi-app` to `fastcgi` (host:port), multiplexing and keeping connections,
+    /// purging idle ones after `purge`.
+    fn start(fastcgi: &str, purge: &str) -> HaProxy {
+        let dir = tempfile::tempdir().unwrap();
+        let port = common::peers::free_port();
+        let config = dir.path().join("haproxy.cfg");
+        std::fs::write(
+            &config,
+            format!(
+                "defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n\
+                 frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\
+                 backend be\n  use-fcgi-app gw\n  http-reuse always\n  \
+                 server s1 {fastcgi} proto fcgi pool-purge-delay {purge}\n\
+                 fcgi-app gw\n  docroot {}\n  option keep-conn\n  option mpxs-conns\n  option max-reqs 8\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("haproxy (run scripts/test.sh to install it)");
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "haproxy did not listen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        HaProxy {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for HaProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The real thing: HAProxy resets the idle FastCGI connections it purges, which is no
+/// malformed input and logs no warning.
+#[tokio::test]
+async fn haproxy_resetting_its_idle_connections_logs_no_warning() {
+    let dir = scripts(&[]);
+    let d = mux_daemon(dir.path(), "", "");
+    let fastcgi = d.listening[0].1.clone();
+    let h = HaProxy::start(&fastcgi, "200ms");
+    let reply = common::get(h.addr, "/environ/through-haproxy").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["protocol"], "fastcgi");
+    // HAProxy purges the idle connection (with a reset) within about a second.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while established_on(port_of(&fastcgi)) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "HAProxy kept its idle connection"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let log = d.stderr();
+    assert!(!log.contains("WARN"), "{log}");
+}
