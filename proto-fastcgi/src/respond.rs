@@ -36,7 +36,8 @@ pub async fn run(
 ) -> Done {
     let head_only = env.method() == "HEAD";
     let mut res = app.answer(env, body).await;
-    if stdin.mismatch().is_some() {
+    if let Some(failure) = stdin.mismatch() {
+        tracing::info!(id, %failure, app_status = res.status, "answering 400 instead of the app");
         res = Response::error(400);
     }
     Done {
