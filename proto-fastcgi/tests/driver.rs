@@ -351,7 +351,8 @@ async fn a_full_budget_stalls_no_app_that_reads() {
     let big = vec![7u8; 2 << 20];
     let wire = request(1, true, "/echo", &big);
     let (read, mut write) = (&mut c.frames, c.write);
-    let writer = tokio::spawn(async move { write.write_all(&wire).await });
+    // The write half stays open (a FIN would say the web server is gone).
+    let writer = tokio::spawn(async move { write.write_all(&wire).await.map(|()| write) });
     let mut replies = Replies::default();
     let done = tokio::time::timeout(Duration::from_secs(5), async {
         while !replies.ended(1) {
@@ -363,7 +364,7 @@ async fn a_full_budget_stalls_no_app_that_reads() {
         done.is_ok(),
         "the reading app was stalled by the full budget"
     );
-    writer.await.unwrap().unwrap();
+    let _write = writer.await.unwrap().unwrap();
     assert_eq!(replies.by_id[&1].body().len(), 2 << 20);
     assert!(
         budget.used() <= (256 << 10) + (64 << 10),
@@ -371,6 +372,41 @@ async fn a_full_budget_stalls_no_app_that_reads() {
         budget.used()
     );
     drop(hog_write);
+}
+
+/// A connection paused on the budget still drives its own apps: one that reads slowly frees
+/// room for the rest of its body, and the requests behind it are served.
+#[tokio::test]
+async fn a_paused_connection_still_drives_its_apps() {
+    let budget = Arc::new(BodyBudget::new(128 << 10));
+    let s = server(FastCgiConfig {
+        body_budget: budget.clone(),
+        ..mux()
+    })
+    .await;
+    let mut c = Conn::open(s.addr).await;
+    let mut wire = request(1, true, "/slow-reader", &vec![1u8; 1 << 20]);
+    wire.extend_from_slice(&request(2, true, "/echo", b"behind"));
+    let (frames, mut write) = (&mut c.frames, c.write);
+    // The write half stays open (a FIN would say the web server is gone).
+    let writer = tokio::spawn(async move { write.write_all(&wire).await.map(|()| write) });
+    let mut replies = Replies::default();
+    let mut peak = 0;
+    let done = tokio::time::timeout(Duration::from_secs(5), async {
+        while !(replies.ended(1) && replies.ended(2)) {
+            peak = peak.max(budget.used());
+            replies.push(frames.next().await.unwrap().unwrap());
+        }
+    })
+    .await;
+    assert!(done.is_ok(), "stalled with {replies:?}");
+    writer.await.unwrap().unwrap();
+    assert_eq!(
+        &replies.by_id[&1].body()[..],
+        (1 << 20).to_string().as_bytes()
+    );
+    assert_eq!(&replies.by_id[&2].body()[..], b"behind");
+    assert!(peak <= (128 << 10) + (64 << 10), "{peak} bytes held");
 }
 
 /// A body refused for disagreeing with CONTENT_LENGTH is still read to its end before the
