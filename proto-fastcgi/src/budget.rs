@@ -46,7 +46,10 @@ impl BodyBudget {
 
     /// The bytes held now.
     pub fn used(&self) -> u64 {
-        self.used.load(Ordering::Relaxed)
+        // SeqCst here and in `give_back`/`wait_for_room`: a waiter that counts itself in, then
+        // reads `used`, and a releaser that lowers `used`, then reads the count, must not both
+        // see the old values (or the wake-up is lost).
+        self.used.load(Ordering::SeqCst)
     }
 
     /// Takes `n` bytes if they fit under the cap.
@@ -70,8 +73,8 @@ impl BodyBudget {
         if n == 0 {
             return;
         }
-        self.used.fetch_sub(n, Ordering::AcqRel);
-        if self.paused.load(Ordering::Acquire) > 0 {
+        self.used.fetch_sub(n, Ordering::SeqCst);
+        if self.paused.load(Ordering::SeqCst) > 0 {
             self.freed.notify_waiters();
         }
     }
@@ -86,7 +89,7 @@ impl BodyBudget {
     ) {
         let mut freed = pin!(self.freed.notified());
         freed.as_mut().enable();
-        self.paused.fetch_add(1, Ordering::AcqRel);
+        self.paused.fetch_add(1, Ordering::SeqCst);
         let _unpause = Unpause(&self.paused);
         if fits() {
             return;
