@@ -21,11 +21,12 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use crate::codec::{Record, RecordDecoder, put_record};
+use crate::budget::BodyBudget;
+use crate::codec::{DecodeError, Record, RecordDecoder, put_record};
 use crate::params::{ParamsDecoder, ParamsError, decode_pairs, put_pair};
 use crate::record::{BeginRequest, EndRequest, ProtocolStatus, RecordType, Role};
 use crate::respond::{self, Done};
-use crate::stdin::{self, StdinSender};
+use crate::stdin::{self, Pushed, StdinSender};
 
 /// The limits of a FastCGI listener.
 #[derive(Clone, Debug)]
@@ -36,8 +37,8 @@ pub struct FastCgiConfig {
     /// 1 (the default, as php-fpm; nginx never multiplexes anyway): a request's STDIN is
     /// read only as fast as its app reads it, so the web server feels backpressure through
     /// TCP. Above 1: a slow app must not stall its neighbours on the shared connection, so
-    /// the reader never waits on one request, and each unread body is buffered up to
-    /// `max_body_size`.
+    /// the reader does not wait on one request, and each unread body is buffered up to
+    /// `max_body_size`, within the shared `body_budget`.
     pub max_requests: usize,
     /// Connections at once (FCGI_MAX_CONNS); the listener enforces it, this reports it.
     pub max_connections: usize,
@@ -50,6 +51,10 @@ pub struct FastCgiConfig {
     pub header_read_timeout: Duration,
     /// How long a kept connection (FCGI_KEEP_CONN) may wait for its next request.
     pub keepalive_timeout: Duration,
+    /// What every connection sharing it may hold of unread request bodies; past it, a
+    /// connection stops reading until bodies are consumed or freed. Share one across
+    /// listeners to bound the whole process.
+    pub body_budget: Arc<BodyBudget>,
 }
 
 impl Default for FastCgiConfig {
@@ -61,6 +66,7 @@ impl Default for FastCgiConfig {
             max_body_size: 100 << 20,
             header_read_timeout: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(75),
+            body_budget: Arc::new(BodyBudget::default()),
         }
     }
 }
@@ -108,6 +114,9 @@ struct Conn {
     /// STDIN was queued since the queue was last seen below its high-water mark: only then is
     /// it worth a look (and its lock).
     stdin_queued: bool,
+    /// A STDIN record the budget had no room for: the reader reads nothing more until it is
+    /// queued.
+    held: Option<(u16, Bytes)>,
 }
 
 /// Serves FastCGI on one connection until the web server closes it, a request without
@@ -136,6 +145,7 @@ pub async fn serve_connection<IO>(
         silent_since: Some(Instant::now()),
         idle_since: None,
         stdin_queued: false,
+        held: None,
     };
     let mut frames = FramedRead::new(rd, RecordDecoder);
     // Polled on every turn of the loop: looked at only after its own wake-up.
@@ -158,8 +168,10 @@ pub async fn serve_connection<IO>(
             armed = Some(deadline);
         }
         // Not multiplexing, the reader stops while the app has a full STDIN queue to read, so
-        // that the web server feels the push back through TCP.
+        // that the web server feels the push back through TCP. Past the body budget, it stops
+        // until its held record fits (or its app waits for it).
         let full = conn.full_stdin();
+        let room = conn.room();
         let flow = tokio::select! {
             biased;
             Some(done) = calls.next(), if !calls.is_empty() => match done {
@@ -167,16 +179,22 @@ pub async fn serve_connection<IO>(
                 Err(_aborted) => ControlFlow::Continue(()),
             },
             () = async { if let Some(f) = full { f.await } }, if full.is_some() => ControlFlow::Continue(()),
-            record = frames.next(), if full.is_none() => match record {
+            () = async { if let Some(r) = room { r.await } }, if room.is_some() => ControlFlow::Continue(()),
+            record = frames.next(), if full.is_none() && room.is_none() => match record {
                 Some(Ok(record)) => {
                     conn.silent_since = None;
                     conn.handle(record).await
                 }
                 Some(Err(e)) => {
-                    tracing::warn!(error = %e, "malformed FastCGI input; closing the connection");
+                    conn.lost(e);
                     ControlFlow::Break(())
                 }
-                None => ControlFlow::Break(()),
+                None => {
+                    if conn.in_progress() {
+                        tracing::info!("the web server closed the FastCGI connection mid-request");
+                    }
+                    ControlFlow::Break(())
+                }
             },
             () = &mut timer, if armed.is_some() => match conn.deadline() {
                 Some(deadline) if deadline <= Instant::now() => {
@@ -244,15 +262,23 @@ impl Conn {
     }
 
     async fn begin(&mut self, id: u16, content: &[u8]) -> ControlFlow<()> {
-        if self.requests.contains_key(&id) {
-            return protocol_error("BEGIN_REQUEST on an active id");
+        match self.requests.get(&id) {
+            // END_REQUEST went out: the id is the web server's to reuse (late STDIN of the old
+            // request, read until now, is dropped; what follows is the new one's).
+            Some(Slot::Finishing { keep_conn, .. }) => {
+                tracing::debug!(id, "a new FastCGI request reuses an ended request's id");
+                self.closing |= !keep_conn;
+                self.requests.remove(&id);
+            }
+            Some(_) => return protocol_error("BEGIN_REQUEST on an active id"),
+            None => {}
         }
         let Some(begin) = BeginRequest::parse(content) else {
             return protocol_error("short BEGIN_REQUEST");
         };
         let refusal = if begin.role != Role::Responder {
             Some(ProtocolStatus::UnknownRole)
-        } else if self.requests.len() >= self.cfg.max_requests {
+        } else if self.active() >= self.cfg.max_requests {
             Some(match self.cfg.max_requests {
                 1 => ProtocolStatus::CantMpxConn,
                 _ => ProtocolStatus::Overloaded,
@@ -345,22 +371,22 @@ impl Conn {
             });
         if let Some(status) = refused {
             tracing::debug!(id, status, "answering a FastCGI request without the app");
-            let mut buf = BytesMut::new();
-            respond::put_error(&mut buf, id, status);
-            put_end(&mut buf, id, ProtocolStatus::RequestComplete);
-            self.requests.insert(
-                id,
-                Slot::Finishing {
-                    keep_conn,
-                    since: Instant::now(),
-                },
-            );
-            self.send(buf).await?;
-            return self.half_close_unless(keep_conn).await;
+            return self.refuse(id, keep_conn, status, false).await;
         }
-        let (stdin, body) = stdin::channel(self.cfg.max_body_size);
+        let (stdin, body) = stdin::channel(
+            self.cfg.max_body_size,
+            env.content_length(),
+            self.cfg.body_budget.clone(),
+        );
         let (call, registration) = AbortHandle::new_pair();
-        let run = respond::run(id, env, Body::new(body), self.app.clone(), self.out.clone());
+        let run = respond::run(
+            id,
+            env,
+            Body::new(body),
+            stdin.watch(),
+            self.app.clone(),
+            self.out.clone(),
+        );
         self.started
             .push(Box::pin(Abortable::new(run, registration)));
         self.requests.insert(
@@ -374,11 +400,42 @@ impl Conn {
         ControlFlow::Continue(())
     }
 
+    /// Answers `status` without the app and ends the request; the rest of its STDIN is read
+    /// and dropped, unless it has ended already (`stdin_done`).
+    async fn refuse(
+        &mut self,
+        id: u16,
+        keep_conn: bool,
+        status: u16,
+        stdin_done: bool,
+    ) -> ControlFlow<()> {
+        let mut buf = BytesMut::new();
+        respond::put_error(&mut buf, id, status);
+        put_end(&mut buf, id, ProtocolStatus::RequestComplete);
+        if stdin_done {
+            self.closing |= !keep_conn;
+            return self.send(buf).await;
+        }
+        self.requests.insert(
+            id,
+            Slot::Finishing {
+                keep_conn,
+                since: Instant::now(),
+            },
+        );
+        self.send(buf).await?;
+        self.half_close_unless(keep_conn).await
+    }
+
     async fn stdin(&mut self, id: u16, content: Bytes) -> ControlFlow<()> {
         match self.requests.get(&id) {
             Some(Slot::Running { stdin, .. }) => {
-                stdin.push(content);
                 self.stdin_queued = true;
+                match stdin.try_push(content) {
+                    Ok(Pushed::Done) => {}
+                    Ok(Pushed::Failed(failure)) => log_failure(id, failure),
+                    Err(held) => self.held = Some((id, held)),
+                }
             }
             Some(Slot::Finishing { keep_conn, .. }) if content.is_empty() => {
                 tracing::debug!(id, "the rest of STDIN is read; the request is over");
@@ -386,9 +443,44 @@ impl Conn {
                 self.requests.remove(&id);
                 self.closing |= !keep_conn;
             }
+            Some(Slot::Params { keep_conn, .. }) => {
+                // The body cannot be told apart from the head yet: refuse the request rather
+                // than drop the data or guess.
+                tracing::warn!(
+                    id,
+                    "FastCGI STDIN before the end of PARAMS; answering 400 and ending the request"
+                );
+                let keep_conn = *keep_conn;
+                self.requests.remove(&id);
+                return self.refuse(id, keep_conn, 400, content.is_empty()).await;
+            }
             _ => {}
         }
         ControlFlow::Continue(())
+    }
+
+    /// Queues the held STDIN record if it fits now; drops it if its request is over.
+    fn push_held(&mut self) {
+        let Some((id, data)) = self.held.take() else {
+            return;
+        };
+        if let Some(Slot::Running { stdin, .. }) = self.requests.get(&id) {
+            match stdin.try_push(data) {
+                Ok(Pushed::Done) => {}
+                Ok(Pushed::Failed(failure)) => log_failure(id, failure),
+                Err(held) => self.held = Some((id, held)),
+            }
+        }
+    }
+
+    /// While a record is held: the wait for room for it.
+    fn room(&mut self) -> Option<impl Future<Output = ()> + use<>> {
+        self.push_held();
+        let (id, data) = self.held.as_ref()?;
+        match self.requests.get(id) {
+            Some(Slot::Running { stdin, .. }) => Some(stdin.room(data.len())),
+            _ => None,
+        }
     }
 
     async fn abort(&mut self, id: u16) -> ControlFlow<()> {
@@ -478,6 +570,45 @@ impl Conn {
         self.send(buf).await
     }
 
+    /// Requests whose END_REQUEST is not sent yet.
+    fn active(&self) -> usize {
+        self.requests
+            .values()
+            .filter(|slot| !matches!(slot, Slot::Finishing { .. }))
+            .count()
+    }
+
+    /// Whether a request is under way: a lost connection is then worth telling.
+    fn in_progress(&self) -> bool {
+        self.active() > 0
+    }
+
+    /// The connection failed. A reset or a close between requests is how web servers end
+    /// idle connections (HAProxy resets them): not worth more than a debug line.
+    fn lost(&self, e: DecodeError) {
+        let io = match &e {
+            DecodeError::Version(_) => {
+                tracing::warn!(error = %e, "malformed FastCGI input; closing the connection");
+                return;
+            }
+            DecodeError::Io(io) => io,
+        };
+        use std::io::ErrorKind as K;
+        let dropped = matches!(
+            io.kind(),
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof
+        );
+        match (dropped, self.in_progress()) {
+            (true, false) => {
+                tracing::debug!(error = %e, "the web server dropped an idle FastCGI connection")
+            }
+            (true, true) => {
+                tracing::info!(error = %e, "the web server dropped the FastCGI connection mid-request")
+            }
+            (false, _) => tracing::info!(error = %e, "the FastCGI connection failed; closing it"),
+        }
+    }
+
     /// When not multiplexing, and the running request's STDIN queue is full: its draining.
     fn full_stdin(&mut self) -> Option<impl Future<Output = ()> + use<>> {
         if self.cfg.max_requests != 1 || !self.stdin_queued {
@@ -522,6 +653,14 @@ fn put_end(buf: &mut BytesMut, id: u16, protocol_status: ProtocolStatus) {
         protocol_status,
     };
     put_record(buf, RecordType::EndRequest, id, &end.to_bytes());
+}
+
+/// STDIN made its request's body fail: the app's read gets the error (400 or 413).
+fn log_failure(id: u16, failure: stdin::Failure) {
+    match failure.is_mismatch() {
+        true => tracing::info!(id, %failure, "refusing a FastCGI request body"),
+        false => tracing::debug!(id, %failure, "a FastCGI request body failed"),
+    }
 }
 
 fn protocol_error(what: &str) -> ControlFlow<()> {

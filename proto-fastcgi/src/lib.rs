@@ -9,12 +9,14 @@
 //!   ([`ParamsDecoder`], [`put_pair`]) and the web server's side ([`client`]), pure functions
 //!   over `BytesMut` that never panic on input and never allocate more than one record ahead;
 //! - a tokio driver ([`serve_connection`]): requests multiplexed by id, STDIN streamed with
-//!   backpressure per request, STDOUT written as the app yields it, aborts that cancel the
-//!   app call, FCGI_KEEP_CONN, GET_VALUES and UNKNOWN_TYPE.
+//!   backpressure per request and a process-wide [`BodyBudget`] for what waits unread,
+//!   bodies held to CONTENT_LENGTH, STDOUT written as the app yields it, aborts that cancel
+//!   the app call, FCGI_KEEP_CONN, GET_VALUES and UNKNOWN_TYPE.
 //!
 //! PARAMS become the [`Environ`](gateway_core::Environ) through the same normalizer as SCGI
 //! and CGI ([`gateway_core::CgiParams`]).
 
+mod budget;
 pub mod client;
 mod codec;
 mod conn;
@@ -23,6 +25,7 @@ mod record;
 mod respond;
 mod stdin;
 
+pub use budget::BodyBudget;
 pub use codec::{
     DecodeError, Record, RecordDecoder, RecordEncoder, put_record, put_stream, put_stream_end,
 };

@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 
 use crate::codec::{put_stream, put_stream_end};
 use crate::record::RecordType;
+use crate::stdin::StdinWatch;
 
 /// How a request's response ended, for the connection, which writes END_REQUEST.
 #[derive(Debug)]
@@ -22,16 +23,23 @@ pub struct Done {
 
 /// Calls the app and streams its response to the writer, but for the end of STDOUT, which it
 /// returns. Dropping this future (FCGI_ABORT_REQUEST, a lost connection) drops the app's;
-/// whole buffers go to the writer, so no record is ever cut in half.
+/// whole buffers go to the writer, so no record is ever cut in half. When STDIN disagreed
+/// with CONTENT_LENGTH before the head goes out, the answer is 400 whatever the app said:
+/// an app that swallowed its body's error must not answer a malformed request as if whole.
 pub async fn run(
     id: u16,
     env: Environ,
     body: Body,
+    stdin: StdinWatch,
     app: Arc<dyn App>,
     out: mpsc::Sender<Bytes>,
 ) -> Done {
     let head_only = env.method() == "HEAD";
-    let res = app.answer(env, body).await;
+    let mut res = app.answer(env, body).await;
+    if let Some(failure) = stdin.mismatch() {
+        tracing::info!(id, %failure, app_status = res.status, "answering 400 instead of the app");
+        res = Response::error(400);
+    }
     Done {
         id,
         tail: write(id, res, head_only, &out).await.ok(),

@@ -1,11 +1,17 @@
-//! STDIN as a streamed request body, with backpressure per request.
+//! STDIN as a streamed request body, with backpressure per request and a budget for them all.
 //!
 //! The reader pushes each STDIN record into the request's queue; the app's body pops it. When
 //! the queue passes its high-water mark, the connection's reader may wait for the app to
 //! drain it ([`StdinSender::drained`]): it does so when the connection does not multiplex
 //! (nginx's case), which pushes back on the web server through TCP. When it multiplexes,
-//! waiting would stall the other requests (Go's net/http/fcgi does), so the reader keeps going
-//! and the queue is bounded by the body cap instead.
+//! waiting on one request would stall the others (Go's net/http/fcgi does), so the reader
+//! keeps going, and what every queue holds is bounded by the process's [`BodyBudget`]: past
+//! it, a record waits ([`StdinSender::try_push`] hands it back) until bytes are freed, or
+//! until its own app waits for it, so that a request whose app reads is never stuck behind
+//! the others.
+//!
+//! The body the app gets agrees with CONTENT_LENGTH or fails: STDIN past the declared length,
+//! or ending short of it, is refused (a 400), never trimmed or passed on.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -17,8 +23,19 @@ use gateway_core::{BodyError, BoxError};
 use http_body::Frame;
 use tokio::sync::Notify;
 
+use crate::budget::BodyBudget;
+
 /// Past this many queued bytes the queue is full.
 const HIGH_WATER: usize = 256 << 10;
+
+/// What a queued chunk costs the budget beyond its bytes (its allocation and its place in
+/// the queue), so that a flood of one-byte records is not nearly free.
+const CHUNK_COST: u64 = 64;
+
+/// What queuing `len` bytes as one chunk costs the budget.
+fn cost(len: usize) -> u64 {
+    len as u64 + CHUNK_COST
+}
 
 #[derive(Default)]
 struct State {
@@ -28,27 +45,68 @@ struct State {
     ended: bool,
     /// The body was dropped: nobody reads any more.
     gone: bool,
-    /// Why the stream failed: the body cap was passed, or the request was abandoned.
+    /// Why the stream failed.
     failed: Option<Failure>,
     waker: Option<Waker>,
+    /// The app found the queue empty and waits for data.
+    wanting: bool,
+    /// A record was handed back for want of budget: the reader waits for room.
+    held: bool,
 }
 
-#[derive(Clone, Copy)]
-enum Failure {
+/// Why a body failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// More than the body cap.
+    #[error("request body larger than {0} bytes")]
     TooLarge(u64),
+    /// The web server abandoned the request, or the connection was lost.
+    #[error("the web server abandoned the request")]
     Aborted,
+    /// STDIN went on past CONTENT_LENGTH.
+    #[error("STDIN is longer than CONTENT_LENGTH ({declared} bytes)")]
+    Longer {
+        /// CONTENT_LENGTH.
+        declared: u64,
+    },
+    /// STDIN ended before CONTENT_LENGTH.
+    #[error("STDIN ended after {received} of CONTENT_LENGTH's {declared} bytes")]
+    Shorter {
+        /// CONTENT_LENGTH.
+        declared: u64,
+        /// What came.
+        received: u64,
+    },
+}
+
+impl Failure {
+    /// Whether STDIN disagreed with CONTENT_LENGTH: the request itself is malformed.
+    pub fn is_mismatch(self) -> bool {
+        matches!(self, Failure::Longer { .. } | Failure::Shorter { .. })
+    }
 }
 
 struct Shared {
     state: Mutex<State>,
     drained: Notify,
+    /// The app began waiting while a record was held.
+    wanted: Notify,
     limit: u64,
+    declared: Option<u64>,
+    budget: Arc<BodyBudget>,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock leaves the queue consistent: take it anyway.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Empties the queue, handing its bytes back to the budget.
+    fn clear(&self, s: &mut State) {
+        let held = std::mem::take(&mut s.queued) as u64 + s.chunks.len() as u64 * CHUNK_COST;
+        s.chunks.clear();
+        self.budget.give_back(held);
     }
 }
 
@@ -62,12 +120,36 @@ pub struct StdinBody {
     shared: Arc<Shared>,
 }
 
-/// A queue whose body fails with 413 past `limit` bytes.
-pub fn channel(limit: u64) -> (StdinSender, StdinBody) {
+/// A view of the stream's outcome for the request's task, which answers 400 instead of the
+/// app when the body disagreed with CONTENT_LENGTH.
+#[derive(Clone)]
+pub struct StdinWatch {
+    shared: Arc<Shared>,
+}
+
+/// What became of one pushed record.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued, dropped after a failure, or the end of the stream.
+    Done,
+    /// This record made the stream fail.
+    Failed(Failure),
+}
+
+/// A queue whose body fails with 413 past `limit` bytes and with 400 when it disagrees with
+/// `declared` (CONTENT_LENGTH), whose queued bytes count against `budget`.
+pub fn channel(
+    limit: u64,
+    declared: Option<u64>,
+    budget: Arc<BodyBudget>,
+) -> (StdinSender, StdinBody) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
         drained: Notify::new(),
+        wanted: Notify::new(),
         limit,
+        declared,
+        budget,
     });
     (
         StdinSender {
@@ -78,27 +160,80 @@ pub fn channel(limit: u64) -> (StdinSender, StdinBody) {
 }
 
 impl StdinSender {
-    /// Queues one record's data; an empty record ends the stream.
-    pub fn push(&self, data: Bytes) {
-        let mut s = self.shared.lock();
-        if s.ended || s.failed.is_some() {
-            return;
+    /// Queues one record's data; an empty record ends the stream. `Err` hands the data back
+    /// when the budget has no room for it and the app is not waiting for it: the reader
+    /// holds it, waits for [`StdinSender::room`], and tries again.
+    pub fn try_push(&self, data: Bytes) -> Result<Pushed, Bytes> {
+        let shared = &*self.shared;
+        let mut s = shared.lock();
+        if s.failed.is_some() || s.ended {
+            // Nothing more counts, but the end is noted: the rest need not be drained.
+            s.ended |= data.is_empty();
+            return Ok(Pushed::Done);
         }
-        if data.is_empty() {
+        let failure = if data.is_empty() {
             s.ended = true;
+            match shared.declared {
+                Some(declared) if s.received < declared => Some(Failure::Shorter {
+                    declared,
+                    received: s.received,
+                }),
+                _ => None,
+            }
         } else {
-            s.received += data.len() as u64;
-            if s.received > self.shared.limit {
-                s.failed = Some(Failure::TooLarge(self.shared.limit));
-                s.chunks.clear();
-                s.queued = 0;
-            } else if !s.gone {
+            let received = s.received + data.len() as u64;
+            if received > shared.limit {
+                Some(Failure::TooLarge(shared.limit))
+            } else if let Some(declared) = shared.declared.filter(|&d| received > d) {
+                Some(Failure::Longer { declared })
+            } else if s.gone {
+                s.received = received;
+                None
+            } else {
+                let n = cost(data.len());
+                let room = shared.budget.try_take(n);
+                if !room && !s.wanting {
+                    s.held = true;
+                    return Err(data);
+                }
+                if !room {
+                    shared.budget.force_take(n);
+                }
+                // A record read off the socket shares its allocation with its neighbours, of
+                // other requests too: one that waits gets its own, so that the budget counts
+                // what it really holds and the read buffer is reused.
+                let data = match s.wanting {
+                    true => data,
+                    false => Bytes::copy_from_slice(&data),
+                };
+                s.received = received;
+                s.held = false;
+                s.wanting = false;
                 s.queued += data.len();
                 s.chunks.push_back(data);
+                None
             }
+        };
+        if let Some(f) = failure {
+            s.failed = Some(f);
+            shared.clear(&mut s);
         }
         if let Some(w) = s.waker.take() {
             w.wake();
+        }
+        Ok(failure.map_or(Pushed::Done, Pushed::Failed))
+    }
+
+    /// Waits until the budget may have room for `n` bytes, or the app waits for data.
+    pub fn room(&self, n: usize) -> impl Future<Output = ()> + Send + use<> {
+        let shared = self.shared.clone();
+        async move {
+            let budget = shared.budget.clone();
+            let fits = || {
+                let s = shared.lock();
+                s.wanting || s.gone || budget.used().saturating_add(cost(n)) <= budget.limit()
+            };
+            budget.wait_for_room(fits, shared.wanted.notified()).await;
         }
     }
 
@@ -113,10 +248,9 @@ impl StdinSender {
         }
     }
 
-    /// Whether the empty STDIN record came (or the stream failed, so nothing more counts).
+    /// Whether the empty STDIN record came: until then, the web server may still be sending.
     pub fn is_done(&self) -> bool {
-        let s = self.shared.lock();
-        s.ended || s.failed.is_some()
+        self.shared.lock().ended
     }
 
     /// Whether the queue is over its high-water mark and the app still reads.
@@ -142,12 +276,26 @@ impl StdinSender {
             }
         }
     }
+
+    /// The stream's outcome, for the request's task.
+    pub fn watch(&self) -> StdinWatch {
+        StdinWatch {
+            shared: self.shared.clone(),
+        }
+    }
 }
 
 impl Drop for StdinSender {
     fn drop(&mut self) {
         // The connection is gone before the stream ended: the body must not wait forever.
         self.abort();
+    }
+}
+
+impl StdinWatch {
+    /// Whether STDIN disagreed with CONTENT_LENGTH.
+    pub fn mismatch(&self) -> Option<Failure> {
+        self.shared.lock().failed.filter(|f| f.is_mismatch())
     }
 }
 
@@ -159,11 +307,14 @@ impl http_body::Body for StdinBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let mut s = self.shared.lock();
+        let shared = &*self.shared;
+        let mut s = shared.lock();
         if let Some(chunk) = s.chunks.pop_front() {
             s.queued -= chunk.len();
+            s.wanting = false;
+            shared.budget.give_back(cost(chunk.len()));
             if s.queued <= HIGH_WATER {
-                self.shared.drained.notify_one();
+                shared.drained.notify_one();
             }
             return Poll::Ready(Some(Ok(Frame::data(chunk))));
         }
@@ -171,19 +322,23 @@ impl http_body::Body for StdinBody {
             Some(Failure::TooLarge(limit)) => {
                 return Poll::Ready(Some(Err(BodyError::TooLarge { limit }.into())));
             }
-            Some(Failure::Aborted) => {
-                return Poll::Ready(Some(Err("the web server abandoned the request".into())));
-            }
+            Some(f) => return Poll::Ready(Some(Err(f.into()))),
             None if s.ended => return Poll::Ready(None),
             None => {}
         }
         s.waker = Some(cx.waker().clone());
+        if !s.wanting {
+            s.wanting = true;
+            if s.held {
+                shared.wanted.notify_one();
+            }
+        }
         Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {
         let s = self.shared.lock();
-        s.ended && s.chunks.is_empty()
+        s.ended && s.failed.is_none() && s.chunks.is_empty()
     }
 }
 
@@ -191,10 +346,15 @@ impl Drop for StdinBody {
     fn drop(&mut self) {
         let mut s = self.shared.lock();
         s.gone = true;
-        s.chunks.clear();
-        s.queued = 0;
+        s.wanting = false;
+        self.shared.clear(&mut s);
+        let held = s.held;
         drop(s);
         self.shared.drained.notify_one();
+        if held {
+            // The reader holds a record for nobody: it may drop it now.
+            self.shared.wanted.notify_one();
+        }
     }
 }
 
@@ -203,27 +363,72 @@ mod tests {
     use super::*;
     use gateway_core::Body;
 
+    fn open(limit: u64, declared: Option<u64>) -> (StdinSender, StdinBody) {
+        channel(limit, declared, Arc::new(BodyBudget::default()))
+    }
+
+    fn push(tx: &StdinSender, data: &'static [u8]) -> Pushed {
+        tx.try_push(Bytes::from_static(data)).expect("room")
+    }
+
     #[tokio::test]
     async fn chunks_flow_and_end() {
-        let (tx, rx) = channel(100);
-        tx.push(Bytes::from_static(b"ab"));
-        tx.push(Bytes::from_static(b"cd"));
-        tx.push(Bytes::new());
+        let (tx, rx) = open(100, Some(4));
+        push(&tx, b"ab");
+        push(&tx, b"cd");
+        assert_eq!(push(&tx, b""), Pushed::Done);
         assert!(tx.is_done());
         assert_eq!(Body::new(rx).to_bytes().await.unwrap(), "abcd");
     }
 
     #[tokio::test]
+    async fn without_content_length_the_empty_record_ends_it() {
+        let (tx, rx) = open(100, None);
+        push(&tx, b"whole body");
+        push(&tx, b"");
+        assert_eq!(Body::new(rx).to_bytes().await.unwrap(), "whole body");
+    }
+
+    #[tokio::test]
     async fn over_the_cap_is_413() {
-        let (tx, rx) = channel(3);
-        tx.push(Bytes::from_static(b"abcd"));
+        let (tx, rx) = open(3, None);
+        push(&tx, b"abcd");
         let err = Body::new(rx).to_bytes().await.unwrap_err();
         assert_eq!(err.status(), 413);
     }
 
     #[tokio::test]
+    async fn more_than_content_length_is_refused_not_trimmed() {
+        let (tx, rx) = open(100, Some(10));
+        let mut body = Body::new(rx);
+        assert_eq!(push(&tx, b"0123456789"), Pushed::Done);
+        assert_eq!(&body.chunk().await.unwrap().unwrap()[..], b"0123456789");
+        let failed = push(&tx, b"extra");
+        assert_eq!(failed, Pushed::Failed(Failure::Longer { declared: 10 }));
+        let err = body.chunk().await.unwrap_err();
+        assert_eq!(err.status(), 400);
+        assert!(err.to_string().contains("CONTENT_LENGTH"), "{err}");
+        assert!(tx.watch().mismatch().is_some());
+    }
+
+    #[tokio::test]
+    async fn less_than_content_length_is_refused() {
+        let (tx, rx) = open(100, Some(10));
+        push(&tx, b"short");
+        let failed = push(&tx, b"");
+        assert_eq!(
+            failed,
+            Pushed::Failed(Failure::Shorter {
+                declared: 10,
+                received: 5
+            })
+        );
+        assert_eq!(Body::new(rx).to_bytes().await.unwrap_err().status(), 400);
+    }
+
+    #[tokio::test]
     async fn abort_fails_a_waiting_body() {
-        let (tx, rx) = channel(100);
+        let (tx, rx) = open(100, None);
         let reader = tokio::spawn(Body::new(rx).to_bytes());
         tokio::task::yield_now().await;
         drop(tx);
@@ -231,10 +436,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn past_the_budget_a_record_waits_unless_its_app_does() {
+        let one = cost(8);
+        let budget = Arc::new(BodyBudget::new(one));
+        let (tx, rx) = channel(100, None, budget.clone());
+        push(&tx, b"12345678");
+        let held = tx.try_push(Bytes::from_static(b"9")).unwrap_err();
+        assert_eq!(budget.used(), one);
+        let mut body = Body::new(rx);
+        let room = tokio::spawn(tx.room(held.len()));
+        body.chunk().await.unwrap(); // frees the 8 bytes
+        tokio::time::timeout(std::time::Duration::from_secs(2), room)
+            .await
+            .expect("room once the app read")
+            .unwrap();
+        assert_eq!(budget.used(), 0);
+        // With the budget full elsewhere, a record the app waits for still goes in.
+        let (other, unread) = channel(100, None, budget.clone());
+        push(&other, b"12345678");
+        let held = tx.try_push(held).unwrap_err();
+        let reader = tokio::spawn(async move { body.chunk().await.map(|c| c.unwrap()) });
+        tokio::time::timeout(std::time::Duration::from_secs(2), tx.room(held.len()))
+            .await
+            .expect("the app waits: no deadlock");
+        assert_eq!(tx.try_push(held), Ok(Pushed::Done));
+        assert_eq!(&reader.await.unwrap().unwrap()[..], b"9");
+        assert_eq!(budget.used(), one);
+        drop(unread);
+        assert_eq!(budget.used(), 0, "a dropped body hands its bytes back");
+    }
+
+    #[test]
+    fn one_byte_records_are_not_free() {
+        let budget = Arc::new(BodyBudget::new(1 << 10));
+        let (tx, _rx) = channel(u64::MAX, None, budget);
+        let queued = (0..1 << 10)
+            .take_while(|_| tx.try_push(Bytes::from_static(b"x")).is_ok())
+            .count();
+        assert!(queued < 20, "{queued} one-byte chunks in a 1 KiB budget");
+    }
+
+    #[tokio::test]
     async fn drained_waits_for_the_reader() {
-        let (tx, rx) = channel(u64::MAX);
+        let (tx, rx) = open(u64::MAX, None);
         for _ in 0..5 {
-            tx.push(Bytes::from(vec![0u8; 100 << 10]));
+            tx.try_push(Bytes::from(vec![0u8; 100 << 10])).unwrap();
         }
         let mut body = Body::new(rx);
         let waiting = tokio::spawn(async move {

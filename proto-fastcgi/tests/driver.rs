@@ -9,8 +9,8 @@ use futures_util::StreamExt as _;
 use gateway_core::{App, Body, Environ, Response, async_trait};
 use proto_fastcgi::client::{self, Replies};
 use proto_fastcgi::{
-    FastCgiConfig, ProtocolStatus, Record, RecordDecoder, RecordType, Role, decode_pairs, put_pair,
-    put_record, serve_connection,
+    BodyBudget, FastCgiConfig, ProtocolStatus, Record, RecordDecoder, RecordType, Role,
+    decode_pairs, put_pair, put_record, serve_connection,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -318,6 +318,129 @@ async fn a_slow_body_reader_does_not_stall_its_neighbours() {
         &c.replies.by_id[&1].body()[..],
         (2 << 20).to_string().as_bytes()
     );
+}
+
+/// Past the body budget a connection stops reading, but a request whose app waits for its
+/// body still gets it: an app that never reads cannot stall one that does.
+#[tokio::test]
+async fn a_full_budget_stalls_no_app_that_reads() {
+    let budget = Arc::new(BodyBudget::new(256 << 10));
+    let s = server(FastCgiConfig {
+        body_budget: budget.clone(),
+        ..mux()
+    })
+    .await;
+    // /wait never reads: its body fills the budget and its connection pauses.
+    let mut hog = Conn::open(s.addr).await;
+    let wire = request(1, true, "/wait", &vec![0u8; 1 << 20]);
+    let hog_write = tokio::spawn(async move {
+        let _ = hog.write.write_all(&wire).await;
+        hog
+    });
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while budget.used() < 128 << 10 {
+        assert!(
+            Instant::now() < deadline,
+            "the budget never filled: {}",
+            budget.used()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A body eight times the budget, to an app that reads it, on another connection.
+    let mut c = Conn::open(s.addr).await;
+    let big = vec![7u8; 2 << 20];
+    let wire = request(1, true, "/echo", &big);
+    let (read, mut write) = (&mut c.frames, c.write);
+    // The write half stays open (a FIN would say the web server is gone).
+    let writer = tokio::spawn(async move { write.write_all(&wire).await.map(|()| write) });
+    let mut replies = Replies::default();
+    let done = tokio::time::timeout(Duration::from_secs(5), async {
+        while !replies.ended(1) {
+            replies.push(read.next().await.unwrap().unwrap());
+        }
+    })
+    .await;
+    assert!(
+        done.is_ok(),
+        "the reading app was stalled by the full budget"
+    );
+    let _write = writer.await.unwrap().unwrap();
+    assert_eq!(replies.by_id[&1].body().len(), 2 << 20);
+    assert!(
+        budget.used() <= (256 << 10) + (64 << 10),
+        "{}",
+        budget.used()
+    );
+    drop(hog_write);
+}
+
+/// A connection paused on the budget still drives its own apps: one that reads slowly frees
+/// room for the rest of its body, and the requests behind it are served.
+#[tokio::test]
+async fn a_paused_connection_still_drives_its_apps() {
+    let budget = Arc::new(BodyBudget::new(128 << 10));
+    let s = server(FastCgiConfig {
+        body_budget: budget.clone(),
+        ..mux()
+    })
+    .await;
+    let mut c = Conn::open(s.addr).await;
+    let mut wire = request(1, true, "/slow-reader", &vec![1u8; 1 << 20]);
+    wire.extend_from_slice(&request(2, true, "/echo", b"behind"));
+    let (frames, mut write) = (&mut c.frames, c.write);
+    // The write half stays open (a FIN would say the web server is gone).
+    let writer = tokio::spawn(async move { write.write_all(&wire).await.map(|()| write) });
+    let mut replies = Replies::default();
+    let mut peak = 0;
+    let done = tokio::time::timeout(Duration::from_secs(5), async {
+        while !(replies.ended(1) && replies.ended(2)) {
+            peak = peak.max(budget.used());
+            replies.push(frames.next().await.unwrap().unwrap());
+        }
+    })
+    .await;
+    assert!(done.is_ok(), "stalled with {replies:?}");
+    writer.await.unwrap().unwrap();
+    assert_eq!(
+        &replies.by_id[&1].body()[..],
+        (1 << 20).to_string().as_bytes()
+    );
+    assert_eq!(&replies.by_id[&2].body()[..], b"behind");
+    assert!(peak <= (128 << 10) + (64 << 10), "{peak} bytes held");
+}
+
+/// A body refused for disagreeing with CONTENT_LENGTH is still read to its end before the
+/// connection closes, so that the web server, still sending, meets no reset.
+#[tokio::test]
+async fn a_refused_body_is_read_to_its_end() {
+    let s = server(FastCgiConfig::default()).await;
+    let c = Conn::open(s.addr).await;
+    let mut wire = BytesMut::new();
+    client::put_begin(&mut wire, 1, Role::Responder, false);
+    client::put_params(
+        &mut wire,
+        1,
+        &[(b"REQUEST_URI", b"/echo"), (b"CONTENT_LENGTH", b"10")],
+    );
+    // More than the kernel's socket buffers hold: the server must read it.
+    proto_fastcgi::put_stream(&mut wire, RecordType::Stdin, 1, &vec![0u8; 40 << 20]);
+    proto_fastcgi::put_stream_end(&mut wire, RecordType::Stdin, 1);
+    let (mut frames, mut write) = (c.frames, c.write);
+    let reader = tokio::spawn(async move {
+        let mut replies = Replies::default();
+        loop {
+            match frames.next().await {
+                Some(Ok(r)) => replies.push(r),
+                None => return replies,
+                Some(Err(e)) => panic!("{e} after {replies:?}"),
+            }
+        }
+    });
+    let sent = tokio::time::timeout(Duration::from_secs(5), write.write_all(&wire)).await;
+    assert!(matches!(sent, Ok(Ok(()))), "{sent:?}");
+    let replies = reader.await.unwrap();
+    assert_eq!(replies.by_id[&1].status(), Some(400));
+    assert!(replies.ended(1));
 }
 
 #[tokio::test]

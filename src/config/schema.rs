@@ -53,6 +53,13 @@ pub struct ServerConfig {
     /// The runtime's worker threads; `0` (the default) means one per CPU core. Read at start:
     /// a reload keeps the running count.
     pub workers: usize,
+    /// What FastCGI connections may hold in all of unread request bodies (`"64MiB"`). A
+    /// multiplexing connection (`max_requests > 1`) buffers each body its app has not read
+    /// yet; past this budget, a connection stops reading its socket until bodies are consumed
+    /// or freed, so that memory stays bounded whatever the web server sends. A request whose
+    /// app is waiting for its body still gets it.
+    #[serde(deserialize_with = "size")]
+    pub body_buffer_budget: u64,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +72,7 @@ impl Default for ServerConfig {
             send_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(60),
             workers: 0,
+            body_buffer_budget: 64 << 20,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use gateway_core::{App, ConnInfo};
-use proto_fastcgi::FastCgiConfig;
+use proto_fastcgi::{BodyBudget, FastCgiConfig};
 use proto_http::HttpConfig;
 use proto_scgi::ScgiConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -32,7 +32,8 @@ pub enum Protocol {
 
 impl Front {
     /// The front of one `[[listen]]` entry, with `[server]`'s defaults for what it leaves out.
-    pub fn new(cfg: &ListenConfig, server: &ServerConfig) -> Front {
+    /// FastCGI listeners share `body_budget`, sized here from `[server] body_buffer_budget`.
+    pub fn new(cfg: &ListenConfig, server: &ServerConfig, body_budget: &Arc<BodyBudget>) -> Front {
         let max_body_size = cfg.max_body_size.unwrap_or(server.max_body_size);
         let header_read_timeout = cfg
             .header_read_timeout
@@ -52,6 +53,7 @@ impl Front {
             })),
             ListenProtocol::Fastcgi => {
                 let defaults = FastCgiConfig::default();
+                body_budget.set_limit(server.body_buffer_budget);
                 Protocol::Fastcgi(Arc::new(FastCgiConfig {
                     max_requests: cfg
                         .max_requests
@@ -62,6 +64,7 @@ impl Front {
                     max_body_size,
                     header_read_timeout,
                     keepalive_timeout,
+                    body_budget: body_budget.clone(),
                 }))
             }
             ListenProtocol::Scgi => Protocol::Scgi(Arc::new(ScgiConfig {

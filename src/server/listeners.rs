@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use gateway_core::{App, Stats};
+use proto_fastcgi::BodyBudget;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -24,6 +25,9 @@ pub struct Listeners {
     /// Fired once, on SIGTERM/SIGINT: every accept loop stops and every connection drains.
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// One budget for the unread request bodies of every FastCGI listener, kept across
+    /// reloads (a reload only changes its size).
+    body_budget: Arc<BodyBudget>,
 }
 
 struct Running {
@@ -41,6 +45,7 @@ impl Listeners {
             app,
             shutdown,
             tracker,
+            body_budget: Arc::new(BodyBudget::default()),
         }
     }
 
@@ -62,6 +67,7 @@ impl Listeners {
         server: &ServerConfig,
     ) -> anyhow::Result<()> {
         let wanted = keyed(wanted);
+        let budget = &self.body_budget;
         let mut fresh = Vec::new();
         for (key, cfg) in &wanted {
             if !self.running.iter().any(|r| r.key == *key) {
@@ -73,7 +79,9 @@ impl Listeners {
         }
         for running in &self.running {
             if let Some((_, cfg)) = wanted.iter().find(|(k, _)| *k == running.key) {
-                running.front.store(Arc::new(Front::new(cfg, server)));
+                running
+                    .front
+                    .store(Arc::new(Front::new(cfg, server, budget)));
             }
         }
         self.running.retain(|r| {
@@ -87,7 +95,7 @@ impl Listeners {
         for (key, cfg, listener) in fresh {
             println!("listening {} {listener}", listener.protocol);
             tracing::info!(protocol = %listener.protocol, address = %listener, "listening");
-            let front = Arc::new(ArcSwap::from_pointee(Front::new(cfg, server)));
+            let front = Arc::new(ArcSwap::from_pointee(Front::new(cfg, server, budget)));
             let stop = self.shutdown.child_token();
             let gauge = Stats::global().connections(&format!("{} {listener}", listener.protocol));
             let accept = AcceptLoop {
