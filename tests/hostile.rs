@@ -545,3 +545,26 @@ async fn out_of_descriptors_the_log_summarises() {
     let reply = tokio::time::timeout(Duration::from_secs(5), get(addr, "/")).await;
     assert_eq!(reply.map(|r| r.status).ok(), Some(200));
 }
+
+/// A peer that opens malformed connections in a loop gets one WARN per connection no more:
+/// a few lines, then one that counts the rest, and the daemon serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_connections_in_a_loop_log_a_few_lines() {
+    let d = Daemon::start(CONFIG);
+    let (http, fcgi, _) = addrs(&d);
+    for _ in 0..200 {
+        // A FastCGI record of version 9, and a smuggling attempt over HTTP.
+        exchange(fcgi, &[9, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]).await;
+        exchange(
+            http,
+            b"POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        )
+        .await;
+    }
+    let log = d.stderr();
+    let fcgi_lines = log.matches("malformed FastCGI input").count();
+    let http_lines = log.matches("request smuggling").count();
+    assert!((1..=5).contains(&fcgi_lines), "{fcgi_lines} FastCGI lines");
+    assert!((1..=5).contains(&http_lines), "{http_lines} HTTP lines");
+    assert_eq!(get(http, "/get").await.status, 200);
+}

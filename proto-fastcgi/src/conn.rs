@@ -446,10 +446,14 @@ impl Conn {
             Some(Slot::Params { keep_conn, .. }) => {
                 // The body cannot be told apart from the head yet: refuse the request rather
                 // than drop the data or guess.
-                tracing::warn!(
-                    id,
-                    "FastCGI STDIN before the end of PARAMS; answering 400 and ending the request"
-                );
+                static EARLY: gateway_core::Throttle = gateway_core::Throttle::new();
+                if let Some(suppressed) = EARLY.allow() {
+                    tracing::warn!(
+                        id,
+                        suppressed,
+                        "FastCGI STDIN before the end of PARAMS; answering 400 and ending the request"
+                    );
+                }
                 let keep_conn = *keep_conn;
                 self.requests.remove(&id);
                 return self.refuse(id, keep_conn, 400, content.is_empty()).await;
@@ -588,7 +592,10 @@ impl Conn {
     fn lost(&self, e: DecodeError) {
         let io = match &e {
             DecodeError::Version(_) => {
-                tracing::warn!(error = %e, "malformed FastCGI input; closing the connection");
+                static MALFORMED: gateway_core::Throttle = gateway_core::Throttle::new();
+                if let Some(suppressed) = MALFORMED.allow() {
+                    tracing::warn!(error = %e, suppressed, "malformed FastCGI input; closing the connection");
+                }
                 return;
             }
             DecodeError::Io(io) => io,
@@ -664,7 +671,13 @@ fn log_failure(id: u16, failure: stdin::Failure) {
 }
 
 fn protocol_error(what: &str) -> ControlFlow<()> {
-    tracing::warn!("FastCGI protocol error: {what}; closing the connection");
+    static PROTOCOL: gateway_core::Throttle = gateway_core::Throttle::new();
+    if let Some(suppressed) = PROTOCOL.allow() {
+        tracing::warn!(
+            suppressed,
+            "FastCGI protocol error: {what}; closing the connection"
+        );
+    }
     ControlFlow::Break(())
 }
 
