@@ -76,11 +76,15 @@ pub enum CgiError {
 pub struct CgiParams {
     env: Environ,
     names: NameIndex,
-    /// The values of repeated `HTTP_*` variables, by position, joined so far: grown in place
-    /// and set at [`finish`](CgiParams::finish), as joining each repeat into a new value would
-    /// copy the whole value again every time.
-    joined: HashMap<usize, Vec<u8>>,
+    /// Boxed, and only once a name repeats: FastCGI keeps a `CgiParams` per request slot.
+    joined: Option<Box<Joined>>,
 }
+
+/// The values of repeated `HTTP_*` variables, by position, joined so far: grown in place and
+/// set at [`CgiParams::finish`], as joining each repeat into a new value would copy the whole
+/// value again every time.
+#[derive(Debug, Default)]
+struct Joined(HashMap<usize, Vec<u8>>);
 
 /// The most bytes of an invalid `CONTENT_LENGTH` a log line quotes.
 const LOGGED_MAX: usize = 40;
@@ -91,7 +95,7 @@ impl CgiParams {
         CgiParams {
             env: Environ::new(protocol),
             names: NameIndex::default(),
-            joined: HashMap::new(),
+            joined: None,
         }
     }
 
@@ -118,6 +122,8 @@ impl CgiParams {
                 let env = &self.env;
                 let joined = self
                     .joined
+                    .get_or_insert_default()
+                    .0
                     .entry(at)
                     .or_insert_with(|| env.value_at(at).to_vec());
                 join_into(joined, &value, &name[..] == b"HTTP_COOKIE");
@@ -153,7 +159,7 @@ impl CgiParams {
     /// The environ, with `SCRIPT_NAME`, `PATH_INFO` and `QUERY_STRING` always set.
     pub fn finish(mut self, mode: PathMode) -> Environ {
         let env = &mut self.env;
-        for (at, joined) in self.joined.drain() {
+        for (at, joined) in self.joined.take().into_iter().flat_map(|j| j.0) {
             env.set_value_at(at, joined.into());
         }
         if mode == PathMode::Resplit {

@@ -13,11 +13,15 @@ const SCAN_MAX: usize = 32;
 
 /// The positions of an [`Environ`]'s variables, by name. The hash is std's keyed SipHash, as
 /// the names are the front server's (and its client's, for `HTTP_*`); each position is kept
-/// with its name's hash, so that growing the table hashes nothing again.
+/// with its name's hash, so that growing the table hashes nothing again. Boxed, and only past
+/// [`SCAN_MAX`] names: FastCGI keeps one per request slot.
 #[derive(Debug, Default)]
 pub(super) struct NameIndex {
-    table: Option<(RandomState, HashTable<(u64, usize)>)>,
+    table: Option<Box<Table>>,
 }
+
+/// A hasher and, for each variable, its name's hash and its position.
+type Table = (RandomState, HashTable<(u64, usize)>);
 
 /// What [`NameIndex::find`] found: where the name is, if set, and its hash, for
 /// [`NameIndex::added`].
@@ -29,7 +33,7 @@ pub(super) struct Found {
 impl NameIndex {
     /// Where `name` is in `env`, if it is set.
     pub(super) fn find(&self, env: &Environ, name: &[u8]) -> Found {
-        let Some((hasher, table)) = &self.table else {
+        let Some((hasher, table)) = self.table.as_deref() else {
             return Found {
                 at: env.position(name),
                 hash: 0,
@@ -45,7 +49,7 @@ impl NameIndex {
     /// Notes the variable just added to `env` (its last), which `find` did not find.
     pub(super) fn added(&mut self, env: &Environ, found: Found) {
         let at = env.len() - 1;
-        match &mut self.table {
+        match self.table.as_deref_mut() {
             Some((_, table)) => {
                 table.insert_unique(found.hash, (found.hash, at), |&(h, _)| h);
             }
@@ -56,7 +60,7 @@ impl NameIndex {
                     let hash = hasher.hash_one(env.name_at(at));
                     table.insert_unique(hash, (hash, at), |&(h, _)| h);
                 }
-                self.table = Some((hasher, table));
+                self.table = Some(Box::new((hasher, table)));
             }
             None => {}
         }
