@@ -32,10 +32,10 @@ pub enum PathMode {
 /// Why a front server's variables were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CgiError {
-    /// A variable other than `HTTP_*` came twice.
+    /// A variable other than `HTTP_*` came twice (its name's first 64 bytes).
     #[error("variable {0} is repeated")]
     Repeated(String),
-    /// A variable name is empty or holds `=` or NUL.
+    /// A variable name is empty or holds `=` or NUL (its first 64 bytes).
     #[error("invalid variable name {0:?}")]
     BadName(String),
 }
@@ -86,8 +86,14 @@ pub struct CgiParams {
 #[derive(Debug, Default)]
 struct Joined(HashMap<usize, Vec<u8>>);
 
-/// The most bytes of an invalid `CONTENT_LENGTH` a log line quotes.
-const LOGGED_MAX: usize = 40;
+/// The most bytes of a refused name or value an error or a log line quotes: a front server may
+/// send a name of megabytes.
+const QUOTED_MAX: usize = 64;
+
+/// The start of `bytes`, for an error or a log line.
+fn quoted(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(QUOTED_MAX)]).into_owned()
+}
 
 impl CgiParams {
     /// An empty set for a request that came through `protocol`.
@@ -107,9 +113,7 @@ impl CgiParams {
     ) -> Result<(), CgiError> {
         let (name, mut value) = (name.into(), value.into());
         if name.is_empty() || name.iter().any(|&b| b == b'=' || b == 0) {
-            return Err(CgiError::BadName(
-                String::from_utf8_lossy(&name).into_owned(),
-            ));
+            return Err(CgiError::BadName(quoted(&name)));
         }
         let header = name.starts_with(b"HTTP_");
         if header && !Environ::accepts(&name, &value) {
@@ -129,17 +133,12 @@ impl CgiParams {
                 join_into(joined, &value, &name[..] == b"HTTP_COOKIE");
                 return Ok(());
             }
-            Some(_) => {
-                return Err(CgiError::Repeated(
-                    String::from_utf8_lossy(&name).into_owned(),
-                ));
-            }
+            Some(_) => return Err(CgiError::Repeated(quoted(&name))),
             None => {}
         }
         if &name[..] == b"CONTENT_LENGTH" && !value.is_empty() && parse_decimal(&value).is_none() {
-            let shown = &value[..value.len().min(LOGGED_MAX)];
             tracing::debug!(
-                value = %String::from_utf8_lossy(shown),
+                value = quoted(&value),
                 "CONTENT_LENGTH is not a decimal number; it counts as absent"
             );
             value = Bytes::new();
@@ -442,6 +441,10 @@ mod tests {
         params(&[("CONTENT_LENGTH", ""), ("CONTENT_LENGTH", "2")]).unwrap();
         assert!(matches!(params(&[("A=B", "1")]), Err(CgiError::BadName(_))));
         assert!(matches!(params(&[("", "1")]), Err(CgiError::BadName(_))));
+        // A name of megabytes is quoted by its start.
+        let long = format!("{}=", "N".repeat(1 << 20));
+        let e = params(&[(&long, "1")]).unwrap_err();
+        assert_eq!(e, CgiError::BadName("N".repeat(64)));
     }
 
     #[test]
