@@ -2,7 +2,8 @@
 //! response on stdout, then exit.
 //!
 //! It starts fast because it does little: a current-thread runtime, no listeners, the config
-//! parsed once, stdin read only up to CONTENT_LENGTH.
+//! parsed once, stdin read only up to CONTENT_LENGTH. It exits once it has answered: a host
+//! may keep stdin open, and nothing waits for it then.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -10,10 +11,10 @@ use std::process::ExitCode;
 
 use bytes::BytesMut;
 use gateway_core::{Body, Registry, Response, write_head_or_500, write_response_head};
-use tokio::io::AsyncReadExt as _;
-use tokio_util::io::ReaderStream;
 
 use crate::config::Config;
+
+mod stdin;
 
 /// Serves the one request of this process.
 pub fn run(config: &Path, registry: &Registry) -> ExitCode {
@@ -34,7 +35,7 @@ pub fn run(config: &Path, registry: &Registry) -> ExitCode {
             return respond(Response::error(500), false);
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         let env = match proto_cgi::read_environ(std::env::vars_os()) {
             Ok(env) => env,
             Err(e) => {
@@ -47,38 +48,29 @@ pub fn run(config: &Path, registry: &Registry) -> ExitCode {
             .get("HTTP_TRANSFER_ENCODING")
             .is_some_and(|te| te.to_ascii_lowercase().windows(7).any(|w| w == b"chunked"));
         let limit = config.server.max_body_size;
+        // CONTENT_LENGTH is valid or absent (the normalizer drops an invalid one): without
+        // one, there is no body (RFC 3875 §4.2), save for a chunked one.
         let body = match env.content_length() {
             Some(n) if n > limit => {
                 let code = respond(Response::error(413), head_only);
-                // The host is still writing the body: take it, or it meets a broken pipe and
-                // drops the answer (Apache does).
-                drain_stdin(n);
+                stdin::drain(n);
                 return code;
             }
             // Never past CONTENT_LENGTH: the host may keep stdin open (RFC 3875 §4.2).
-            Some(n) if n > 0 => Body::from_stream(ReaderStream::new(tokio::io::stdin().take(n))),
+            Some(n) if n > 0 => stdin::exact(n),
             // A chunked request that the host (Apache's mod_cgid) streams without a length:
             // the body is stdin up to its end, within the cap.
-            None if chunked => {
-                Body::from_stream(ReaderStream::new(tokio::io::stdin())).limit(limit)
-            }
+            None if chunked => stdin::to_end().limit(limit),
             _ => Body::empty(),
         };
         let app = crate::server::app_stack(config.router);
         let res = app.answer(env, body).await;
         write(res, head_only).await
-    })
-}
-
-/// Reads and drops up to `n` bytes of stdin, for at most 5 seconds.
-fn drain_stdin(n: u64) {
-    use std::io::Read as _;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut std::io::stdin().lock().take(n), &mut std::io::sink());
-        let _ = tx.send(());
     });
-    let _ = rx.recv_timeout(std::time::Duration::from_secs(5));
+    // Answered: what is still running (a read of stdin the host keeps open, an app's blocking
+    // task or timer) must not keep the process, and dropping the runtime would wait for it.
+    runtime.shutdown_background();
+    code
 }
 
 /// Writes a response that needs no runtime.
@@ -100,7 +92,7 @@ async fn write(res: Response, head_only: bool) -> ExitCode {
     let mut body = write_head_or_500(res, &mut head);
     // One process, one request: blocking writes to stdout cost nothing here.
     let mut out = std::io::stdout().lock();
-    if out.write_all(&head).is_err() {
+    if out.write_all(&head).and_then(|()| out.flush()).is_err() {
         return ExitCode::FAILURE;
     }
     if head_only {

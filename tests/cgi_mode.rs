@@ -7,6 +7,7 @@ use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::peers::{apache, lighttpd};
 use common::{gatewayd_bin, get, req, send, sha256};
@@ -234,4 +235,164 @@ fn errors_go_to_the_hosts_error_log_as_one_line() {
     assert_eq!(lines.len(), 1, "{log}");
     assert!(lines[0].starts_with("ERROR gatewayd::cgi: "), "{log}");
     assert!(lines[0].contains("missing.toml"), "{log}");
+}
+
+/// What a CGI run gave while its host held stdin open.
+struct HeldRun {
+    head: String,
+    body: Vec<u8>,
+    /// How long the process ran, spawn to exit.
+    ran: Duration,
+}
+
+/// Runs gatewayd as a CGI program whose host writes `stdin` and then keeps the pipe open (as
+/// a host may, RFC 3875 §4.2), and waits at most `limit` for it to exit. A process still
+/// running then fails the test.
+fn invoke_holding_stdin(vars: &[(&str, &[u8])], stdin: &[u8], limit: Duration) -> HeldRun {
+    use std::io::Read as _;
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut cmd = Command::new(gatewayd_bin());
+    cmd.env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (n, v) in vars {
+        cmd.env(n, std::ffi::OsStr::from_bytes(v));
+    }
+    let started = Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    let mut held = child.stdin.take().unwrap();
+    held.write_all(stdin).unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = stdout.read_to_end(&mut out);
+        out
+    });
+    let ran = loop {
+        if child.try_wait().unwrap().is_some() {
+            break started.elapsed();
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running {limit:?} after it started, stdin held open");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    drop(held);
+    let out = reader.join().unwrap();
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a CGI head");
+    HeldRun {
+        head: String::from_utf8_lossy(&out[..split]).into_owned(),
+        body: out[split + 4..].to_vec(),
+        ran,
+    }
+}
+
+/// The vars of a POST of `path` with CONTENT_LENGTH `len`, with the config at `conf`.
+fn post<'a>(conf: &'a str, path: &'a str, len: &'a str) -> Vec<(&'static str, &'a [u8])> {
+    let mut vars = base(conf.as_bytes());
+    vars.extend([
+        ("REQUEST_METHOD", &b"POST"[..]),
+        ("PATH_INFO", path.as_bytes()),
+        ("CONTENT_LENGTH", len.as_bytes()),
+    ]);
+    vars
+}
+
+#[test]
+fn it_exits_once_it_has_answered_though_stdin_stays_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("gatewayd.toml");
+    std::fs::write(
+        &conf,
+        CONFIG.replace(
+            "type = \"httpbin\"",
+            "type = \"httpbin\"\nrequest_timeout = \"1s\"",
+        ),
+    )
+    .unwrap();
+    let conf = conf.display().to_string();
+    // The app waits for 6 more bytes that never come: 504 after its 1 s, then exit.
+    let run = invoke_holding_stdin(
+        &post(&conf, "/environ", "10"),
+        b"hell",
+        Duration::from_secs(5),
+    );
+    assert!(run.head.starts_with("Status: 504 "), "{}", run.head);
+    assert!(run.ran < Duration::from_secs(3), "{:?}", run.ran);
+    // An app that does not read the body answers at once, and the process exits.
+    let run = invoke_holding_stdin(
+        &post(&conf, "/status/201", "10"),
+        b"",
+        Duration::from_secs(3),
+    );
+    assert!(run.head.starts_with("Status: 201 "), "{}", run.head);
+    assert!(run.ran < Duration::from_secs(2), "{:?}", run.ran);
+    // The whole body: answered and gone, with no wait for the end of stdin.
+    let run = invoke_holding_stdin(
+        &post(&conf, "/environ", "5"),
+        b"helloEXTRA",
+        Duration::from_secs(3),
+    );
+    assert!(run.head.starts_with("Status: 200 "), "{}", run.head);
+    let doc: serde_json::Value = serde_json::from_slice(&run.body).unwrap();
+    assert_eq!(doc["body_sha256"], sha256(b"hello"));
+    assert!(run.ran < Duration::from_secs(2), "{:?}", run.ran);
+}
+
+#[test]
+fn a_body_shorter_than_content_length_is_a_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path()).display().to_string();
+    // The host closes stdin after 4 of 10 bytes: the app's read fails, not a 4-byte body.
+    let (head, body) = invoke(&[], &post(&conf, "/environ", "10"), b"hell");
+    assert!(head.starts_with("Status: 400 "), "{head}");
+    assert!(!String::from_utf8_lossy(&body).contains("body_length"));
+}
+
+#[test]
+fn an_invalid_content_length_is_no_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path()).display().to_string();
+    for bad in ["-1", "+5", "abc", " 5", "99999999999999999999"] {
+        let run = invoke_holding_stdin(
+            &post(&conf, "/environ", bad),
+            b"hello",
+            Duration::from_secs(3),
+        );
+        assert!(
+            run.head.starts_with("Status: 200 "),
+            "{bad:?}: {}",
+            run.head
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&run.body).unwrap();
+        assert_eq!(doc["body_length"], 0, "{bad:?}");
+        assert!(doc["environ"].get("CONTENT_LENGTH").is_none(), "{bad:?}");
+        assert!(run.ran < Duration::from_secs(2), "{bad:?}: {:?}", run.ran);
+    }
+}
+
+#[test]
+fn a_body_over_the_cap_is_a_413_without_waiting_for_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("gatewayd.toml");
+    std::fs::write(
+        &conf,
+        format!("[server]\nmax_body_size = \"1KiB\"\n\n{CONFIG}"),
+    )
+    .unwrap();
+    let conf = conf.display().to_string();
+    // The host sends part of the body and then nothing, its pipe still open.
+    let run = invoke_holding_stdin(
+        &post(&conf, "/environ", "1000000"),
+        &[b'x'; 2000],
+        Duration::from_secs(4),
+    );
+    assert!(run.head.starts_with("Status: 413 "), "{}", run.head);
+    assert!(run.ran < Duration::from_secs(3), "{:?}", run.ran);
 }

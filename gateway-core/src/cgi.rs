@@ -2,10 +2,16 @@
 //! meta-variables a front server sends to an [`Environ`], and one writer of the CGI response
 //! head (`Status:` line and header fields).
 
+use std::collections::HashMap;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
+use self::names::NameIndex;
+use crate::environ::{join_into, parse_decimal};
 use crate::path::{has_dot_segment, remove_dot_segments, routing_path};
 use crate::{Environ, Protocol, Response};
+
+mod names;
 
 /// Where `SCRIPT_NAME` and `PATH_INFO` come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,10 +32,10 @@ pub enum PathMode {
 /// Why a front server's variables were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CgiError {
-    /// A variable other than `HTTP_*` came twice.
+    /// A variable other than `HTTP_*` came twice (its name's first 64 bytes).
     #[error("variable {0} is repeated")]
     Repeated(String),
-    /// A variable name is empty or holds `=` or NUL.
+    /// A variable name is empty or holds `=` or NUL (its first 64 bytes).
     #[error("invalid variable name {0:?}")]
     BadName(String),
 }
@@ -38,7 +44,12 @@ pub enum CgiError {
 ///
 /// Repeated `HTTP_*` names are joined as the HTTP front-end joins repeated headers (`, `, or
 /// `; ` for Cookie): nginx 1.22 sends a repeated header as two params. Any other repeat is an
-/// error. Empty `CONTENT_LENGTH` / `CONTENT_TYPE` count as absent (see [`Environ::insert`]).
+/// error. Empty `CONTENT_LENGTH` / `CONTENT_TYPE` count as absent (see [`Environ::insert`]), and
+/// so does a `CONTENT_LENGTH` that is not plain decimal digits fitting in a `u64` (Caddy 2.6
+/// sends `-1` for "unknown"): an app may trust any `CONTENT_LENGTH` it gets.
+///
+/// A front server can send a hundred thousand names in one request: each pair costs about the
+/// same whatever came before, so building the environ costs O(n) in the pairs.
 ///
 /// ```
 /// use gateway_core::{CgiParams, PathMode, Protocol};
@@ -48,21 +59,40 @@ pub enum CgiError {
 ///     ("SCRIPT_NAME", "/app/x y"),
 ///     ("REQUEST_URI", "/app/x%20y?q=1"),
 ///     ("QUERY_STRING", "q=1"),
-///     ("CONTENT_LENGTH", ""),
+///     ("CONTENT_LENGTH", "-1"),
 ///     ("HTTP_ACCEPT", "a"),
 ///     ("HTTP_ACCEPT", "b"),
 /// ] {
 ///     params.push(n, v).unwrap();
 /// }
+/// assert_eq!(params.content_length(), None);
 /// let env = params.finish(PathMode::Resplit);
 /// assert_eq!(env.script_name(), b"");
 /// assert_eq!(env.path_info(), b"/app/x y");
-/// assert_eq!(env.content_length(), None);
+/// assert_eq!(env.get("CONTENT_LENGTH"), None);
 /// assert_eq!(env.get("HTTP_ACCEPT"), Some(&b"a, b"[..]));
 /// ```
 #[derive(Debug)]
 pub struct CgiParams {
     env: Environ,
+    names: NameIndex,
+    /// Boxed, and only once a name repeats: FastCGI keeps a `CgiParams` per request slot.
+    joined: Option<Box<Joined>>,
+}
+
+/// The values of repeated `HTTP_*` variables, by position, joined so far: grown in place and
+/// set at [`CgiParams::finish`], as joining each repeat into a new value would copy the whole
+/// value again every time.
+#[derive(Debug, Default)]
+struct Joined(HashMap<usize, Vec<u8>>);
+
+/// The most bytes of a refused name or value an error or a log line quotes: a front server may
+/// send a name of megabytes.
+const QUOTED_MAX: usize = 64;
+
+/// The start of `bytes`, for an error or a log line.
+fn quoted(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(QUOTED_MAX)]).into_owned()
 }
 
 impl CgiParams {
@@ -70,6 +100,8 @@ impl CgiParams {
     pub fn new(protocol: Protocol) -> Self {
         CgiParams {
             env: Environ::new(protocol),
+            names: NameIndex::default(),
+            joined: None,
         }
     }
 
@@ -79,29 +111,56 @@ impl CgiParams {
         name: impl Into<Bytes>,
         value: impl Into<Bytes>,
     ) -> Result<(), CgiError> {
-        let (name, value) = (name.into(), value.into());
+        let (name, mut value) = (name.into(), value.into());
         if name.is_empty() || name.iter().any(|&b| b == b'=' || b == 0) {
-            return Err(CgiError::BadName(
-                String::from_utf8_lossy(&name).into_owned(),
-            ));
+            return Err(CgiError::BadName(quoted(&name)));
         }
-        if name.starts_with(b"HTTP_") {
-            self.env.append_header(name, value);
+        let header = name.starts_with(b"HTTP_");
+        if header && !Environ::accepts(&name, &value) {
             return Ok(());
         }
         // An empty CONTENT_* is not stored, so only a stored value proves a repeat.
-        if self.env.position(&name).is_some() {
-            return Err(CgiError::Repeated(
-                String::from_utf8_lossy(&name).into_owned(),
-            ));
+        let found = self.names.find(&self.env, &name);
+        match found.at {
+            Some(at) if header => {
+                let env = &self.env;
+                let joined = self
+                    .joined
+                    .get_or_insert_default()
+                    .0
+                    .entry(at)
+                    .or_insert_with(|| env.value_at(at).to_vec());
+                join_into(joined, &value, &name[..] == b"HTTP_COOKIE");
+                return Ok(());
+            }
+            Some(_) => return Err(CgiError::Repeated(quoted(&name))),
+            None => {}
         }
-        self.env.insert_new(name, value);
+        if &name[..] == b"CONTENT_LENGTH" && !value.is_empty() && parse_decimal(&value).is_none() {
+            tracing::debug!(
+                value = quoted(&value),
+                "CONTENT_LENGTH is not a decimal number; it counts as absent"
+            );
+            value = Bytes::new();
+        }
+        if self.env.insert_new(name, value) {
+            self.names.added(&self.env, found);
+        }
         Ok(())
+    }
+
+    /// The `CONTENT_LENGTH` set so far, if any: SCGI frames its body with it.
+    pub fn content_length(&self) -> Option<u64> {
+        let at = self.names.find(&self.env, b"CONTENT_LENGTH").at?;
+        parse_decimal(self.env.value_at(at))
     }
 
     /// The environ, with `SCRIPT_NAME`, `PATH_INFO` and `QUERY_STRING` always set.
     pub fn finish(mut self, mode: PathMode) -> Environ {
         let env = &mut self.env;
+        for (at, joined) in self.joined.take().into_iter().flat_map(|j| j.0) {
+            env.set_value_at(at, joined.into());
+        }
         if mode == PathMode::Resplit {
             let path = match env.request_uri() {
                 Some(uri) => Bytes::from(routing_path(uri_path(uri)).into_owned()),
@@ -382,6 +441,87 @@ mod tests {
         params(&[("CONTENT_LENGTH", ""), ("CONTENT_LENGTH", "2")]).unwrap();
         assert!(matches!(params(&[("A=B", "1")]), Err(CgiError::BadName(_))));
         assert!(matches!(params(&[("", "1")]), Err(CgiError::BadName(_))));
+        // A name of megabytes is quoted by its start.
+        let long = format!("{}=", "N".repeat(1 << 20));
+        let e = params(&[(&long, "1")]).unwrap_err();
+        assert_eq!(e, CgiError::BadName("N".repeat(64)));
+    }
+
+    #[test]
+    fn an_invalid_content_length_counts_as_absent() {
+        for bad in [
+            "-1",
+            "+10",
+            "abc",
+            " 5",
+            "5 ",
+            "0x10",
+            "1e3",
+            "\u{0665}",
+            "18446744073709551616",
+            "99999999999999999999",
+        ] {
+            let p = params(&[("CONTENT_LENGTH", bad), ("HTTP_CONTENT_LENGTH", "5")]).unwrap();
+            assert_eq!(p.content_length(), None, "{bad:?}");
+            let env = p.finish(PathMode::Resplit);
+            assert_eq!(env.get("CONTENT_LENGTH"), None, "{bad:?}");
+            assert_eq!(env.header("content-length"), None, "{bad:?}");
+        }
+        for (good, n) in [("0", 0), ("007", 7), ("18446744073709551615", u64::MAX)] {
+            let p = params(&[("CONTENT_LENGTH", good)]).unwrap();
+            assert_eq!(p.content_length(), Some(n));
+            assert_eq!(p.finish(PathMode::Resplit).content_length(), Some(n));
+        }
+        // Absent, as an empty one is: a later valid one is the length.
+        let p = params(&[("CONTENT_LENGTH", "-1"), ("CONTENT_LENGTH", "3")]).unwrap();
+        assert_eq!(p.content_length(), Some(3));
+    }
+
+    #[test]
+    fn a_hundred_thousand_names_build_the_same_environ() {
+        const N: usize = 131_072;
+        let mut p = CgiParams::new(Protocol::Scgi);
+        p.push("HTTP_EARLY", "0").unwrap();
+        p.push("REQUEST_URI", "/x?y").unwrap();
+        for i in 0..N {
+            p.push(format!("V{i:X}"), format!("{i}")).unwrap();
+            p.push("HTTP_A", "x").unwrap();
+            if i % 1000 == 0 {
+                p.push("HTTP_COOKIE", format!("c{i}")).unwrap();
+                p.push("HTTP_EARLY", format!("{i}")).unwrap();
+            }
+        }
+        // Repeats are found among the names set before the index was built and after.
+        for name in ["REQUEST_URI", "V0", "V1F", "V20", "V1FFFF"] {
+            assert_eq!(p.push(name, "again"), Err(CgiError::Repeated(name.into())));
+        }
+        let env = p.finish(PathMode::Resplit);
+        // The pushed names, then SCRIPT_NAME, PATH_INFO, QUERY_STRING and GATEWAY_INTERFACE.
+        assert_eq!(env.len(), N + 4 + 4);
+        assert_eq!(env.get("V0"), Some(&b"0"[..]));
+        assert_eq!(env.get("V1FFFF"), Some(&b"131071"[..]));
+        assert_eq!(env.get("V20000"), None);
+        assert_eq!(
+            env.get("HTTP_A"),
+            Some(vec![&b"x"[..]; N].join(&b", "[..]).as_slice())
+        );
+        let cookies: Vec<_> = (0..N).step_by(1000).map(|i| format!("c{i}")).collect();
+        assert_eq!(
+            env.get_str("HTTP_COOKIE"),
+            Some(cookies.join("; ").as_str())
+        );
+        let early: Vec<_> = ["0".to_string()]
+            .into_iter()
+            .chain((0..N).step_by(1000).map(|i| i.to_string()))
+            .collect();
+        assert_eq!(env.get_str("HTTP_EARLY"), Some(early.join(", ").as_str()));
+        assert_eq!(env.path_info(), b"/x");
+        // Order is kept: the first variables are the first pushed.
+        let names: Vec<_> = env.iter().take(4).map(|(n, _)| n.to_vec()).collect();
+        assert_eq!(
+            names,
+            [&b"HTTP_EARLY"[..], b"REQUEST_URI", b"V0", b"HTTP_A"]
+        );
     }
 
     #[test]

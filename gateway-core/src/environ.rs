@@ -301,11 +301,29 @@ impl Environ {
         })
     }
 
-    /// Sets a variable known to be absent: one search fewer than [`Environ::insert`].
-    pub(crate) fn insert_new(&mut self, name: Bytes, value: Bytes) {
-        if Self::accepts(&name, &value) {
+    /// Sets a variable known to be absent: one search fewer than [`Environ::insert`]. Says
+    /// whether it was set (see [`Environ::accepts`]).
+    pub(crate) fn insert_new(&mut self, name: Bytes, value: Bytes) -> bool {
+        let accepted = Self::accepts(&name, &value);
+        if accepted {
             self.vars.push((Text::Own(name), Text::Own(value)));
         }
+        accepted
+    }
+
+    /// The name of the `i`th variable.
+    pub(crate) fn name_at(&self, i: usize) -> &[u8] {
+        self.bytes_of(&self.vars[i].0)
+    }
+
+    /// The value of the `i`th variable.
+    pub(crate) fn value_at(&self, i: usize) -> &[u8] {
+        self.bytes_of(&self.vars[i].1)
+    }
+
+    /// Replaces the value of the `i`th variable.
+    pub(crate) fn set_value_at(&mut self, i: usize, value: Bytes) {
+        self.vars[i].1 = Text::Own(value);
     }
 
     pub(crate) fn position(&self, name: &[u8]) -> Option<usize> {
@@ -332,7 +350,7 @@ impl Environ {
     }
 
     /// The normalisations every front-end shares; see the type's docs.
-    fn accepts(name: &[u8], value: &[u8]) -> bool {
+    pub(crate) fn accepts(name: &[u8], value: &[u8]) -> bool {
         match name {
             b"CONTENT_LENGTH" | b"CONTENT_TYPE" => !value.is_empty(),
             b"HTTP_CONTENT_LENGTH" | b"HTTP_CONTENT_TYPE" => false,
@@ -354,8 +372,17 @@ impl fmt::Debug for Environ {
 /// A repeated header's values as one, the way HTTP joins them: with `, `, or with `; ` for
 /// Cookie (RFC 9110 §5.3, RFC 6265 §5.4).
 pub(crate) fn join_values(old: &[u8], value: &[u8], cookie: bool) -> Vec<u8> {
-    let sep: &[u8] = if cookie { b"; " } else { b", " };
-    [old, sep, value].concat()
+    let mut joined = Vec::with_capacity(old.len() + 2 + value.len());
+    joined.extend_from_slice(old);
+    join_into(&mut joined, value, cookie);
+    joined
+}
+
+/// Appends one more value of a repeated header to the values joined so far in `joined`: in
+/// place, so that joining n values costs their length, not n times it.
+pub(crate) fn join_into(joined: &mut Vec<u8>, value: &[u8], cookie: bool) {
+    joined.extend_from_slice(if cookie { b"; " } else { b", " });
+    joined.extend_from_slice(value);
 }
 
 /// `a == b` for names, which are short: compared in two words, where a call to `memcmp` costs

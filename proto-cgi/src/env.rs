@@ -61,4 +61,26 @@ mod tests {
         );
         assert_eq!(env.protocol(), Protocol::Cgi);
     }
+
+    #[test]
+    fn a_hundred_thousand_variables() {
+        // What fits in a process's 2 MiB of environment: each is read once, and a repeat is
+        // found among all of them.
+        let vars = (0..131_072)
+            .map(|i| (format!("V{i:X}"), i.to_string()))
+            .chain([("CONTENT_LENGTH".into(), "-1".into())])
+            .map(|(n, v)| (OsString::from(n), OsString::from(v)));
+        let env = read_environ(vars).unwrap();
+        assert_eq!(env.len(), 131_072 + 4);
+        assert_eq!(env.get("V1FFFF"), Some(&b"131071"[..]));
+        assert_eq!(env.content_length(), None);
+        let repeated = (0..100)
+            .map(|i| format!("V{i}"))
+            .chain(["V1".into()])
+            .map(|n| (OsString::from(n), OsString::new()));
+        assert_eq!(
+            read_environ(repeated).unwrap_err(),
+            CgiError::Repeated("V1".into())
+        );
+    }
 }

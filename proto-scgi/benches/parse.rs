@@ -1,4 +1,5 @@
-//! The SCGI header parser on what nginx 1.22's stock scgi_params sends for a browser's GET.
+//! The SCGI header parser on what nginx 1.22's stock scgi_params sends for a browser's GET, and
+//! on a 1 MiB header of tiny names.
 //!
 //! `cargo bench -p proto-scgi`
 
@@ -65,6 +66,29 @@ fn benches(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(wire.len() as u64));
     group.bench_function("parse nginx GET", |b| {
         b.iter(|| proto_scgi::parse(black_box(&wire), 64 << 10).map(|h| h.map(|h| h.environ.len())))
+    });
+    group.finish();
+
+    // A hostile web server's 1 MiB header of tiny distinct names: O(n) in the pairs.
+    let mut header = b"CONTENT_LENGTH\x000\x00SCGI\x001\x00".to_vec();
+    for i in 0.. {
+        let pair = format!("{i:X}\0\0");
+        if header.len() + pair.len() > 1 << 20 {
+            break;
+        }
+        header.extend_from_slice(pair.as_bytes());
+    }
+    let mut wire = format!("{}:", header.len()).into_bytes();
+    wire.extend_from_slice(&header);
+    wire.push(b',');
+    let wire = Bytes::from(wire);
+    assert!(proto_scgi::parse(&wire, 2 << 20).unwrap().is_some());
+    let mut group = c.benchmark_group("scgi");
+    group
+        .sample_size(10)
+        .throughput(Throughput::Bytes(wire.len() as u64));
+    group.bench_function("parse 1 MiB of names", |b| {
+        b.iter(|| proto_scgi::parse(black_box(&wire), 2 << 20).map(|h| h.map(|h| h.environ.len())))
     });
     group.finish();
 }

@@ -14,6 +14,9 @@ use gateway_core::{CgiError, CgiParams, Environ, PathMode, Protocol};
 /// Digits in the longest length we accept (a cap of up to 4 GiB fits in 10).
 const MAX_LEN_DIGITS: usize = 10;
 
+/// The most bytes of a bad CONTENT_LENGTH an error quotes.
+const SHOWN_MAX: usize = 40;
+
 /// Why a header was refused; each maps to a response status ([`ScgiError::status`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScgiError {
@@ -43,7 +46,7 @@ pub enum ScgiError {
     /// The first pair is not CONTENT_LENGTH.
     #[error("CONTENT_LENGTH is not the first header")]
     ContentLengthNotFirst,
-    /// CONTENT_LENGTH is not a decimal number.
+    /// CONTENT_LENGTH is not plain decimal digits fitting in a `u64` (its first 40 bytes).
     #[error("CONTENT_LENGTH {0:?} is not a decimal number")]
     BadContentLength(String),
     /// There is no `SCGI` = `1`.
@@ -173,11 +176,14 @@ fn pairs(content: Bytes) -> Result<(Environ, u64), ScgiError> {
     if &first[..] != b"CONTENT_LENGTH" {
         return Err(ScgiError::ContentLengthNotFirst);
     }
-    let content_length = decimal(&length).ok_or_else(|| {
-        ScgiError::BadContentLength(String::from_utf8_lossy(&length).into_owned())
-    })?;
+    // It frames the body: where the normalizer would count an invalid one as absent, SCGI
+    // cannot tell where the body ends.
     let mut params = CgiParams::new(Protocol::Scgi);
-    params.push(first, length)?;
+    params.push(first, length.clone())?;
+    let content_length = params.content_length().ok_or_else(|| {
+        let shown = &length[..length.len().min(SHOWN_MAX)];
+        ScgiError::BadContentLength(String::from_utf8_lossy(shown).into_owned())
+    })?;
     let mut scgi = false;
     while let Some((name, value)) = pair()? {
         if &name[..] == b"SCGI" {
@@ -189,15 +195,6 @@ fn pairs(content: Bytes) -> Result<(Environ, u64), ScgiError> {
         return Err(ScgiError::MissingScgi);
     }
     Ok((params.finish(PathMode::Resplit), content_length))
-}
-
-fn decimal(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    v.iter().try_fold(0u64, |n, &d| {
-        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
 }
 
 #[cfg(test)]
@@ -289,6 +286,18 @@ mod tests {
                 ScgiError::BadContentLength(String::new()),
             ),
             (
+                netstring(&[("CONTENT_LENGTH", "+10"), ("SCGI", "1")]),
+                ScgiError::BadContentLength("+10".into()),
+            ),
+            (
+                netstring(&[("CONTENT_LENGTH", " 5"), ("SCGI", "1")]),
+                ScgiError::BadContentLength(" 5".into()),
+            ),
+            (
+                netstring(&[("CONTENT_LENGTH", "18446744073709551616"), ("SCGI", "1")]),
+                ScgiError::BadContentLength("18446744073709551616".into()),
+            ),
+            (
                 netstring(&[
                     ("CONTENT_LENGTH", "0"),
                     ("SCGI", "1"),
@@ -309,6 +318,22 @@ mod tests {
         }
         assert_eq!(ScgiError::TooLarge { len: 1, limit: 0 }.status(), 431);
         assert_eq!(ScgiError::MissingComma.status(), 400);
+    }
+
+    #[test]
+    fn a_mebibyte_of_names_parses_whole() {
+        let mut pairs = vec![("CONTENT_LENGTH".to_string(), "007".to_string())];
+        pairs.push(("SCGI".into(), "1".into()));
+        pairs.extend((0..140_000).map(|i| (format!("V{i:X}"), String::new())));
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+        let wire = Bytes::from(netstring(&pairs));
+        assert!(wire.len() > 1 << 20, "{}", wire.len());
+        let h = parse(&wire, 2 << 20).unwrap().unwrap();
+        assert_eq!(h.content_length, 7);
+        assert_eq!(h.len, wire.len());
+        assert_eq!(h.environ.get("V222DF"), Some(&b""[..]));
+        // The pairs, then SCRIPT_NAME, PATH_INFO, QUERY_STRING and GATEWAY_INTERFACE.
+        assert_eq!(h.environ.len(), 140_002 + 4);
     }
 
     #[test]

@@ -1,0 +1,68 @@
+//! Where each variable of an environ being built is, by name: a front server can send a hundred
+//! thousand names in one request, and finding each repeat by scanning would cost their square.
+
+use std::hash::{BuildHasher as _, RandomState};
+
+use hashbrown::HashTable;
+
+use crate::Environ;
+
+/// Up to this many variables, a name is found by scanning them, which for the twenty or so a
+/// web server sends costs less than hashing; past it, by a hash table of their positions.
+const SCAN_MAX: usize = 32;
+
+/// The positions of an [`Environ`]'s variables, by name. The hash is std's keyed SipHash, as
+/// the names are the front server's (and its client's, for `HTTP_*`); each position is kept
+/// with its name's hash, so that growing the table hashes nothing again. Boxed, and only past
+/// [`SCAN_MAX`] names: FastCGI keeps one per request slot.
+#[derive(Debug, Default)]
+pub(super) struct NameIndex {
+    table: Option<Box<Table>>,
+}
+
+/// A hasher and, for each variable, its name's hash and its position.
+type Table = (RandomState, HashTable<(u64, usize)>);
+
+/// What [`NameIndex::find`] found: where the name is, if set, and its hash, for
+/// [`NameIndex::added`].
+pub(super) struct Found {
+    pub(super) at: Option<usize>,
+    hash: u64,
+}
+
+impl NameIndex {
+    /// Where `name` is in `env`, if it is set.
+    pub(super) fn find(&self, env: &Environ, name: &[u8]) -> Found {
+        let Some((hasher, table)) = self.table.as_deref() else {
+            return Found {
+                at: env.position(name),
+                hash: 0,
+            };
+        };
+        let hash = hasher.hash_one(name);
+        let at = table
+            .find(hash, |&(h, at)| h == hash && env.name_at(at) == name)
+            .map(|&(_, at)| at);
+        Found { at, hash }
+    }
+
+    /// Notes the variable just added to `env` (its last), which `find` did not find.
+    pub(super) fn added(&mut self, env: &Environ, found: Found) {
+        let at = env.len() - 1;
+        match self.table.as_deref_mut() {
+            Some((_, table)) => {
+                table.insert_unique(found.hash, (found.hash, at), |&(h, _)| h);
+            }
+            None if env.len() > SCAN_MAX => {
+                let hasher = RandomState::new();
+                let mut table = HashTable::with_capacity(2 * env.len());
+                for at in 0..env.len() {
+                    let hash = hasher.hash_one(env.name_at(at));
+                    table.insert_unique(hash, (hash, at), |&(h, _)| h);
+                }
+                self.table = Some(Box::new((hasher, table)));
+            }
+            None => {}
+        }
+    }
+}
