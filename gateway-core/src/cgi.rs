@@ -38,6 +38,10 @@ pub enum CgiError {
     /// A variable name is empty or holds `=` or NUL (its first 64 bytes).
     #[error("invalid variable name {0:?}")]
     BadName(String),
+    /// `REQUEST_URI`'s path holds an encoded slash, which front servers read two ways (see
+    /// [`has_encoded_slash`](crate::has_encoded_slash)): answered 400.
+    #[error("the request path holds an encoded slash (%2F)")]
+    EncodedSlash,
 }
 
 /// Builds an [`Environ`] from the variables a front server sends, one pair at a time.
@@ -66,7 +70,7 @@ pub enum CgiError {
 ///     params.push(n, v).unwrap();
 /// }
 /// assert_eq!(params.content_length(), None);
-/// let env = params.finish(PathMode::Resplit);
+/// let env = params.finish(PathMode::Resplit).unwrap();
 /// assert_eq!(env.script_name(), b"");
 /// assert_eq!(env.path_info(), b"/app/x y");
 /// assert_eq!(env.get("CONTENT_LENGTH"), None);
@@ -155,8 +159,16 @@ impl CgiParams {
         parse_decimal(self.env.value_at(at))
     }
 
-    /// The environ, with `SCRIPT_NAME`, `PATH_INFO` and `QUERY_STRING` always set.
-    pub fn finish(mut self, mode: PathMode) -> Environ {
+    /// The environ, with `SCRIPT_NAME`, `PATH_INFO` and `QUERY_STRING` always set; or
+    /// [`CgiError::EncodedSlash`] for a path no routing can read as every front server does.
+    pub fn finish(mut self, mode: PathMode) -> Result<Environ, CgiError> {
+        if self
+            .env
+            .request_uri()
+            .is_some_and(|uri| crate::has_encoded_slash(uri_path(uri)))
+        {
+            return Err(CgiError::EncodedSlash);
+        }
         let env = &mut self.env;
         for (at, joined) in self.joined.take().into_iter().flat_map(|j| j.0) {
             env.set_value_at(at, joined.into());
@@ -195,7 +207,7 @@ impl CgiParams {
         if env.get("GATEWAY_INTERFACE").is_none() {
             env.insert("GATEWAY_INTERFACE", "CGI/1.1");
         }
-        self.env
+        Ok(self.env)
     }
 }
 
@@ -370,7 +382,8 @@ mod tests {
             ("HTTP_COOKIE", "b=2"),
         ])
         .unwrap()
-        .finish(PathMode::Resplit);
+        .finish(PathMode::Resplit)
+        .unwrap();
         assert_eq!(env.script_name(), b"");
         assert_eq!(env.path_info(), b"/sub/environ/a b/%41");
         assert_eq!(env.content_type(), None);
@@ -381,7 +394,8 @@ mod tests {
     fn without_request_uri_the_host_split_is_joined() {
         let env = params(&[("SCRIPT_NAME", "/a"), ("PATH_INFO", "/b")])
             .unwrap()
-            .finish(PathMode::Resplit);
+            .finish(PathMode::Resplit)
+            .unwrap();
         assert_eq!(
             (env.script_name(), env.path_info()),
             (&b""[..], &b"/a/b"[..])
@@ -396,7 +410,8 @@ mod tests {
             ("REQUEST_URI", "/cgi-bin/app/x"),
         ])
         .unwrap()
-        .finish(PathMode::Keep);
+        .finish(PathMode::Keep)
+        .unwrap();
         // REQUEST_URI is below SCRIPT_NAME: PATH_INFO is taken from it.
         assert_eq!(
             (env.script_name(), env.path_info()),
@@ -410,18 +425,19 @@ mod tests {
         for uri in [
             "/admin/../get",
             "/admin/%2e%2e/get",
-            "/admin%2f..%2fget",
-            "/admin/..%2fget",
+            "/admin/.%2E/get",
             "http://example.com/admin/../get?x",
         ] {
             let env = params(&[("SCRIPT_NAME", "/admin/../get"), ("REQUEST_URI", uri)])
                 .unwrap()
-                .finish(PathMode::Resplit);
+                .finish(PathMode::Resplit)
+                .unwrap();
             assert_eq!(env.path_info(), b"/get", "{uri}");
         }
         let env = params(&[("SCRIPT_NAME", "/admin"), ("PATH_INFO", "/../get")])
             .unwrap()
-            .finish(PathMode::Resplit);
+            .finish(PathMode::Resplit)
+            .unwrap();
         assert_eq!(env.path_info(), b"/get");
         // Under CGI, the mounts apply below the script; what escapes it keeps the host's split.
         let env = params(&[
@@ -430,8 +446,26 @@ mod tests {
             ("REQUEST_URI", "/cgi-bin/app/admin/%2e%2e/get"),
         ])
         .unwrap()
-        .finish(PathMode::Keep);
+        .finish(PathMode::Keep)
+        .unwrap();
         assert_eq!(env.path_info(), b"/get");
+    }
+
+    #[test]
+    fn an_encoded_slash_is_refused() {
+        for uri in ["/admin%2f..%2fget", "/admin/..%2Fget", "/x%2fy?z"] {
+            for mode in [PathMode::Resplit, PathMode::Keep] {
+                let e = params(&[("REQUEST_URI", uri)]).unwrap().finish(mode);
+                assert_eq!(e.unwrap_err(), CgiError::EncodedSlash, "{uri}");
+            }
+        }
+        // In the query, or encoded twice, it is no slash of the path.
+        for uri in ["/x?a=%2F", "/x/%252F"] {
+            params(&[("REQUEST_URI", uri)])
+                .unwrap()
+                .finish(PathMode::Resplit)
+                .unwrap();
+        }
     }
 
     #[test]
@@ -463,14 +497,17 @@ mod tests {
         ] {
             let p = params(&[("CONTENT_LENGTH", bad), ("HTTP_CONTENT_LENGTH", "5")]).unwrap();
             assert_eq!(p.content_length(), None, "{bad:?}");
-            let env = p.finish(PathMode::Resplit);
+            let env = p.finish(PathMode::Resplit).unwrap();
             assert_eq!(env.get("CONTENT_LENGTH"), None, "{bad:?}");
             assert_eq!(env.header("content-length"), None, "{bad:?}");
         }
         for (good, n) in [("0", 0), ("007", 7), ("18446744073709551615", u64::MAX)] {
             let p = params(&[("CONTENT_LENGTH", good)]).unwrap();
             assert_eq!(p.content_length(), Some(n));
-            assert_eq!(p.finish(PathMode::Resplit).content_length(), Some(n));
+            assert_eq!(
+                p.finish(PathMode::Resplit).unwrap().content_length(),
+                Some(n)
+            );
         }
         // Absent, as an empty one is: a later valid one is the length.
         let p = params(&[("CONTENT_LENGTH", "-1"), ("CONTENT_LENGTH", "3")]).unwrap();
@@ -495,7 +532,7 @@ mod tests {
         for name in ["REQUEST_URI", "V0", "V1F", "V20", "V1FFFF"] {
             assert_eq!(p.push(name, "again"), Err(CgiError::Repeated(name.into())));
         }
-        let env = p.finish(PathMode::Resplit);
+        let env = p.finish(PathMode::Resplit).unwrap();
         // The pushed names, then SCRIPT_NAME, PATH_INFO, QUERY_STRING and GATEWAY_INTERFACE.
         assert_eq!(env.len(), N + 4 + 4);
         assert_eq!(env.get("V0"), Some(&b"0"[..]));

@@ -29,7 +29,7 @@ pub fn read_environ(
         }
         params.push(name, value.into_vec())?;
     }
-    Ok(params.finish(PathMode::Keep))
+    params.finish(PathMode::Keep)
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ fn decode(wire: &BytesMut) -> usize {
             });
         }
     }
-    params.finish(PathMode::Resplit).len()
+    params.finish(PathMode::Resplit).map_or(0, |env| env.len())
 }
 
 fn encode(body: &Bytes, out: &mut BytesMut) -> usize {

@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
 use futures_util::future::{AbortHandle, Abortable, Aborted, BoxFuture};
 use futures_util::stream::FuturesUnordered;
-use gateway_core::{App, Body, CgiParams, PathMode, Protocol};
+use gateway_core::{App, Body, CgiParams, Environ, PathMode, Protocol};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -360,8 +360,15 @@ impl Conn {
         else {
             return ControlFlow::Continue(());
         };
-        let env = params.finish(PathMode::Resplit);
+        let (env, unusable) = match params.finish(PathMode::Resplit) {
+            Ok(env) => (env, None),
+            Err(e) => {
+                tracing::debug!(id, error = %e, "bad FastCGI params");
+                (Environ::new(Protocol::FastCgi), Some(400))
+            }
+        };
         let refused = refused
+            .or(unusable)
             .or_else(|| decoder.finish().err().map(|_| 400))
             .or_else(|| {
                 let over = env

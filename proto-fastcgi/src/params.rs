@@ -35,6 +35,9 @@ pub enum ParamsError {
 #[derive(Debug)]
 pub struct ParamsDecoder {
     pending: BytesMut,
+    /// How long `pending` must grow before its pair is whole: until then a record is only
+    /// appended, so a pair sent a byte per record costs linear time, not quadratic.
+    need: usize,
     total: usize,
     limit: usize,
 }
@@ -44,6 +47,7 @@ impl ParamsDecoder {
     pub fn new(limit: usize) -> Self {
         ParamsDecoder {
             pending: BytesMut::new(),
+            need: 0,
             total: 0,
             limit,
         }
@@ -63,12 +67,16 @@ impl ParamsDecoder {
             content
         } else {
             self.pending.extend_from_slice(&content);
+            if self.pending.len() < self.need {
+                return Ok(());
+            }
             self.pending.split().freeze()
         };
         while let Some((name, value, used)) = parse_pair(&data) {
             pair(data.slice(name), data.slice(value));
             data.advance(used);
         }
+        self.need = pair_size(&data).unwrap_or(data.len() + 1);
         self.pending.extend_from_slice(&data);
         Ok(())
     }
@@ -100,6 +108,13 @@ fn parse_pair(data: &[u8]) -> Option<(std::ops::Range<usize>, std::ops::Range<us
     let value_start = name_start.checked_add(name_len)?;
     let end = value_start.checked_add(value_len)?;
     (end <= data.len()).then_some((name_start..value_start, value_start..end, end))
+}
+
+/// The bytes the pair at the start of `data` takes, once its two lengths are there.
+fn pair_size(data: &[u8]) -> Option<usize> {
+    let (name_len, a) = parse_len(data)?;
+    let (value_len, b) = parse_len(data.get(a..)?)?;
+    Some((a + b).saturating_add(name_len).saturating_add(value_len))
 }
 
 fn parse_len(data: &[u8]) -> Option<(usize, usize)> {
@@ -152,6 +167,21 @@ mod tests {
         assert_eq!(&buf[..5], &[1, 0x80, 0, 0, 200]);
         let pairs = decode_pairs(buf.freeze()).unwrap();
         assert_eq!(pairs, [(Bytes::from_static(b"A"), Bytes::from(long))]);
+    }
+
+    #[test]
+    fn a_pair_sent_a_byte_per_record_is_whole_once() {
+        // Re-copying the pair's start on every record made this quadratic (32 GiB of copying).
+        let value = vec![b'v'; 256 << 10];
+        let wire = encode(&[(b"BIG".to_vec(), value.clone())]).freeze();
+        let mut dec = ParamsDecoder::new(1 << 20);
+        let mut got = Vec::new();
+        for i in 0..wire.len() {
+            dec.feed(wire.slice(i..i + 1), |n, v| got.push((n, v)))
+                .unwrap();
+        }
+        dec.finish().unwrap();
+        assert_eq!(got, [(Bytes::from_static(b"BIG"), Bytes::from(value))]);
     }
 
     #[test]

@@ -194,7 +194,7 @@ fn pairs(content: Bytes) -> Result<(Environ, u64), ScgiError> {
     if !scgi {
         return Err(ScgiError::MissingScgi);
     }
-    Ok((params.finish(PathMode::Resplit), content_length))
+    Ok((params.finish(PathMode::Resplit)?, content_length))
 }
 
 #[cfg(test)]
