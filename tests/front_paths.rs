@@ -82,9 +82,22 @@ const VARIANTS: &[(&str, &str)] = &[
     ("/admin%2fx", "/admin/x"),
     ("/admin", "/admin"),
     ("/admin/x", "/admin/x"),
+    // Repeated slashes before `..`: front servers merge them first (`/get`), RFC 3986 does not
+    // (`/admin/get`): refused by gatewayd.
+    ("/admin//../get", "/get"),
+    ("/admin/x//../../environ/v", "/environ/v"),
+    // A raw `#` ends the path for nginx; REQUEST_URI keeps the rest.
+    ("/get#/../admin/y", "/get"),
     // Decoded once: `%252e` is a literal `%2e`, no dot segment anywhere.
     ("/admin/%252e%252e/environ/v", "/admin/%2e%2e/environ/v"),
 ];
+
+/// Whether front servers read `variant` two ways, so that gatewayd refuses it (400): an encoded
+/// slash, or a `..` after a repeated slash.
+fn read_two_ways(variant: &str) -> bool {
+    variant.to_ascii_lowercase().contains("%2f")
+        || (variant.contains("//") && variant.contains(".."))
+}
 
 /// Whether `path` falls under the `/admin` mount (whole segments, as mounts match).
 fn under_admin(path: &str) -> bool {
@@ -287,13 +300,14 @@ fn start(name: &'static str) -> Front {
 }
 
 /// Whether `status` is the front server's own refusal of `variant`: its deny rule (403), or what
-/// it refuses of its own accord, a path above the root (400) and, for Apache, an encoded slash
-/// (404).
+/// it refuses of its own accord, a path above the root or a raw `#` (400) and, for Apache, an
+/// encoded slash (404).
 fn front_refuses(front: &Front, variant: &str, status: u16) -> bool {
     match status {
         403 => front.name != "http",
         404 => front.refuses_encoded_slash && variant.to_ascii_lowercase().contains("%2f"),
-        400 => front.name != "http" && variant.starts_with("/../"),
+        // A path above the root; Apache and HAProxy also refuse a raw `#` in the target.
+        400 => front.name != "http" && (variant.starts_with("/../") || variant.contains('#')),
         _ => false,
     }
 }
@@ -328,7 +342,7 @@ async fn check(front: &Front, variant: &str, resolved: &str) -> Option<String> {
             _ => fail(format!("app A answered {status}")),
         };
     }
-    if variant.to_ascii_lowercase().contains("%2f") {
+    if read_two_ways(variant) {
         // gatewayd's own 400, or the front server's refusal before it.
         return match status {
             400 => None,

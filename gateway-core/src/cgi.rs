@@ -38,10 +38,10 @@ pub enum CgiError {
     /// A variable name is empty or holds `=` or NUL (its first 64 bytes).
     #[error("invalid variable name {0:?}")]
     BadName(String),
-    /// `REQUEST_URI`'s path holds an encoded slash, which front servers read two ways (see
-    /// [`has_encoded_slash`](crate::has_encoded_slash)): answered 400.
-    #[error("the request path holds an encoded slash (%2F)")]
-    EncodedSlash,
+    /// `REQUEST_URI`'s path is one front servers read two ways (see
+    /// [`ambiguous_path`](crate::ambiguous_path)): answered 400.
+    #[error("the request path holds {0}, which front servers read two ways")]
+    AmbiguousPath(&'static str),
 }
 
 /// Builds an [`Environ`] from the variables a front server sends, one pair at a time.
@@ -160,14 +160,12 @@ impl CgiParams {
     }
 
     /// The environ, with `SCRIPT_NAME`, `PATH_INFO` and `QUERY_STRING` always set; or
-    /// [`CgiError::EncodedSlash`] for a path no routing can read as every front server does.
+    /// [`CgiError::AmbiguousPath`] for a path no routing can read as every front server does.
     pub fn finish(mut self, mode: PathMode) -> Result<Environ, CgiError> {
-        if self
-            .env
-            .request_uri()
-            .is_some_and(|uri| crate::has_encoded_slash(uri_path(uri)))
+        if let Some(why) =
+            (self.env.request_uri()).and_then(|uri| crate::ambiguous_path(uri_path(uri)))
         {
-            return Err(CgiError::EncodedSlash);
+            return Err(CgiError::AmbiguousPath(why));
         }
         let env = &mut self.env;
         for (at, joined) in self.joined.take().into_iter().flat_map(|j| j.0) {
@@ -218,10 +216,14 @@ fn path_below_script(env: &Environ) -> Option<Bytes> {
     (below.is_empty() || below.starts_with(b"/")).then(|| Bytes::copy_from_slice(below))
 }
 
-/// The path of a raw request target: without its query, and without the scheme and authority
-/// of an absolute-form target (`http://host/x`), which front servers pass on as sent.
+/// The path of a raw request target: without its query or fragment (nginx ends the path at a raw
+/// `#` and passes REQUEST_URI on as sent), and without the scheme and authority of an
+/// absolute-form target (`http://host/x`).
 fn uri_path(uri: &[u8]) -> &[u8] {
-    let path = uri.split(|&b| b == b'?').next().unwrap_or_default();
+    let path = uri
+        .split(|&b| b == b'?' || b == b'#')
+        .next()
+        .unwrap_or_default();
     if path.starts_with(b"/") {
         return path;
     }
@@ -427,6 +429,7 @@ mod tests {
             "/admin/%2e%2e/get",
             "/admin/.%2E/get",
             "http://example.com/admin/../get?x",
+            "/get#/../admin/y",
         ] {
             let env = params(&[("SCRIPT_NAME", "/admin/../get"), ("REQUEST_URI", uri)])
                 .unwrap()
@@ -456,7 +459,7 @@ mod tests {
         for uri in ["/admin%2f..%2fget", "/admin/..%2Fget", "/x%2fy?z"] {
             for mode in [PathMode::Resplit, PathMode::Keep] {
                 let e = params(&[("REQUEST_URI", uri)]).unwrap().finish(mode);
-                assert_eq!(e.unwrap_err(), CgiError::EncodedSlash, "{uri}");
+                assert!(matches!(e, Err(CgiError::AmbiguousPath(_))), "{uri}");
             }
         }
         // In the query, or encoded twice, it is no slash of the path.

@@ -63,7 +63,7 @@ pub use http_request::{
 pub use http_response::{from_http, into_http};
 pub use limit::Limit;
 pub use lint::{Lint, Violation, check_environ, check_response};
-pub use path::{has_encoded_slash, routing_path};
+pub use path::{ambiguous_path, routing_path};
 pub use recover::CatchPanic;
 pub use redirect::{LocalRedirect, LocalRedirects};
 pub use registry::{AppConfig, AppFactory, Registry};

@@ -10,8 +10,8 @@ use std::borrow::Cow;
 use percent_encoding::percent_decode;
 
 /// The routing path of a raw request-target path: decoded once, then dot segments removed,
-/// including those an encoded slash forms (but see [`has_encoded_slash`]: gateways refuse
-/// those paths). Repeated slashes are kept, as over direct HTTP.
+/// including those an encoded slash forms (but see [`ambiguous_path`]: gateways refuse those
+/// paths). Repeated slashes are kept, as over direct HTTP.
 ///
 /// ```
 /// use gateway_core::routing_path;
@@ -30,23 +30,54 @@ pub fn routing_path(raw: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(remove_dot_segments(&decoded))
 }
 
-/// Whether a raw request-target path holds an encoded slash (`%2F`), which front servers read
-/// two ways: nginx decodes it into a separator (and resolves the dot segments it forms), while
-/// HAProxy and Apache with `AllowEncodedSlashes NoDecode` keep it inside its segment. No one
-/// routing of such a path matches every front server's rules (`/x%2f..%2fadmin/y` is `/admin/y`
-/// to nginx and outside `/admin` to HAProxy), so every gateway refuses it with 400, as Apache
-/// (404) and Tomcat (400) do by default.
+/// Why front servers may disagree on a raw request-target path, if they may; gateways answer
+/// such a path 400, since no one routing of it can match every front server's rules.
+///
+/// - An encoded slash (`%2F`): nginx decodes it into a separator (and resolves the dot
+///   segments it forms), while HAProxy and Apache with `AllowEncodedSlashes NoDecode` keep it
+///   inside its segment, so `/x%2f..%2fadmin/y` is `/admin/y` to nginx and outside `/admin` to
+///   HAProxy. Apache (404) and Tomcat (400) refuse it by default too.
+/// - A `..` whose result depends on repeated slashes: nginx, Apache and lighttpd merge `//`
+///   before they resolve dot segments (`/admin//../x` is `/x` to them), RFC 3986 does not
+///   (`/admin/x`).
 ///
 /// ```
-/// use gateway_core::has_encoded_slash;
+/// use gateway_core::ambiguous_path;
 ///
-/// assert!(has_encoded_slash(b"/admin%2f..%2fget"));
-/// assert!(has_encoded_slash(b"/a%2Fb"));
-/// assert!(!has_encoded_slash(b"/a%252Fb/%2e%2e/c"));
+/// assert!(ambiguous_path(b"/admin%2f..%2fget").is_some());
+/// assert!(ambiguous_path(b"/a%2Fb").is_some());
+/// assert!(ambiguous_path(b"/admin//../get").is_some());
+/// assert!(ambiguous_path(b"/admin//%2e%2e/get").is_some());
+/// assert!(ambiguous_path(b"/a%252Fb/%2e%2e/c").is_none());
+/// assert!(ambiguous_path(b"/x//y/../z").is_none());
 /// ```
-pub fn has_encoded_slash(raw: &[u8]) -> bool {
-    raw.windows(3)
-        .any(|w| w[0] == b'%' && w[1] == b'2' && (w[2] == b'f' || w[2] == b'F'))
+pub fn ambiguous_path(raw: &[u8]) -> Option<&'static str> {
+    let encoded_slash = raw
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'2' && (w[2] == b'f' || w[2] == b'F'));
+    if encoded_slash {
+        return Some("an encoded slash (%2F)");
+    }
+    let decoded: Cow<'_, [u8]> = percent_decode(raw).into();
+    let repeated = decoded.windows(2).any(|w| w == b"//");
+    if repeated && has_dot_segment(&decoded) {
+        let merged_first = remove_dot_segments(&merge_slashes(&decoded));
+        let merged_after = merge_slashes(&remove_dot_segments(&decoded));
+        if merged_first != merged_after {
+            return Some("a dot segment next to repeated slashes");
+        }
+    }
+    None
+}
+
+fn merge_slashes(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len());
+    for &b in path {
+        if !(b == b'/' && out.last() == Some(&b'/')) {
+            out.push(b);
+        }
+    }
+    out
 }
 
 /// Whether `path` holds a `.` or `..` segment. Cheap: most paths have no `/.` at all.
@@ -128,6 +159,32 @@ mod tests {
         assert_eq!(route("/admin/.."), "/");
         assert_eq!(route("/admin/."), "/admin/");
         assert_eq!(route("/a//../b"), "/a/b");
+    }
+
+    #[test]
+    fn paths_front_servers_read_two_ways() {
+        for raw in [
+            "/admin%2f..%2fget",
+            "/admin/..%2Fget",
+            "/a%2fb",
+            "/admin//../get",
+            "/admin//%2e%2e/get",
+            "/admin//./../get",
+            "/admin/.//../get",
+            "/admin/x//../../get",
+        ] {
+            assert!(ambiguous_path(raw.as_bytes()).is_some(), "{raw}");
+        }
+        for raw in [
+            "/x//y",
+            "/x//y/../z",
+            "/a/./b//c",
+            "/admin/../get",
+            "/a%252f/..",
+            "/",
+        ] {
+            assert_eq!(ambiguous_path(raw.as_bytes()), None, "{raw}");
+        }
     }
 
     #[test]

@@ -99,7 +99,14 @@ fn redirected(mut env: Environ, host_script: &[u8], location: &[u8]) -> Option<E
         Some(q) => (&location[..q], &location[q + 1..]),
         None => (location, &b""[..]),
     };
-    let path = crate::routing_path(path);
+    // A path the front server would have judged otherwise than as written (dot segments, an
+    // encoded slash) goes back to the client as the 302 it is: the front server's rules then
+    // apply to it, as to any request.
+    let decoded = percent_encoding::percent_decode(path).collect::<Vec<u8>>();
+    if crate::ambiguous_path(path).is_some() || crate::path::has_dot_segment(&decoded) {
+        return None;
+    }
+    let path = decoded;
     let below = path.strip_prefix(host_script)?;
     if !(below.is_empty() || below.starts_with(b"/")) {
         return None;
@@ -129,6 +136,8 @@ mod tests {
                     b"/start" => Response::local_redirect("/target?x=%20", env),
                     b"/loop" => Response::local_redirect("/loop", env),
                     b"/away" => Response::local_redirect("/elsewhere", env),
+                    b"/dots" => Response::local_redirect("/x/%2e%2e/admin", env),
+                    b"/slash" => Response::local_redirect("/x%2fy", env),
                     _ => Response::text(
                         200,
                         format!(
@@ -171,5 +180,12 @@ mod tests {
     fn below_the_host_script_name_only() {
         // As a CGI program at /cgi-bin/gw, "/elsewhere" is not ours: it goes to the client.
         assert_eq!(run("/cgi-bin/gw", "/away").0, 302);
+    }
+
+    #[test]
+    fn a_path_the_front_server_would_judge_goes_to_the_client() {
+        // Followed inside, `/x/../admin` would reach a mount past the front server's rules.
+        assert_eq!(run("", "/dots").0, 302);
+        assert_eq!(run("", "/slash").0, 302);
     }
 }

@@ -143,8 +143,8 @@ async fn handle(
         tracing::info!(reason, peer = ?conn.remote, "refusing a request for its Host (RFC 9112 §3.2)");
         return into_http(Response::error(400).with_header("Connection", "close"));
     }
-    if gateway_core::has_encoded_slash(parts.uri.path().as_bytes()) {
-        tracing::info!(peer = ?conn.remote, "refusing a path with an encoded slash (%2F)");
+    if let Some(why) = gateway_core::ambiguous_path(parts.uri.path().as_bytes()) {
+        tracing::info!(peer = ?conn.remote, "refusing a path that holds {why}");
         return into_http(Response::error(400));
     }
     // hyper's declared length is the Content-Length field, already parsed.
