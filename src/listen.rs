@@ -5,7 +5,6 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::sys::stat::{Mode, umask};
 use nix::unistd::{Gid, Group, Uid, User, chown};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
@@ -133,17 +132,19 @@ impl fmt::Display for Listener {
 /// is process-wide). A stale socket file that nothing listens on is removed first.
 fn bind_unix(path: &Path, cfg: &ListenConfig) -> io::Result<Socket> {
     remove_stale(path)?;
-    // Made owner-only whatever the umask, then opened to `socket_mode` (0660 by default, as
-    // php-fpm does): the socket is never wider than asked, not even between bind and chmod.
-    // The umask is the process's, but only for the bind: a file made meanwhile is only
-    // made narrower.
-    let old = umask(Mode::from_bits_truncate(0o177));
-    let bound = UnixListener::bind(path);
-    umask(old);
-    let listener = bound?;
-    let file = SocketFile(path.to_owned());
+    // Bound in a private directory (0700) beside `path`, given its mode and owner there, then
+    // renamed into place: the socket is never reachable wider than `socket_mode` (0660 by
+    // default, as php-fpm's, whatever the umask), not even between bind and chmod, and the
+    // process's umask, which CGI scripts forked meanwhile would inherit, is never touched.
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let private = tempfile::Builder::new().prefix(".gw").tempdir_in(parent)?;
+    let staged = private.path().join("s");
+    let listener = UnixListener::bind(&staged)?;
     let mode = cfg.socket_mode.as_ref().map_or(0o660, |m| *m.get_ref());
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))?;
     let owner = cfg
         .socket_owner
         .as_ref()
@@ -155,8 +156,10 @@ fn bind_unix(path: &Path, cfg: &ListenConfig) -> io::Result<Socket> {
         .map(|g| group_id(g.get_ref()))
         .transpose()?;
     if owner.is_some() || group.is_some() {
-        chown(path, owner, group).map_err(io::Error::from)?;
+        chown(&staged, owner, group).map_err(io::Error::from)?;
     }
+    std::fs::rename(&staged, path)?;
+    let file = SocketFile(path.to_owned());
     Ok(Socket::Unix(listener, Some(file)))
 }
 
