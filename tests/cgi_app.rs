@@ -220,6 +220,18 @@ async fn a_client_abort_kills_the_process_group() {
     wait_dead(pid).await;
 }
 
+/// A script that closed its output has answered: its response ends then, not at its exit or
+/// its timeout (which still kills it).
+#[tokio::test]
+async fn a_script_that_closes_its_output_has_answered() {
+    let root = scripts();
+    let d = start(root.path(), "");
+    let started = Instant::now();
+    let reply = get(d.addr(), "/cgi/linger.sh").await;
+    assert_eq!((reply.status, reply.text().as_str()), (200, "ok\n"));
+    assert!(started.elapsed() < Duration::from_millis(1900), "{:?}", started.elapsed());
+}
+
 #[tokio::test]
 async fn traversal_and_non_scripts_are_refused() {
     let root = scripts();

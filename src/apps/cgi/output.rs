@@ -9,6 +9,10 @@ use tokio::process::ChildStdout;
 
 use super::supervise::{Verdict, Watch};
 
+/// How long a body whose output has ended waits for the script's exit, which says whether the
+/// request went as it should (a body that turned out not to match its length kills it).
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A running script's output. Dropping it kills the script (the client went away).
 pub(super) struct Output {
     pub(super) stdout: ChildStdout,
@@ -86,7 +90,8 @@ impl Output {
         }
     }
 
-    /// The rest of stdout as the response body, ended by the script's exit; a kill fails it.
+    /// The rest of stdout as the response body, ended by the script's exit (or, if it lives on,
+    /// by its output's end after [`EXIT_GRACE`]); a kill fails it.
     pub(super) fn into_body(self, early: Bytes) -> Body {
         let chunks =
             futures_util::stream::unfold((Some(self), Some(early)), |(out, early)| async move {
@@ -97,7 +102,11 @@ impl Output {
                 let mut buf = BytesMut::with_capacity(32 << 10);
                 let verdict = match out.read(&mut buf).await {
                     Read::Data => return Some((Ok(buf.freeze()), (Some(out), None))),
-                    Read::End => out.watch.output_done().await,
+                    // A script that closed its output and lives on has still answered in
+                    // full: its body ends after a short grace (the watcher keeps its deadline).
+                    Read::End => tokio::time::timeout(EXIT_GRACE, out.watch.output_done())
+                        .await
+                        .unwrap_or(Verdict::Exited(true)),
                     Read::Killed(v) => v,
                 };
                 match verdict {
