@@ -229,7 +229,11 @@ async fn a_script_that_closes_its_output_has_answered() {
     let started = Instant::now();
     let reply = get(d.addr(), "/cgi/linger.sh").await;
     assert_eq!((reply.status, reply.text().as_str()), (200, "ok\n"));
-    assert!(started.elapsed() < Duration::from_millis(1900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1900),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -248,7 +248,10 @@ impl Fields {
         let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
         if name.eq_ignore_ascii_case(b"content-length") {
             self.content_length += 1;
-            self.length = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+            // Digits only, as hyper reads it (`str::parse` would take `+5`).
+            self.length = (!value.is_empty() && value.iter().all(u8::is_ascii_digit))
+                .then(|| std::str::from_utf8(value).ok()?.parse().ok())
+                .flatten();
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             self.transfer_encoding += 1;
             self.chunked = value.to_ascii_lowercase().ends_with(b"chunked");

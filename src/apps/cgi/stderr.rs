@@ -14,6 +14,31 @@ pub(super) const MAX_LINE: usize = 8 << 10;
 /// Lines logged per script and per second; the others are counted and summed up in one line.
 const LINES_PER_SECOND: u32 = 100;
 
+/// Lines logged per second for all scripts together: 64 scripts at their own cap would
+/// otherwise write 50 MB of log a second.
+const ALL_LINES_PER_SECOND: u32 = 1000;
+
+static ALL_SCRIPTS: Budget = Budget(std::sync::Mutex::new(None));
+
+/// The lines left to all scripts in the current second.
+struct Budget(std::sync::Mutex<Option<(Instant, u32)>>);
+
+impl Budget {
+    fn take(&self, now: Instant) -> bool {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *state {
+            Some((start, used)) if now.duration_since(*start) < Duration::from_secs(1) => {
+                *used += 1;
+                *used <= ALL_LINES_PER_SECOND
+            }
+            other => {
+                *other = Some((now, 1));
+                true
+            }
+        }
+    }
+}
+
 /// Logs each line `stderr` gives under the script's `name`, until its end.
 pub(super) async fn log_stderr(mut stderr: tokio::process::ChildStderr, name: String) {
     let mut lines = Lines::new(name);
@@ -77,9 +102,7 @@ impl Lines {
     }
 
     fn emit(&mut self, now: Instant) {
-        let text = escape(&self.line);
         let cut = std::mem::take(&mut self.cut);
-        self.line.clear();
         if self
             .window
             .is_none_or(|start| now.duration_since(start) >= Duration::from_secs(1))
@@ -88,11 +111,14 @@ impl Lines {
             self.window = Some(now);
             self.logged = 0;
         }
-        if self.logged >= LINES_PER_SECOND {
+        if self.logged >= LINES_PER_SECOND || !ALL_SCRIPTS.take(now) {
+            self.line.clear();
             self.suppressed += 1;
             return;
         }
         self.logged += 1;
+        let text = escape(&self.line);
+        self.line.clear();
         if cut > 0 {
             tracing::warn!(script = %self.name, "{text}… ({cut} bytes cut)");
         } else {
@@ -138,6 +164,15 @@ fn escape(line: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn all_scripts_share_one_budget_a_second() {
+        let budget = Budget(std::sync::Mutex::new(None));
+        let now = Instant::now();
+        let taken = (0..1500).filter(|_| budget.take(now)).count();
+        assert_eq!(taken, ALL_LINES_PER_SECOND as usize);
+        assert!(budget.take(now + Duration::from_secs(1)));
+    }
+
     use super::*;
 
     #[test]
