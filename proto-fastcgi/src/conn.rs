@@ -28,6 +28,10 @@ use crate::record::{BeginRequest, EndRequest, ProtocolStatus, RecordType, Role};
 use crate::respond::{self, Done};
 use crate::stdin::{self, Pushed, StdinSender};
 
+/// Ended requests whose STDIN is still being read and dropped, at most, per connection; past
+/// it a new request is refused (OVERLOADED) until the web server finishes their streams.
+const MAX_FINISHING: usize = 64;
+
 /// The limits of a FastCGI listener.
 #[derive(Clone, Debug)]
 pub struct FastCgiConfig {
@@ -276,9 +280,12 @@ impl Conn {
         let Some(begin) = BeginRequest::parse(content) else {
             return protocol_error("short BEGIN_REQUEST");
         };
+        // Ended requests still reading their leftover STDIN do not count against max_requests,
+        // but their number is bounded too: each is scanned on every turn of the loop.
+        let finishing = self.requests.len() - self.active();
         let refusal = if begin.role != Role::Responder {
             Some(ProtocolStatus::UnknownRole)
-        } else if self.active() >= self.cfg.max_requests {
+        } else if self.active() >= self.cfg.max_requests || finishing >= MAX_FINISHING {
             Some(match self.cfg.max_requests {
                 1 => ProtocolStatus::CantMpxConn,
                 _ => ProtocolStatus::Overloaded,

@@ -715,3 +715,34 @@ async fn a_silent_connection_or_stalled_head_times_out() {
     stalled.send(&wire).await;
     assert!(stalled.closed().await);
 }
+
+#[tokio::test]
+async fn ended_requests_still_reading_their_stdin_are_bounded() {
+    let s = server(mux()).await;
+    let mut c = Conn::open(s.addr).await;
+    // Each request sends more STDIN than its CONTENT_LENGTH and never ends the stream: it is
+    // answered 400 and ended, and its id then waits for the rest of its STDIN.
+    for id in 1..=80u16 {
+        let mut wire = BytesMut::new();
+        client::put_begin(&mut wire, id, Role::Responder, true);
+        client::put_params(
+            &mut wire,
+            id,
+            &[(b"REQUEST_URI", b"/echo"), (b"CONTENT_LENGTH", b"1")],
+        );
+        proto_fastcgi::put_stream(&mut wire, RecordType::Stdin, id, b"too long");
+        c.send(&wire).await;
+        c.until(|r| r.ended(id)).await;
+    }
+    let status = |id: u16| c.replies.by_id[&id].end.unwrap().protocol_status;
+    assert_eq!(status(1), ProtocolStatus::RequestComplete);
+    assert_eq!(c.replies.by_id[&1].status(), Some(400));
+    // Past the bound, new requests are refused until those streams end.
+    assert_eq!(status(80), ProtocolStatus::Overloaded);
+    let mut wire = BytesMut::new();
+    proto_fastcgi::put_stream_end(&mut wire, RecordType::Stdin, 1);
+    wire.extend_from_slice(&request(81, true, "/echo", b"hi"));
+    c.send(&wire).await;
+    c.until(|r| r.ended(81)).await;
+    assert!(complete(&c.replies, 81));
+}
