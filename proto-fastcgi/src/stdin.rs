@@ -28,6 +28,15 @@ use crate::budget::BodyBudget;
 /// Past this many queued bytes the queue is full.
 const HIGH_WATER: usize = 256 << 10;
 
+/// One request's unread body may hold at most this fraction of the budget.
+const BUDGET_SHARES: u64 = 4;
+
+/// What one request may hold of a budget of `limit`: a fraction, but never less than one full
+/// STDIN record, so that a small budget still lets each request queue something.
+fn share(limit: u64) -> u64 {
+    (limit / BUDGET_SHARES).max(cost(usize::from(u16::MAX)))
+}
+
 /// What a queued chunk costs the budget beyond its bytes (its allocation and its place in
 /// the queue), so that a flood of one-byte records is not nearly free.
 const CHUNK_COST: u64 = 64;
@@ -191,7 +200,10 @@ impl StdinSender {
                 None
             } else {
                 let n = cost(data.len());
-                let room = shared.budget.try_take(n);
+                // One request holds at most a share of the budget, so that one upload whose
+                // app does not read cannot take all of it and pause every other connection.
+                let within_share = s.queued as u64 + n <= share(shared.budget.limit());
+                let room = within_share && shared.budget.try_take(n);
                 if !room && !s.wanting {
                     s.held = true;
                     return Err(data);
@@ -224,14 +236,18 @@ impl StdinSender {
         Ok(failure.map_or(Pushed::Done, Pushed::Failed))
     }
 
-    /// Waits until the budget may have room for `n` bytes, or the app waits for data.
+    /// Waits until the budget and this request's share of it may have room for `n` bytes, or
+    /// the app waits for data.
     pub fn room(&self, n: usize) -> impl Future<Output = ()> + Send + use<> {
         let shared = self.shared.clone();
         async move {
             let budget = shared.budget.clone();
             let fits = || {
                 let s = shared.lock();
-                s.wanting || s.gone || budget.used().saturating_add(cost(n)) <= budget.limit()
+                let within_share = s.queued as u64 + cost(n) <= share(budget.limit());
+                s.wanting
+                    || s.gone
+                    || (within_share && budget.used().saturating_add(cost(n)) <= budget.limit())
             };
             budget.wait_for_room(fits, shared.wanted.notified()).await;
         }
@@ -437,23 +453,34 @@ mod tests {
 
     #[tokio::test]
     async fn past_the_budget_a_record_waits_unless_its_app_does() {
-        let one = cost(8);
-        let budget = Arc::new(BodyBudget::new(one));
-        let (tx, rx) = channel(100, None, budget.clone());
-        push(&tx, b"12345678");
+        // Full-size records: a request's share is never less than one.
+        let record = Bytes::from(vec![7u8; 65535]);
+        let one = cost(record.len());
+        let put = |tx: &StdinSender| assert_eq!(tx.try_push(record.clone()), Ok(Pushed::Done));
+        // Room for four requests' shares of one record each: three others hold theirs.
+        let budget = Arc::new(BodyBudget::new(4 * one));
+        let others: Vec<_> = (0..3)
+            .map(|_| {
+                let (tx, rx) = channel(1 << 20, None, budget.clone());
+                put(&tx);
+                (tx, rx)
+            })
+            .collect();
+        let (tx, rx) = channel(1 << 20, None, budget.clone());
+        put(&tx);
         let held = tx.try_push(Bytes::from_static(b"9")).unwrap_err();
-        assert_eq!(budget.used(), one);
+        assert_eq!(budget.used(), 4 * one);
         let mut body = Body::new(rx);
         let room = tokio::spawn(tx.room(held.len()));
-        body.chunk().await.unwrap(); // frees the 8 bytes
+        body.chunk().await.unwrap(); // frees the record
         tokio::time::timeout(std::time::Duration::from_secs(2), room)
             .await
             .expect("room once the app read")
             .unwrap();
-        assert_eq!(budget.used(), 0);
+        assert_eq!(budget.used(), 3 * one);
         // With the budget full elsewhere, a record the app waits for still goes in.
-        let (other, unread) = channel(100, None, budget.clone());
-        push(&other, b"12345678");
+        let (other, unread) = channel(1 << 20, None, budget.clone());
+        put(&other);
         let held = tx.try_push(held).unwrap_err();
         let reader = tokio::spawn(async move { body.chunk().await.map(|c| c.unwrap()) });
         tokio::time::timeout(std::time::Duration::from_secs(2), tx.room(held.len()))
@@ -461,9 +488,29 @@ mod tests {
             .expect("the app waits: no deadlock");
         assert_eq!(tx.try_push(held), Ok(Pushed::Done));
         assert_eq!(&reader.await.unwrap().unwrap()[..], b"9");
-        assert_eq!(budget.used(), one);
+        assert_eq!(budget.used(), 4 * one);
         drop(unread);
-        assert_eq!(budget.used(), 0, "a dropped body hands its bytes back");
+        assert_eq!(
+            budget.used(),
+            3 * one,
+            "a dropped body hands its bytes back"
+        );
+        drop(others);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn one_request_holds_at_most_its_share() {
+        let record = Bytes::from(vec![7u8; 65535]);
+        let budget = Arc::new(BodyBudget::new(16 * cost(record.len())));
+        let (tx, _rx) = channel(u64::MAX, None, budget.clone());
+        let queued = (0..16)
+            .take_while(|_| tx.try_push(record.clone()).is_ok())
+            .count();
+        assert_eq!(queued, 4, "a quarter of the budget");
+        let (other, _unread) = channel(u64::MAX, None, budget.clone());
+        assert_eq!(other.try_push(record.clone()), Ok(Pushed::Done));
+        assert_eq!(budget.used(), 5 * cost(record.len()));
     }
 
     #[test]

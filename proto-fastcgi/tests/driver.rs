@@ -330,13 +330,17 @@ async fn a_full_budget_stalls_no_app_that_reads() {
         ..mux()
     })
     .await;
-    // /wait never reads: its body fills the budget and its connection pauses.
-    let mut hog = Conn::open(s.addr).await;
-    let wire = request(1, true, "/wait", &vec![0u8; 1 << 20]);
-    let hog_write = tokio::spawn(async move {
-        let _ = hog.write.write_all(&wire).await;
-        hog
-    });
+    // /wait never reads: four such bodies, each holding its share, fill the budget, and their
+    // connections pause.
+    let mut hogs = Vec::new();
+    for _ in 0..4 {
+        let mut hog = Conn::open(s.addr).await;
+        let wire = request(1, true, "/wait", &vec![0u8; 1 << 20]);
+        hogs.push(tokio::spawn(async move {
+            let _ = hog.write.write_all(&wire).await;
+            hog
+        }));
+    }
     let deadline = Instant::now() + Duration::from_secs(2);
     while budget.used() < 128 << 10 {
         assert!(
@@ -371,6 +375,28 @@ async fn a_full_budget_stalls_no_app_that_reads() {
         "{}",
         budget.used()
     );
+    drop(hogs);
+}
+
+/// One upload whose app does not read holds at most a quarter of the budget: the rest stays
+/// for the other connections' bodies.
+#[tokio::test]
+async fn one_unread_body_holds_at_most_its_share() {
+    let budget = Arc::new(BodyBudget::new(1 << 20));
+    let s = server(FastCgiConfig {
+        body_budget: budget.clone(),
+        ..mux()
+    })
+    .await;
+    let mut hog = Conn::open(s.addr).await;
+    let wire = request(1, true, "/wait", &vec![0u8; 4 << 20]);
+    let hog_write = tokio::spawn(async move {
+        let _ = hog.write.write_all(&wire).await;
+        hog
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let used = budget.used();
+    assert!(used > 0 && used <= (256 << 10) + (16 << 10), "{used}");
     drop(hog_write);
 }
 
