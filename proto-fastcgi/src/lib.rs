@@ -19,7 +19,9 @@
 mod budget;
 pub mod client;
 mod codec;
+mod config;
 mod conn;
+mod connection;
 mod params;
 mod record;
 mod respond;
@@ -29,7 +31,8 @@ pub use budget::BodyBudget;
 pub use codec::{
     DecodeError, Record, RecordDecoder, RecordEncoder, put_record, put_stream, put_stream_end,
 };
-pub use conn::{FastCgiConfig, serve_connection};
+pub use config::FastCgiConfig;
+pub use conn::serve_connection;
 pub use params::{ParamsDecoder, ParamsError, decode_pairs, put_pair};
 pub use record::{
     BeginRequest, EndRequest, HEADER_LEN, KEEP_CONN, MAX_CONTENT, ProtocolStatus, RecordType, Role,
