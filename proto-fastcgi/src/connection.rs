@@ -629,3 +629,7 @@ fn log_failure(id: u16, failure: stdin::Failure) {
         false => tracing::debug!(id, %failure, "a FastCGI request body failed"),
     }
 }
+
+#[cfg(test)]
+#[path = "connection_tests.rs"]
+mod tests;
