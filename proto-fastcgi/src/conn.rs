@@ -13,7 +13,7 @@ use futures_util::future::{Abortable, Aborted, BoxFuture};
 use futures_util::stream::FuturesUnordered;
 use gateway_core::App;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -40,7 +40,9 @@ pub async fn serve_connection<IO>(
 {
     let (rd, wr) = tokio::io::split(io);
     let (out, out_rx) = mpsc::channel(32);
-    let writer = tokio::spawn(write_loop(wr, out_rx));
+    let (half_close, half_closed) = oneshot::channel();
+    let mut half_close = Some(half_close);
+    let writer = tokio::spawn(write_loop(wr, out_rx, half_closed));
     let mut calls = FuturesUnordered::<Call>::new();
     let mut conn = Connection::new(cfg, Instant::now().into_std());
     let mut frames = FramedRead::new(rd, RecordDecoder);
@@ -54,13 +56,17 @@ pub async fn serve_connection<IO>(
     let mut armed: Option<Instant> = None;
     'conn: loop {
         while let Some(transmit) = conn.poll_transmit() {
-            let buf = match transmit {
-                Transmit::Data(buf) => buf,
-                // The writer's signal: close our half after what is queued.
-                Transmit::HalfClose => Bytes::new(),
-            };
-            if out.send(buf).await.is_err() {
-                break 'conn;
+            match transmit {
+                Transmit::Data(buf) => {
+                    if out.send(buf).await.is_err() {
+                        break 'conn;
+                    }
+                }
+                Transmit::HalfClose => {
+                    if let Some(signal) = half_close.take() {
+                        let _ = signal.send(());
+                    }
+                }
             }
         }
         if conn.is_done() {
@@ -124,33 +130,48 @@ fn far_future() -> Instant {
 }
 
 /// Owns the write half: writes whole buffers, coalescing what is already queued into one
-/// write, and closes the socket when every sender is gone, or at once on an empty buffer.
-async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::Receiver<Bytes>) {
+/// write, and closes the socket when every sender is gone, or when `half_close` fires, once
+/// what was queued before it is written. (An empty buffer is just nothing to write: an app
+/// may stream an empty chunk.)
+async fn write_loop<W: AsyncWrite>(
+    wr: W,
+    mut rx: mpsc::Receiver<Bytes>,
+    mut half_close: oneshot::Receiver<()>,
+) {
     tokio::pin!(wr);
     let mut batch = BytesMut::new();
-    let mut close = false;
-    while let Some(first) = rx.recv().await {
-        // Gather what is already queued into one write; an empty buffer is the reader's
-        // signal that nothing more will be written, and closes our half after the batch.
-        close = first.is_empty();
-        let next = if close { None } else { rx.try_recv().ok() };
-        let Some(next) = next else {
+    // Until the driver either fires it or drops it (it ended: the senders go with it).
+    let mut signal = true;
+    let mut closed = false;
+    loop {
+        // Biased: what is queued goes out before the half-close that followed it.
+        let first = tokio::select! {
+            biased;
+            first = rx.recv() => match first {
+                Some(first) => first,
+                None => break,
+            },
+            fired = &mut half_close, if signal => {
+                signal = false;
+                closed = fired.is_ok();
+                match closed {
+                    true => break,
+                    false => continue,
+                }
+            }
+        };
+        let Ok(next) = rx.try_recv() else {
             // The usual case, one buffer queued: write it as it is.
             if let Err(e) = wr.write_all(&first).await {
                 tracing::debug!(error = %e, "FastCGI connection lost while writing");
                 return;
             }
-            if close {
-                break;
-            }
             continue;
         };
         batch.extend_from_slice(&first);
-        close = next.is_empty();
         batch.extend_from_slice(&next);
-        while !close && batch.len() < 256 << 10 {
+        while batch.len() < 256 << 10 {
             match rx.try_recv() {
-                Ok(more) if more.is_empty() => close = true,
                 Ok(more) => batch.extend_from_slice(&more),
                 Err(_) => break,
             }
@@ -160,12 +181,10 @@ async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::Receiver<Bytes>) {
             return;
         }
         batch.clear();
-        if close {
-            break;
-        }
     }
     let _ = wr.shutdown().await;
-    if close {
+    if closed {
+        // Nothing more goes out, but no sender may wait on a full queue.
         while rx.recv().await.is_some() {}
     }
 }

@@ -78,6 +78,9 @@ impl App for TestApp {
             b"/stream" => Response::new(200).with_body(Body::from_stream(
                 futures_util::stream::iter(["one", "two", "three"].map(Ok::<_, std::io::Error>)),
             )),
+            b"/stream-empty" => Response::new(200).with_body(Body::from_stream(
+                futures_util::stream::iter(["one", "", "two"].map(Ok::<_, std::io::Error>)),
+            )),
             _ => Response::error(404),
         }
     }
@@ -227,6 +230,16 @@ async fn streamed_bodies_arrive_in_order() {
     c.send(&request(1, true, "/stream", b"")).await;
     c.until(|r| r.ended(1)).await;
     assert_eq!(&c.replies.by_id[&1].body()[..], b"onetwothree");
+}
+
+#[tokio::test]
+async fn an_empty_chunk_in_a_streamed_body_is_not_the_end() {
+    let s = server(FastCgiConfig::default()).await;
+    let mut c = Conn::open(s.addr).await;
+    c.send(&request(1, true, "/stream-empty", b"")).await;
+    c.until(|r| r.ended(1)).await;
+    assert_eq!(&c.replies.by_id[&1].body()[..], b"onetwo");
+    assert!(!c.closed().await, "kept open");
 }
 
 #[tokio::test]
