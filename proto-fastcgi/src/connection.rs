@@ -29,7 +29,7 @@ const MAX_FINISHING: usize = 64;
 
 /// What the driver must write, in order.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Transmit {
+pub(crate) enum Transmit {
     /// Whole records.
     Data(Bytes),
     /// Close our half once what came before is written: the web server waits for it (no
@@ -38,7 +38,7 @@ pub enum Transmit {
 }
 
 /// What the driver must do for the machine.
-pub enum Event {
+pub(crate) enum Event {
     /// Call the app for request `id` and write its response (see [`respond::run`]); report
     /// its [`Done`] to [`Connection::handle_finished`]. The call must be made abortable with
     /// `abort`: the machine cancels it when the web server aborts the request.
@@ -78,7 +78,7 @@ enum Slot {
 }
 
 /// One FastCGI connection's protocol state: the requests by id and the timers.
-pub struct Connection {
+pub(crate) struct Connection {
     cfg: Arc<FastCgiConfig>,
     requests: HashMap<u16, Slot>,
     transmits: VecDeque<Transmit>,
@@ -102,7 +102,7 @@ pub struct Connection {
 
 impl Connection {
     /// A connection accepted at `now`: silent until its first record, on the head timeout.
-    pub fn new(cfg: Arc<FastCgiConfig>, now: Instant) -> Self {
+    pub(crate) fn new(cfg: Arc<FastCgiConfig>, now: Instant) -> Self {
         Connection {
             cfg,
             requests: HashMap::new(),
@@ -119,18 +119,18 @@ impl Connection {
     }
 
     /// The next thing to write.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
     /// The next thing to do.
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// When [`Connection::handle_timeout`] must be called next: the oldest unfinished request
     /// head (or the silent new connection, or the idle kept one) times out then.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         if self.closed {
             return None;
         }
@@ -149,7 +149,7 @@ impl Connection {
     }
 
     /// The time passed: a deadline that is due closes the connection.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if self.poll_timeout().is_some_and(|deadline| deadline <= now) {
             tracing::debug!(
                 "FastCGI connection timed out (request head or keep-alive wait); closing it"
@@ -161,22 +161,22 @@ impl Connection {
     /// Whether the driver must stop: after an error or a timeout, or once the last request
     /// ends on a connection that is closing or draining. What is queued to transmit is still
     /// to be written first.
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.closed || ((self.closing || self.draining) && self.requests.is_empty())
     }
 
     /// Whether [`Connection::handle_shutdown`] was called.
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.draining
     }
 
     /// The daemon shuts down: finish what is in flight, start nothing new.
-    pub fn handle_shutdown(&mut self) {
+    pub(crate) fn handle_shutdown(&mut self) {
         self.draining = true;
     }
 
     /// One record from the web server.
-    pub fn handle_record(&mut self, record: Record, now: Instant) {
+    pub(crate) fn handle_record(&mut self, record: Record, now: Instant) {
         if self.closed {
             return;
         }
@@ -204,7 +204,7 @@ impl Connection {
     }
 
     /// A request's app call wrote its whole response: end the request.
-    pub fn handle_finished(&mut self, done: Done, now: Instant) {
+    pub(crate) fn handle_finished(&mut self, done: Done, now: Instant) {
         let Some(Slot::Running {
             keep_conn, stdin, ..
         }) = self.requests.remove(&done.id)
@@ -239,7 +239,7 @@ impl Connection {
     /// (not multiplexing: the web server then feels the push back through TCP), or room in
     /// the body budget for the held record (or its app waiting for it). Queues the held
     /// record first if it fits now. Call it before each read.
-    pub fn read_gate(&mut self) -> Option<impl Future<Output = ()> + Send + use<>> {
+    pub(crate) fn read_gate(&mut self) -> Option<impl Future<Output = ()> + Send + use<>> {
         if let Some(full) = self.full_stdin() {
             return Some(Either::Left(full));
         }
@@ -248,7 +248,7 @@ impl Connection {
 
     /// The connection failed: says so at the level it deserves. A reset or a close between
     /// requests is how web servers end idle connections (HAProxy resets them).
-    pub fn handle_lost(&mut self, e: DecodeError) {
+    pub(crate) fn handle_lost(&mut self, e: DecodeError) {
         self.closed = true;
         let io = match &e {
             DecodeError::Version(_) => {
@@ -277,7 +277,7 @@ impl Connection {
     }
 
     /// The web server closed the connection.
-    pub fn handle_eof(&mut self) {
+    pub(crate) fn handle_eof(&mut self) {
         self.closed = true;
         if self.in_progress() {
             tracing::info!("the web server closed the FastCGI connection mid-request");

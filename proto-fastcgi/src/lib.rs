@@ -3,15 +3,18 @@
 //! Why our own implementation: the crate `fastcgi-server` is an empty 0.0.0 placeholder, and
 //! `tokio-fastcgi` buffers whole bodies without a cap, fails on a name-value pair split across
 //! PARAMS records, and mishandles aborts. So this crate implements the protocol itself, on
-//! `bytes` and tokio, in two layers:
+//! `bytes` and tokio, in three layers:
 //!
 //! - a sans-IO codec: records ([`RecordDecoder`], [`put_record`]), name-value pairs
 //!   ([`ParamsDecoder`], [`put_pair`]) and the web server's side ([`client`]), pure functions
 //!   over `BytesMut` that never panic on input and never allocate more than one record ahead;
-//! - a tokio driver ([`serve_connection`]): requests multiplexed by id, STDIN streamed with
-//!   backpressure per request and a process-wide [`BodyBudget`] for what waits unread,
-//!   bodies held to CONTENT_LENGTH, STDOUT written as the app yields it, aborts that cancel
-//!   the app call, FCGI_KEEP_CONN, GET_VALUES and UNKNOWN_TYPE.
+//! - a sans-IO connection state machine (`connection.rs`): fed records, finished app calls
+//!   and the time, it says what to write, which app calls to start, when its next deadline
+//!   is and when to close;
+//! - a thin tokio driver around it ([`serve_connection`]): requests multiplexed by id, STDIN
+//!   streamed with backpressure per request and a process-wide [`BodyBudget`] for what waits
+//!   unread, bodies held to CONTENT_LENGTH, STDOUT written as the app yields it, aborts that
+//!   cancel the app call, FCGI_KEEP_CONN, GET_VALUES and UNKNOWN_TYPE.
 //!
 //! PARAMS become the [`Environ`](gateway_core::Environ) through the same normalizer as SCGI
 //! and CGI ([`gateway_core::CgiParams`]).
