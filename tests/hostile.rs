@@ -395,7 +395,7 @@ async fn stalled_client(addr: SocketAddr, wire: &[u8]) -> TcpStream {
 async fn a_client_that_stops_reading_is_cut_after_send_timeout() {
     const CAP: usize = 3;
     let config = format!(
-        "[server]\nsend_timeout = \"1s\"\n\n\
+        "[server]\nsend_timeout = \"2s\"\n\n\
          [[listen]]\nprotocol = \"http\"\naddress = \"127.0.0.1:0\"\nmax_connections = {CAP}\n\n\
          [[listen]]\nprotocol = \"fastcgi\"\naddress = \"127.0.0.1:0\"\nmax_connections = {CAP}\n\n\
          [[listen]]\nprotocol = \"scgi\"\naddress = \"127.0.0.1:0\"\nmax_connections = {CAP}\n\n\
@@ -416,15 +416,21 @@ async fn a_client_that_stops_reading_is_cut_after_send_timeout() {
         stalled.push(stalled_client(scgi, &scgi_get(big)).await);
     }
     // Every listener is at its cap, held by clients that read nothing.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let status = get(admin, "/-/status").await.json();
-    assert_eq!(status["in_flight"], 3 * CAP as u64 + 1, "{status}");
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    loop {
+        let status = get(admin, "/-/status").await.json();
+        if status["in_flight"] == 3 * CAP as u64 + 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let locked = tokio::time::timeout(Duration::from_millis(300), get(http, "/get")).await;
     assert!(locked.is_err(), "the HTTP listener should be full");
 
     // After send_timeout, the stalled connections are closed and each listener serves again.
     let start = Instant::now();
-    let served = tokio::time::timeout(Duration::from_secs(5), async {
+    let served = tokio::time::timeout(Duration::from_secs(8), async {
         assert_eq!(get(http, "/get").await.status, 200);
         let out = exchange(fcgi, &fastcgi_get(b"/get")).await;
         assert!(String::from_utf8_lossy(&out).contains("Status: 200"));
