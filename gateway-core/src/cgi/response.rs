@@ -400,7 +400,10 @@ mod tests {
     #[test]
     fn an_empty_body_is_done_after_the_head() {
         let (mut w, _body) = ResponseWriter::new(Response::new(204), false);
-        assert_eq!(w.poll_write().unwrap(), &b"Status: 204 No Content\r\n\r\n"[..]);
+        assert_eq!(
+            w.poll_write().unwrap(),
+            &b"Status: 204 No Content\r\n\r\n"[..]
+        );
         assert!(w.is_done());
     }
 
