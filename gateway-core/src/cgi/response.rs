@@ -48,12 +48,15 @@ pub const COALESCE_MAX: u64 = 64 << 10;
 pub struct ResponseWriter {
     /// The head, until it is handed out.
     head: Option<BytesMut>,
-    /// Body chunks not handed out yet, in order.
-    chunks: VecDeque<Bytes>,
+    /// The oldest body chunk not handed out yet: most bodies are one chunk, and a queue
+    /// would allocate for it.
+    first: Option<Bytes>,
+    /// The body chunks after `first`, in order.
+    more: VecDeque<Bytes>,
     /// Whether the body is held back to go out with the head.
     holding: bool,
-    /// Body bytes held so far.
-    held: u64,
+    /// Body bytes still to come while holding, as the body's length says.
+    left: u64,
     /// Whether the body has ended.
     ended: bool,
 }
@@ -68,9 +71,10 @@ impl ResponseWriter {
         let len = if head_only { Some(0) } else { body.exact_len() };
         let mut w = ResponseWriter {
             head: Some(head),
-            chunks: VecDeque::new(),
+            first: None,
+            more: VecDeque::new(),
             holding: len.is_some_and(|n| n <= COALESCE_MAX),
-            held: 0,
+            left: len.unwrap_or(0),
             ended: false,
         };
         if len == Some(0) {
@@ -80,17 +84,30 @@ impl ResponseWriter {
         (w, body)
     }
 
-    /// The next chunk of the body.
+    /// The next chunk of the body. A held body ends with its last byte: its length is known,
+    /// and the front-end need not wait on it again.
     pub fn push(&mut self, chunk: Bytes) {
         if chunk.is_empty() || self.ended {
             return;
         }
         if self.holding {
-            self.held += chunk.len() as u64;
-            // A body longer than it said is streamed from here: what is held stays bounded.
-            self.holding = self.held <= COALESCE_MAX;
+            match self.left.checked_sub(chunk.len() as u64) {
+                Some(0) => self.end(),
+                Some(left) => self.left = left,
+                // Longer than it said: streamed from here, so what is held stays bounded.
+                None => self.holding = false,
+            }
         }
-        self.chunks.push_back(chunk);
+        if self.first.is_none() && self.more.is_empty() {
+            self.first = Some(chunk);
+        } else {
+            self.more.push_back(chunk);
+        }
+    }
+
+    /// The oldest chunk not handed out yet.
+    fn pop(&mut self) -> Option<Bytes> {
+        self.first.take().or_else(|| self.more.pop_front())
     }
 
     /// The body has ended.
@@ -108,7 +125,7 @@ impl ResponseWriter {
         }
         match self.head.take() {
             Some(head) => Some(head.freeze()),
-            None => self.chunks.pop_front(),
+            None => self.pop(),
         }
     }
 
@@ -120,10 +137,11 @@ impl ResponseWriter {
             return None;
         }
         let Some(mut head) = self.head.take() else {
-            return self.chunks.pop_front();
+            return self.pop();
         };
-        head.reserve(self.chunks.iter().map(Bytes::len).sum());
-        for chunk in self.chunks.drain(..) {
+        let len = self.first.as_ref().map_or(0, Bytes::len);
+        head.reserve(len + self.more.iter().map(Bytes::len).sum::<usize>());
+        while let Some(chunk) = self.pop() {
             head.put_slice(&chunk);
         }
         Some(head.freeze())
@@ -131,7 +149,7 @@ impl ResponseWriter {
 
     /// Whether the whole response has been handed out: the front-end ends it now.
     pub fn is_done(&self) -> bool {
-        self.ended && self.head.is_none() && self.chunks.is_empty()
+        self.ended && self.head.is_none() && self.first.is_none() && self.more.is_empty()
     }
 }
 
@@ -314,10 +332,10 @@ mod tests {
         assert_eq!(body.exact_len(), Some(5));
         assert!(transmit(&mut w).is_empty());
         w.push(Bytes::from_static(b"hel"));
-        w.push(Bytes::from_static(b"lo"));
         assert_eq!(w.poll_write(), None);
         assert!(!w.is_done());
-        w.end();
+        // Its last byte ends it: no need to wait on the body again.
+        w.push(Bytes::from_static(b"lo"));
         assert_eq!(
             w.poll_write().unwrap(),
             &b"Status: 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello"[..]
@@ -371,14 +389,21 @@ mod tests {
     }
 
     #[test]
-    fn a_body_longer_than_it_said_is_not_held_past_the_cap() {
+    fn a_body_longer_than_it_said_is_streamed_from_there() {
         let (mut w, _body) = ResponseWriter::new(Response::text(200, "hi"), false);
-        let half = Bytes::from(vec![b'x'; COALESCE_MAX as usize / 2 + 1]);
-        w.push(half.clone());
+        w.push(Bytes::from_static(b"h"));
         assert!(w.poll_transmit().is_none());
-        w.push(half.clone());
-        // Over the cap: everything held goes, in order.
-        assert_eq!(transmit(&mut w).len(), 3);
+        // Over its length: held no more (what is held is never over COALESCE_MAX), all of it
+        // goes, in order.
+        w.push(Bytes::from(vec![b'x'; 1000]));
+        let pieces = transmit(&mut w);
+        assert_eq!(
+            pieces.iter().map(Bytes::len).skip(1).collect::<Vec<_>>(),
+            [1, 1000]
+        );
+        assert!(!w.is_done());
+        w.end();
+        assert!(w.is_done());
     }
 
     #[test]
