@@ -5,12 +5,16 @@
 //! parsed once, stdin read only up to CONTENT_LENGTH. It exits once it has answered: a host
 //! may keep stdin open, and nothing waits for it then.
 
+use std::future::Future as _;
 use std::io::Write as _;
 use std::path::Path;
+use std::pin::pin;
 use std::process::ExitCode;
+use std::task::Poll;
 
-use bytes::BytesMut;
-use gateway_core::{Body, Registry, Response, write_head_or_500, write_response_head};
+use futures_util::FutureExt as _;
+use gateway_core::{Body, Registry, Response, ResponseWriter};
+use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
 use crate::config::Config;
 
@@ -73,14 +77,20 @@ pub fn run(config: &Path, registry: &Registry) -> ExitCode {
     code
 }
 
-/// Writes a response that needs no runtime.
+/// Writes an error page, which needs no runtime: its body is whole.
 fn respond(res: Response, head_only: bool) -> ExitCode {
-    let mut out = BytesMut::new();
-    let _ = write_response_head(&res, &mut out);
-    if !head_only {
-        out.extend_from_slice(format!("{}\n", res.status).as_bytes());
+    let (mut w, body) = ResponseWriter::new(res, head_only);
+    if let Some(Ok(page)) = body.to_bytes().now_or_never() {
+        w.push(page);
     }
-    match std::io::stdout().lock().write_all(&out) {
+    w.end();
+    let mut out = std::io::stdout().lock();
+    while let Some(bytes) = w.poll_write() {
+        if out.write_all(&bytes).is_err() {
+            return ExitCode::FAILURE;
+        }
+    }
+    match out.flush() {
         Ok(()) => ExitCode::SUCCESS,
         Err(_) => ExitCode::FAILURE,
     }
@@ -88,28 +98,46 @@ fn respond(res: Response, head_only: bool) -> ExitCode {
 
 /// The CGI response on stdout: head, then the body as the app yields it (none for HEAD).
 async fn write(res: Response, head_only: bool) -> ExitCode {
-    let mut head = BytesMut::with_capacity(256);
-    let mut body = write_head_or_500(res, &mut head);
-    // One process, one request: blocking writes to stdout cost nothing here.
-    let mut out = std::io::stdout().lock();
-    if out.write_all(&head).and_then(|()| out.flush()).is_err() {
-        return ExitCode::FAILURE;
+    let (mut w, mut body) = ResponseWriter::new(res, head_only);
+    match send(&mut tokio::io::stdout(), &mut w, &mut body).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "the response cannot be written whole");
+            ExitCode::FAILURE
+        }
     }
-    if head_only {
-        return ExitCode::SUCCESS;
-    }
+}
+
+/// Writes what `w` hands out, flushing only before a wait on the app (so that the host sees
+/// a streamed response as it comes) and at the end, not after every chunk.
+async fn send<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    w: &mut ResponseWriter,
+    body: &mut Body,
+) -> std::io::Result<()> {
     loop {
-        match body.chunk().await {
-            Ok(Some(chunk)) => {
-                if out.write_all(&chunk).and_then(|()| out.flush()).is_err() {
-                    return ExitCode::FAILURE;
-                }
+        while let Some(bytes) = w.poll_write() {
+            out.write_all(&bytes).await?;
+        }
+        if w.is_done() {
+            return out.flush().await;
+        }
+        let mut next = pin!(body.chunk());
+        let ready = std::future::poll_fn(|cx| match next.as_mut().poll(cx) {
+            Poll::Ready(chunk) => Poll::Ready(Some(chunk)),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await;
+        let chunk = match ready {
+            Some(chunk) => chunk,
+            None => {
+                out.flush().await?;
+                next.await
             }
-            Ok(None) => return ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!(error = %e, "the response body failed");
-                return ExitCode::FAILURE;
-            }
+        };
+        match chunk.map_err(std::io::Error::other)? {
+            Some(chunk) => w.push(chunk),
+            None => w.end(),
         }
     }
 }

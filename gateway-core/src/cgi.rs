@@ -1,17 +1,26 @@
 //! What the CGI-family gateways (FastCGI, SCGI, CGI) share: one normalizer from the
-//! meta-variables a front server sends to an [`Environ`], and one writer of the CGI response
-//! head (`Status:` line and header fields).
+//! meta-variables a front server sends to an [`Environ`], one writer of the CGI-format
+//! response ([`response`]), and one drain of unread input ([`drain`]). Each front-end adds only
+//! its framing and its IO.
 
 use std::collections::HashMap;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use self::names::NameIndex;
 use crate::environ::{join_into, parse_decimal};
 use crate::path::{has_dot_segment, remove_dot_segments, routing_path};
-use crate::{Environ, Protocol, Response};
+use crate::{Environ, Protocol};
 
+mod drain;
 mod names;
+mod response;
+
+pub use drain::Drain;
+pub use response::{
+    COALESCE_MAX, InvalidHead, ResponseWriter, is_final_status, write_head_or_500,
+    write_response_head,
+};
 
 /// Where `SCRIPT_NAME` and `PATH_INFO` come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,127 +248,6 @@ fn uri_path(uri: &[u8]) -> &[u8] {
     }
 }
 
-/// A response head that cannot be written: the front-end answers 500 instead.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid response head: {0}")]
-pub struct InvalidHead(pub String);
-
-/// Writes the CGI response head (RFC 3875 §6): `Status: 200 OK`, the header fields in order (a
-/// repeated name stays repeated), and the blank line. A `Location` field goes first, before
-/// `Status`: HAProxy 2.6 (Debian 12's) turns any response whose `Location` follows `Status`
-/// into a 302, which would make a 307 or 308 a 302. Transport headers (`Transfer-Encoding`,
-/// `Connection`, `Keep-Alive`) are the front server's business and are left out. A status that
-/// is not a final one (200..=599: a 1xx would leave the client waiting for the real answer),
-/// a header name that is not a token, or a value with CR, LF or NUL is refused, so that
-/// nothing the app returns can inject a header or a response.
-///
-/// ```
-/// use gateway_core::{Response, write_response_head};
-///
-/// let mut out = bytes::BytesMut::new();
-/// let res = Response::new(404).with_header("Content-Type", "text/plain");
-/// write_response_head(&res, &mut out).unwrap();
-/// assert_eq!(&out[..], b"Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\n");
-/// assert!(write_response_head(&Response::new(101), &mut out).is_err());
-/// ```
-pub fn write_response_head(res: &Response, out: &mut BytesMut) -> Result<(), InvalidHead> {
-    if !is_final_status(res.status) {
-        return Err(InvalidHead(format!(
-            "status {} is not a final status",
-            res.status
-        )));
-    }
-    let reason = http::StatusCode::from_u16(res.status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Unknown");
-    let start = out.len();
-    out.reserve(
-        32 + res
-            .headers
-            .iter()
-            .map(|(n, v)| n.len() + v.len() + 4)
-            .sum::<usize>(),
-    );
-    let is_location = |name: &[u8]| name.eq_ignore_ascii_case(b"location");
-    for (name, value) in res.headers.iter().filter(|(n, _)| is_location(n)) {
-        put_field(out, name, value);
-    }
-    out.put_slice(b"Status: ");
-    out.put_slice(itoa3(res.status).as_slice());
-    out.put_u8(b' ');
-    out.put_slice(reason.as_bytes());
-    out.put_slice(b"\r\n");
-    for (name, value) in &res.headers {
-        let valid = !name.is_empty()
-            && name
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-            && !value.iter().any(|&b| matches!(b, b'\r' | b'\n' | b'\0'));
-        if !valid {
-            out.truncate(start);
-            return Err(InvalidHead(format!(
-                "header {:?}",
-                String::from_utf8_lossy(name)
-            )));
-        }
-        if is_transport_header(name) || is_location(name) {
-            continue;
-        }
-        put_field(out, name, value);
-    }
-    out.put_slice(b"\r\n");
-    Ok(())
-}
-
-fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
-    out.put_slice(name);
-    out.put_slice(b": ");
-    out.put_slice(value);
-    out.put_slice(b"\r\n");
-}
-
-/// Whether `status` may end a request: 200..=599. A 1xx is interim (the client goes on
-/// waiting, or, for 101, switches protocols), and anything else is not HTTP.
-pub fn is_final_status(status: u16) -> bool {
-    (200..=599).contains(&status)
-}
-
-/// Writes `res`'s CGI head into `out` and hands back the body to send after it. A head that
-/// cannot be written (see [`write_response_head`]) is logged and answered instead, as every
-/// CGI-family front-end answers it: 502 for a status that is not final (the app is the
-/// gateway's upstream, and its answer is not one), 500 for a broken header.
-pub fn write_head_or_500(res: Response, out: &mut BytesMut) -> crate::Body {
-    match write_response_head(&res, out) {
-        Ok(()) => res.body,
-        Err(e) => {
-            let status = if is_final_status(res.status) {
-                500
-            } else {
-                502
-            };
-            tracing::error!(error = %e, "the app's response cannot be sent; answering {status}");
-            let res = Response::error(status);
-            let _ = write_response_head(&res, out);
-            res.body
-        }
-    }
-}
-
-fn is_transport_header(name: &[u8]) -> bool {
-    [&b"transfer-encoding"[..], b"connection", b"keep-alive"]
-        .iter()
-        .any(|t| name.eq_ignore_ascii_case(t))
-}
-
-fn itoa3(n: u16) -> [u8; 3] {
-    [
-        b'0' + (n / 100) as u8,
-        b'0' + (n / 10 % 10) as u8,
-        b'0' + (n % 10) as u8,
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -567,48 +455,5 @@ mod tests {
     #[test]
     fn percent_decoding_is_lenient() {
         assert_eq!(&*routing_path(b"/a%2fb%zz%4"), b"/a/b%zz%4");
-    }
-
-    #[test]
-    fn response_head() {
-        let res = Response::new(599)
-            .with_header("Set-Cookie", "a=1")
-            .with_header("Set-Cookie", "b=2")
-            .with_header("Transfer-Encoding", "chunked");
-        let mut out = BytesMut::new();
-        write_response_head(&res, &mut out).unwrap();
-        assert_eq!(
-            &out[..],
-            b"Status: 599 Unknown\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n"
-        );
-        let mut out = BytesMut::from(&b"keep"[..]);
-        let bad = Response::new(200).with_header("X", "a\r\nInjected: 1");
-        assert!(write_response_head(&bad, &mut out).is_err());
-        assert_eq!(&out[..], b"keep");
-        for status in [0, 100, 101, 103, 199, 600, 1000] {
-            assert!(write_response_head(&Response::new(status), &mut out).is_err());
-        }
-        assert_eq!(&out[..], b"keep");
-    }
-
-    #[test]
-    fn status_follows_location_so_haproxy_keeps_a_307() {
-        let mut out = BytesMut::new();
-        let res = Response::new(307)
-            .with_header("Content-Type", "text/plain")
-            .with_header("Location", "/x");
-        write_response_head(&res, &mut out).unwrap();
-        assert_eq!(
-            &out[..],
-            &b"Location: /x\r\nStatus: 307 Temporary Redirect\r\nContent-Type: text/plain\r\n\r\n"
-                [..]
-        );
-    }
-
-    #[test]
-    fn an_interim_status_is_a_502() {
-        let mut out = BytesMut::new();
-        write_head_or_500(Response::new(100), &mut out);
-        assert!(out.starts_with(b"Status: 502 Bad Gateway\r\n"), "{out:?}");
     }
 }

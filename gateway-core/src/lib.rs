@@ -53,8 +53,8 @@ pub use app::{Answer, AnswerFuture, App, AppFn, CallFuture, app_fn};
 pub use async_trait::async_trait;
 pub use body::{Body, BodyError, BoxError};
 pub use cgi::{
-    CgiError, CgiParams, InvalidHead, PathMode, is_final_status, write_head_or_500,
-    write_response_head,
+    COALESCE_MAX, CgiError, CgiParams, Drain, InvalidHead, PathMode, ResponseWriter,
+    is_final_status, write_head_or_500, write_response_head,
 };
 pub use environ::{Environ, Protocol};
 pub use http_request::{

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use gateway_core::{App, Body, Environ, Response, write_head_or_500, write_response_head};
+use futures_util::FutureExt as _;
+use gateway_core::{App, Body, Environ, Response, ResponseWriter};
 use tokio::sync::mpsc;
 
 use crate::codec::{put_stream, put_stream_end};
@@ -48,50 +49,48 @@ pub async fn run(
 
 /// A response already decided by the front-end (400, 413, 431...), without the app.
 pub fn put_error(dst: &mut BytesMut, id: u16, status: u16) {
-    let res = Response::error(status);
-    let mut head = BytesMut::new();
-    // A status from this crate is always valid.
-    let _ = write_response_head(&res, &mut head);
-    head.extend_from_slice(format!("{status}\n").as_bytes());
-    put_stream(dst, RecordType::Stdout, id, &head);
+    let (mut w, body) = ResponseWriter::new(Response::error(status), false);
+    // An error page is whole: its body is there at once.
+    if let Some(Ok(page)) = body.to_bytes().now_or_never() {
+        w.push(page);
+    }
+    w.end();
+    while let Some(bytes) = w.poll_transmit() {
+        put_stream(dst, RecordType::Stdout, id, &bytes);
+    }
     put_stream_end(dst, RecordType::Stdout, id);
 }
 
+/// Streams the response as STDOUT records: what the writer hands out between two waits on the
+/// body goes to the connection as one buffer, so a small response goes out whole with
+/// END_REQUEST.
 async fn write(
     id: u16,
     res: Response,
     head_only: bool,
     out: &mpsc::Sender<Bytes>,
 ) -> Result<BytesMut, ()> {
-    let mut head = BytesMut::with_capacity(256);
-    let mut body = write_head_or_500(res, &mut head);
-    let mut buf = BytesMut::with_capacity(head.len() + 64);
-    put_stream(&mut buf, RecordType::Stdout, id, &head);
-    if head_only {
-        body = Body::empty();
-    }
-    if let Some(len) = body.exact_len() {
-        // The whole body is here: one buffer, written with END_REQUEST in one write.
-        let data = body.to_bytes().await.map_err(|_| ())?;
-        debug_assert_eq!(data.len() as u64, len);
-        put_stream(&mut buf, RecordType::Stdout, id, &data);
-    } else {
-        // Streamed: each chunk goes out as the app yields it.
-        out.send(buf.split().freeze()).await.map_err(|_| ())?;
-        loop {
-            match body.chunk().await {
-                Ok(Some(chunk)) => {
-                    put_stream(&mut buf, RecordType::Stdout, id, &chunk);
-                    out.send(buf.split().freeze()).await.map_err(|_| ())?;
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::error!(error = %e, "the response body failed; cutting the connection");
-                    return Err(());
-                }
+    let (mut w, mut body) = ResponseWriter::new(res, head_only);
+    // Room for a usual head and small body, framed, and END_REQUEST: one allocation.
+    let mut buf = BytesMut::with_capacity(512);
+    loop {
+        while let Some(bytes) = w.poll_transmit() {
+            put_stream(&mut buf, RecordType::Stdout, id, &bytes);
+        }
+        if w.is_done() {
+            put_stream_end(&mut buf, RecordType::Stdout, id);
+            return Ok(buf);
+        }
+        if !buf.is_empty() {
+            out.send(buf.split().freeze()).await.map_err(|_| ())?;
+        }
+        match body.chunk().await {
+            Ok(Some(chunk)) => w.push(chunk),
+            Ok(None) => w.end(),
+            Err(e) => {
+                tracing::error!(error = %e, "the response body failed; cutting the connection");
+                return Err(());
             }
         }
     }
-    put_stream_end(&mut buf, RecordType::Stdout, id);
-    Ok(buf)
 }

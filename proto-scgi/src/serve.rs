@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use gateway_core::{App, Body, Response, write_head_or_500};
+use gateway_core::{App, Body, Drain, Response, ResponseWriter};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -168,12 +168,13 @@ async fn watch_close<R: AsyncRead + Unpin>(
 }
 
 /// Reads and drops what is left of the body, for at most [`DRAIN_TIME`].
-async fn drain<R: AsyncRead + Unpin>(mut read: R, mut left: u64) {
-    let deadline = Instant::now() + DRAIN_TIME;
-    let mut scratch = vec![0u8; 64 << 10];
-    while left > 0 {
-        match tokio::time::timeout_at(deadline, read.read(&mut scratch)).await {
-            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n as u64),
+async fn drain<R: AsyncRead + Unpin>(mut read: R, left: u64) {
+    let mut drain = Drain::new(left, Instant::now().into_std(), DRAIN_TIME, DRAIN_TIME);
+    let mut scratch = vec![0u8; drain.want(64 << 10)];
+    while let Some(deadline) = drain.deadline() {
+        let want = drain.want(scratch.len());
+        match tokio::time::timeout_at(deadline.into(), read.read(&mut scratch[..want])).await {
+            Ok(Ok(n)) => drain.read(n, Instant::now().into_std()),
             _ => return,
         }
     }
@@ -185,25 +186,24 @@ async fn answer<W: AsyncWrite + Unpin>(write: &mut W, res: Response) -> std::io:
     write.shutdown().await
 }
 
-/// The CGI response: head, then the body as the app yields it.
+/// The CGI response: head, then the body as the app yields it (none for HEAD); a small body
+/// of known length goes out with the head in one write.
 async fn write_response<W: AsyncWrite + Unpin>(
     write: &mut W,
     res: Response,
     head_only: bool,
 ) -> std::io::Result<()> {
-    let mut head = BytesMut::with_capacity(256);
-    let mut body = write_head_or_500(res, &mut head);
-    if head_only {
-        body = Body::empty();
+    let (mut w, mut body) = ResponseWriter::new(res, head_only);
+    loop {
+        while let Some(bytes) = w.poll_write() {
+            write.write_all(&bytes).await?;
+        }
+        if w.is_done() {
+            return Ok(());
+        }
+        match body.chunk().await.map_err(std::io::Error::other)? {
+            Some(chunk) => w.push(chunk),
+            None => w.end(),
+        }
     }
-    if body.exact_len().is_some() {
-        let data = body.to_bytes().await.map_err(std::io::Error::other)?;
-        head.extend_from_slice(&data);
-        return write.write_all(&head).await;
-    }
-    write.write_all(&head).await?;
-    while let Some(chunk) = body.chunk().await.map_err(std::io::Error::other)? {
-        write.write_all(&chunk).await?;
-    }
-    Ok(())
 }

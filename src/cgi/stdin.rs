@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::stream;
-use gateway_core::Body;
+use gateway_core::{Body, Drain};
 use tokio::sync::mpsc;
 
 /// The most bytes of one read.
@@ -41,21 +41,24 @@ pub fn drain(len: u64) {
     let Ok(mut stdin) = stdin() else {
         return;
     };
-    let (progress, read) = std_mpsc::channel();
+    let mut drain = Drain::new(len, Instant::now(), DRAIN_MAX, DRAIN_IDLE);
+    // The reads block, so they happen on a thread that says what each one got; the bounds
+    // are kept here. One read at a time: the reader waits for the next `want`.
+    let (want_tx, want_rx) = std_mpsc::channel::<usize>();
+    let (got_tx, got_rx) = std_mpsc::channel::<usize>();
     let reader = std::thread::Builder::new()
         .name("cgi-stdin".into())
         .spawn(move || {
             let mut buf = vec![0u8; CHUNK];
-            let mut left = len;
-            while left > 0 {
-                let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
-                match stdin.read(&mut buf[..want]) {
-                    Ok(0) => return,
-                    Ok(n) => left -= n as u64,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => return,
-                }
-                if progress.send(()).is_err() {
+            while let Ok(want) = want_rx.recv() {
+                let n = loop {
+                    match stdin.read(&mut buf[..want.min(CHUNK)]) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Ok(n) => break n,
+                        Err(_) => break 0,
+                    }
+                };
+                if got_tx.send(n).is_err() || n == 0 {
                     return;
                 }
             }
@@ -63,11 +66,15 @@ pub fn drain(len: u64) {
     if reader.is_err() {
         return;
     }
-    let deadline = Instant::now() + DRAIN_MAX;
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        // Idle, past the deadline, or done (the reader hung up): no more waiting.
-        if read.recv_timeout(left.min(DRAIN_IDLE)).is_err() {
+    while let Some(deadline) = drain.deadline() {
+        if want_tx.send(drain.want(CHUNK)).is_err() {
             return;
+        }
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match got_rx.recv_timeout(wait) {
+            Ok(n) => drain.read(n, Instant::now()),
+            // Silent too long, past the deadline, or the reader is gone: no more waiting.
+            Err(_) => return,
         }
     }
 }
