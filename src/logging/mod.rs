@@ -1,6 +1,7 @@
 //! Logs on `tracing`: human-readable by default, JSON on request; `RUST_LOG` filters.
 
 mod buffered;
+mod clock;
 mod warnings;
 
 use std::io::IsTerminal as _;
@@ -50,6 +51,7 @@ where
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_timer(clock::Utc)
         .with_writer(writer);
     let installed = match (format, journald) {
         (LogFormat::Json, _) => builder.json().try_init(),
