@@ -114,10 +114,17 @@ impl Daemon {
         match cli.command {
             // The host's error log is no place for access lines.
             Command::Cgi(_) if cli.log_format == logging::LogFormat::Text => logging::init_cgi(),
-            Command::Cgi(_) => logging::init(cli.log_format, "warn"),
-            _ => logging::init(cli.log_format, "info"),
+            Command::Cgi(_) => logging::init_sync(cli.log_format, "warn"),
+            Command::Check(_) => logging::init_sync(cli.log_format, "info"),
+            Command::Serve(_) => logging::init(cli.log_format, "info"),
         }
-        match cli.command {
+        let code = self.run_command(cli.command);
+        logging::flush();
+        code
+    }
+
+    fn run_command(self, command: Command) -> ExitCode {
+        match command {
             Command::Cgi(arg) => cgi::run(&arg.config, &self.registry),
             Command::Check(arg) => match Config::load(&arg.config, &self.registry) {
                 Ok(_) => {
@@ -154,6 +161,7 @@ impl Daemon {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         tracing::error!("{e:#}");
+                        logging::flush();
                         eprintln!("gatewayd: {e:#}");
                         ExitCode::FAILURE
                     }

@@ -42,6 +42,8 @@ pub struct Stats {
     started: Instant,
     stripes: [Stripe; STRIPES],
     connections: Mutex<Vec<(String, Arc<AtomicI64>)>>,
+    /// Log lines the log writer had no room for: counted, so that none is lost silently.
+    dropped_log_lines: AtomicU64,
 }
 
 /// Stripes: threads beyond the first seven share the last.
@@ -141,6 +143,8 @@ pub struct Snapshot {
     pub latency_sum: f64,
     /// `(listener, open connections)`.
     pub connections: Vec<(String, i64)>,
+    /// Log lines dropped because the log writer was behind.
+    pub dropped_log_lines: u64,
 }
 
 const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
@@ -151,6 +155,7 @@ impl Stats {
             started: Instant::now(),
             stripes: Default::default(),
             connections: Mutex::new(Vec::new()),
+            dropped_log_lines: AtomicU64::new(0),
         }
     }
 
@@ -210,6 +215,11 @@ impl Stats {
         self.stripes.iter().map(|s| counter(s).load(Relaxed)).sum()
     }
 
+    /// A log line was dropped (the log writer is behind); rare, so one shared counter.
+    pub fn log_line_dropped(&self) {
+        self.dropped_log_lines.fetch_add(1, Relaxed);
+    }
+
     /// The open-connection gauge of a listener (made on first use).
     pub fn connections(&self, listener: &str) -> Arc<AtomicI64> {
         let mut all = self.connections.lock().unwrap_or_else(|p| p.into_inner());
@@ -248,6 +258,7 @@ impl Stats {
                 .iter()
                 .map(|(n, g)| (n.clone(), g.load(Relaxed)))
                 .collect(),
+            dropped_log_lines: self.dropped_log_lines.load(Relaxed),
         }
     }
 }
@@ -313,6 +324,9 @@ mod tests {
         assert_eq!(s.latency[0], (0.005, 1));
         assert_eq!(s.latency[10], (10.0, 1));
         assert_eq!(s.latency[11].1, 2);
+        assert_eq!(s.dropped_log_lines, 0);
+        stats.log_line_dropped();
+        assert_eq!(stats.snapshot().dropped_log_lines, 1);
         let gauge = stats.connections("http 127.0.0.1:80");
         gauge.fetch_add(3, Relaxed);
         assert_eq!(

@@ -73,6 +73,7 @@ fn json_doc(s: &Snapshot) -> Value {
         "in_flight": s.in_flight,
         "bytes_sent": s.bytes,
         "connections": connections,
+        "dropped_log_lines": s.dropped_log_lines,
         "latency_seconds": { "buckets": buckets, "sum": s.latency_sum, "count": s.total() },
     })
 }
@@ -120,6 +121,16 @@ fn prometheus_text(s: &Snapshot) -> String {
             listener.replace('"', "'")
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP gatewayd_log_lines_dropped_total Log lines dropped because the log writer was behind."
+    );
+    let _ = writeln!(out, "# TYPE gatewayd_log_lines_dropped_total counter");
+    let _ = writeln!(
+        out,
+        "gatewayd_log_lines_dropped_total {}",
+        s.dropped_log_lines
+    );
     let _ = writeln!(
         out,
         "# HELP gatewayd_request_duration_seconds Time to the end of the response."

@@ -1,10 +1,13 @@
 //! Logs on `tracing`: human-readable by default, JSON on request; `RUST_LOG` filters.
 
+mod buffered;
+mod clock;
 mod warnings;
 
 use std::io::IsTerminal as _;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 /// How log lines are written to stderr.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -19,15 +22,37 @@ pub enum LogFormat {
 /// Installs the global subscriber, filtered by `RUST_LOG` or else `default_level` (once; later calls do nothing) and routes panics through it,
 /// so a panic's message and place land in the same log as everything else.
 ///
-/// Text is coloured only on a terminal. Under journald (`JOURNAL_STREAM` set) text lines carry
-/// no colour and no timestamp: the journal adds its own.
+/// Lines go through [`buffered`]'s writer thread, so that a request's access line costs no
+/// `write`; call [`flush`] before exiting. Text is coloured only on a terminal. Under journald
+/// (`JOURNAL_STREAM` set) text lines carry no colour and no timestamp: the journal adds its own.
 pub fn init(format: LogFormat, default_level: &str) {
+    match buffered::Buffered::start() {
+        Ok(writer) => install(format, default_level, writer),
+        Err(_) => install(format, default_level, std::io::stderr),
+    }
+}
+
+/// [`init`], writing each line to stderr at once, without a thread: for one-request processes.
+pub fn init_sync(format: LogFormat, default_level: &str) {
+    install(format, default_level, std::io::stderr);
+}
+
+/// Writes the lines [`init`]'s writer holds: at exit, and before anything else goes to stderr.
+pub fn flush() {
+    buffered::flush();
+}
+
+fn install<W>(format: LogFormat, default_level: &str, writer: W)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_timer(clock::Utc)
+        .with_writer(writer);
     let installed = match (format, journald) {
         (LogFormat::Json, _) => builder.json().try_init(),
         (LogFormat::Text, true) => builder.with_ansi(false).without_time().try_init(),
@@ -44,7 +69,7 @@ pub fn init(format: LogFormat, default_level: &str) {
 /// `RUST_LOG` set, the full logger instead, to debug.
 pub fn init_cgi() {
     if std::env::var_os("RUST_LOG").is_some() {
-        return init(LogFormat::Text, "warn");
+        return init_sync(LogFormat::Text, "warn");
     }
     if tracing::subscriber::set_global_default(warnings::Warnings).is_ok() {
         route_panics();
@@ -62,6 +87,8 @@ fn route_panics() {
             "panic: {}",
             panic_message(info)
         );
+        // The process may be about to end.
+        flush();
     }));
 }
 
