@@ -27,7 +27,7 @@ fn reload(d: &Daemon, config: &str, expect: &str, count: &mut usize) {
     d.signal(SIGHUP);
     *count += 1;
     let deadline = Instant::now() + Duration::from_secs(5);
-    while d.stderr().matches(expect).count() < *count {
+    while d.stderr_now().matches(expect).count() < *count {
         assert!(
             Instant::now() < deadline,
             "no {expect:?} in:\n{}",

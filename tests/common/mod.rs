@@ -136,11 +136,11 @@ impl Daemon {
     /// Waits until the log holds `needle` (5 s at most).
     pub fn wait_log(&self, needle: &str) {
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !self.stderr().contains(needle) {
+        while !self.stderr_now().contains(needle) {
             assert!(
                 Instant::now() < deadline,
                 "the log never said {needle:?}:\n{}",
-                self.stderr()
+                self.stderr_now()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -154,8 +154,16 @@ impl Daemon {
             .expect("a TCP listener")
     }
 
-    /// What the daemon logged so far.
+    /// What the daemon logged until now: the daemon writes its log lines in batches, at most
+    /// 100 ms after the first of a batch, so this waits out one batch (with room for a loaded
+    /// machine) before it reads.
     pub fn stderr(&self) -> String {
+        std::thread::sleep(Duration::from_millis(300));
+        self.stderr_now()
+    }
+
+    /// What the daemon's log holds at this instant (lines of the last 100 ms may be missing).
+    pub fn stderr_now(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
     }
 
