@@ -254,20 +254,7 @@ async fn scgi(app: Arc<dyn App>, req: http::Request<Bytes>) -> Result<TestRespon
         CancellationToken::new(),
     ));
     let (parts, body) = req.into_parts();
-    let mut header = Vec::new();
-    for (n, v) in params(&parts, &body)
-        .iter()
-        .chain(&[(Bytes::from_static(b"SCGI"), Bytes::from_static(b"1"))])
-    {
-        header.extend_from_slice(n);
-        header.push(0);
-        header.extend_from_slice(v);
-        header.push(0);
-    }
-    let mut wire = format!("{}:", header.len()).into_bytes();
-    wire.extend_from_slice(&header);
-    wire.push(b',');
-    wire.extend_from_slice(&body);
+    let wire = proto_scgi::client::request(&params(&parts, &body), &body);
     client.write_all(&wire).await.map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     client

@@ -279,13 +279,8 @@ fn a_bad_root_is_a_config_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.toml");
     std::fs::write(&path, "[apps.s]\ntype = \"cgi\"\nroot = \"/no/such/dir\"\n").unwrap();
-    let out = std::process::Command::new(common::gatewayd_bin())
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    let (code, err) = common::check(&path);
+    assert_eq!(code, Some(1));
     assert!(
         err.contains(":1:1: app \"s\": root \"/no/such/dir\" cannot be used"),
         "{err}"
@@ -432,16 +427,7 @@ fn request_params(uri: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
 
 /// One SCGI request over a raw connection; the whole reply.
 async fn scgi(addr: std::net::SocketAddr, params: &[(Vec<u8>, Vec<u8>)]) -> String {
-    let mut header = b"CONTENT_LENGTH\x000\x00SCGI\x001\x00".to_vec();
-    for (n, v) in params {
-        header.extend_from_slice(n);
-        header.push(0);
-        header.extend_from_slice(v);
-        header.push(0);
-    }
-    let mut wire = format!("{}:", header.len()).into_bytes();
-    wire.extend_from_slice(&header);
-    wire.push(b',');
+    let wire = proto_scgi::client::request(params, b"");
     String::from_utf8_lossy(&common::raw_exchange(addr, &wire, |_| false).await).into_owned()
 }
 
@@ -555,13 +541,8 @@ fn dangerous_pass_params_are_a_config_error() {
             ),
         )
         .unwrap();
-        let out = std::process::Command::new(common::gatewayd_bin())
-            .args(["check", "--config"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        let (code, err) = common::check(&path);
+        assert_eq!(code, Some(1), "{name}: {err}");
         assert!(err.contains(said), "{name}: {err}");
     }
 }

@@ -82,10 +82,7 @@ fn fastcgi_get(path: &[u8]) -> BytesMut {
 }
 
 fn scgi_get(path: &str) -> Vec<u8> {
-    let header = format!(
-        "CONTENT_LENGTH\x000\x00SCGI\x001\x00REQUEST_METHOD\x00GET\x00REQUEST_URI\x00{path}\x00"
-    );
-    format!("{}:{header},", header.len()).into_bytes()
+    proto_scgi::client::request(&[("REQUEST_METHOD", "GET"), ("REQUEST_URI", path)], b"")
 }
 
 /// Sends a whole request and reads the whole answer (the server closes after it).

@@ -197,13 +197,8 @@ fn common_app_keys_are_checked_with_their_place() {
         "[apps.bin]\ntype = \"httpbin\"\nmax_concurrency = \"many\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(common::gatewayd_bin())
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    let (code, err) = common::check(&path);
+    assert_eq!(code, Some(1));
     assert!(
         err.starts_with(&format!("{}:3:19: ", path.display())),
         "{err}"

@@ -409,8 +409,15 @@ fn var_is_header(suffix: &[u8], header: &str) -> bool {
         })
 }
 
-/// A non-empty run of ASCII digits, without overflow.
-pub(crate) fn parse_decimal(v: &[u8]) -> Option<u64> {
+/// A non-empty run of ASCII digits, without overflow: the one reading of a decimal length or
+/// port in the workspace (no sign, no space, no `+`, as HTTP and CGI write them).
+///
+/// ```
+/// assert_eq!(gateway_core::parse_decimal(b"0042"), Some(42));
+/// assert_eq!(gateway_core::parse_decimal(b"+5"), None);
+/// assert_eq!(gateway_core::parse_decimal(b"99999999999999999999"), None);
+/// ```
+pub fn parse_decimal(v: &[u8]) -> Option<u64> {
     if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
         return None;
     }

@@ -56,7 +56,7 @@ pub use cgi::{
     COALESCE_MAX, CgiError, CgiParams, Drain, InvalidHead, PathMode, ResponseWriter,
     is_final_status, write_head_or_500, write_response_head,
 };
-pub use environ::{Environ, Protocol};
+pub use environ::{Environ, Protocol, parse_decimal};
 pub use http_request::{
     ConnEnviron, ConnInfo, NotHttp, SERVER_SOFTWARE, check_host, environ, request_from_environ,
 };

@@ -249,9 +249,7 @@ impl Fields {
         if name.eq_ignore_ascii_case(b"content-length") {
             self.content_length += 1;
             // Digits only, as hyper reads it (`str::parse` would take `+5`).
-            self.length = (!value.is_empty() && value.iter().all(u8::is_ascii_digit))
-                .then(|| std::str::from_utf8(value).ok()?.parse().ok())
-                .flatten();
+            self.length = gateway_core::parse_decimal(value);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             self.transfer_encoding += 1;
             self.chunked = value.to_ascii_lowercase().ends_with(b"chunked");

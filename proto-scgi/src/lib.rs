@@ -8,6 +8,7 @@
 //! ([`gateway_core::CgiParams`]).
 
 mod body;
+pub mod client;
 mod parse;
 mod serve;
 

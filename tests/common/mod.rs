@@ -38,6 +38,19 @@ pub fn example_bin(name: &str) -> PathBuf {
     bin
 }
 
+/// Runs `gatewayd check --config CONFIG`: its exit code and its stderr.
+pub fn check(config: &Path) -> (Option<i32>, String) {
+    let out = Command::new(gatewayd_bin())
+        .args(["check", "--config"])
+        .arg(config)
+        .output()
+        .expect("run gatewayd check");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A running daemon; killed on drop.
 pub struct Daemon {
     child: Child,
