@@ -86,7 +86,7 @@ fn nginx_get() -> Vec<(Bytes, Bytes)> {
 fn build(pairs: &[(Bytes, Bytes)]) -> usize {
     let mut params = CgiParams::new(Protocol::Scgi);
     for (n, v) in pairs {
-        let _ = params.push(n.clone(), v.clone());
+        let _ = params.push(n, v);
     }
     params.finish(PathMode::Resplit).map_or(0, |env| env.len())
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use self::names::NameIndex;
+use self::vars::Vars;
 use crate::environ::{join_into, parse_decimal};
 use crate::path::{has_dot_segment, remove_dot_segments, routing_path};
 use crate::{Environ, Protocol};
@@ -15,6 +15,7 @@ use crate::{Environ, Protocol};
 mod drain;
 mod names;
 mod response;
+mod vars;
 
 pub use drain::Drain;
 pub use response::{
@@ -87,8 +88,8 @@ pub enum CgiError {
 /// ```
 #[derive(Debug)]
 pub struct CgiParams {
-    env: Environ,
-    names: NameIndex,
+    protocol: Protocol,
+    vars: Vars,
     /// Boxed, and only once a name repeats: FastCGI keeps a `CgiParams` per request slot.
     joined: Option<Box<Joined>>,
 }
@@ -111,118 +112,127 @@ fn quoted(bytes: &[u8]) -> String {
 impl CgiParams {
     /// An empty set for a request that came through `protocol`.
     pub fn new(protocol: Protocol) -> Self {
+        CgiParams::with_capacity(protocol, 32, 1024)
+    }
+
+    /// An empty set with room for `vars` variables of `bytes` bytes of names and values in
+    /// all: a front-end that knows its head's size (SCGI) allocates once.
+    pub fn with_capacity(protocol: Protocol, vars: usize, bytes: usize) -> Self {
         CgiParams {
-            env: Environ::new(protocol),
-            names: NameIndex::default(),
+            protocol,
+            vars: Vars::with_capacity(vars, bytes),
             joined: None,
         }
     }
 
-    /// Adds one variable.
+    /// Adds one variable. The bytes are copied.
     pub fn push(
         &mut self,
-        name: impl Into<Bytes>,
-        value: impl Into<Bytes>,
+        name: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
     ) -> Result<(), CgiError> {
-        let (name, mut value) = (name.into(), value.into());
+        let (name, mut value) = (name.as_ref(), value.as_ref());
         if name.is_empty() || name.iter().any(|&b| b == b'=' || b == 0) {
-            return Err(CgiError::BadName(quoted(&name)));
+            return Err(CgiError::BadName(quoted(name)));
         }
         let header = name.starts_with(b"HTTP_");
-        if header && !Environ::accepts(&name, &value) {
+        if header && !Environ::accepts(name, value) {
             return Ok(());
         }
         // An empty CONTENT_* is not stored, so only a stored value proves a repeat.
-        let found = self.names.find(&self.env, &name);
+        let found = self.vars.find(name);
         match found.at {
             Some(at) if header => {
-                let env = &self.env;
+                let vars = &self.vars;
                 let joined = self
                     .joined
                     .get_or_insert_default()
                     .0
                     .entry(at)
-                    .or_insert_with(|| env.value_at(at).to_vec());
-                join_into(joined, &value, &name[..] == b"HTTP_COOKIE");
+                    .or_insert_with(|| vars.value_at(at).to_vec());
+                join_into(joined, value, name == b"HTTP_COOKIE");
                 return Ok(());
             }
-            Some(_) => return Err(CgiError::Repeated(quoted(&name))),
+            Some(_) => return Err(CgiError::Repeated(quoted(name))),
             None => {}
         }
-        if &name[..] == b"CONTENT_LENGTH" && !value.is_empty() && parse_decimal(&value).is_none() {
+        if name == b"CONTENT_LENGTH" && !value.is_empty() && parse_decimal(value).is_none() {
             tracing::debug!(
-                value = quoted(&value),
+                value = quoted(value),
                 "CONTENT_LENGTH is not a decimal number; it counts as absent"
             );
-            value = Bytes::new();
+            value = b"";
         }
-        if self.env.insert_new(name, value) {
-            self.names.added(&self.env, found);
+        if Environ::accepts(name, value) {
+            self.vars.push(name, value, found);
         }
         Ok(())
     }
 
     /// The `CONTENT_LENGTH` set so far, if any: SCGI frames its body with it.
     pub fn content_length(&self) -> Option<u64> {
-        let at = self.names.find(&self.env, b"CONTENT_LENGTH").at?;
-        parse_decimal(self.env.value_at(at))
+        parse_decimal(self.vars.get(b"CONTENT_LENGTH")?)
     }
 
     /// The environ, with `SCRIPT_NAME`, `PATH_INFO` and `QUERY_STRING` always set; or
     /// [`CgiError::AmbiguousPath`] for a path no routing can read as every front server does.
     pub fn finish(mut self, mode: PathMode) -> Result<Environ, CgiError> {
-        if let Some(why) =
-            (self.env.request_uri()).and_then(|uri| crate::ambiguous_path(uri_path(uri)))
-        {
+        let vars = &mut self.vars;
+        // Found by the index: a scan of the environ would cost O(n) per name.
+        let [uri, script, path_at, query, gateway] = [
+            "REQUEST_URI",
+            "SCRIPT_NAME",
+            "PATH_INFO",
+            "QUERY_STRING",
+            "GATEWAY_INTERFACE",
+        ]
+        .map(|name| vars.find(name.as_bytes()).at);
+        let uri_path = uri.map(|at| uri_path(vars.value_at(at)));
+        if let Some(why) = uri_path.and_then(crate::ambiguous_path) {
             return Err(CgiError::AmbiguousPath(why));
         }
-        let env = &mut self.env;
+        let routing = uri_path.map(|p| Bytes::from(routing_path(p).into_owned()));
         for (at, joined) in self.joined.take().into_iter().flat_map(|j| j.0) {
-            env.set_value_at(at, joined.into());
+            vars.set_value_at(at, joined.into());
         }
+        let script_name = script.map_or(&b""[..], |at| vars.value_at(at));
         if mode == PathMode::Resplit {
-            let path = match env.request_uri() {
-                Some(uri) => Bytes::from(routing_path(uri_path(uri)).into_owned()),
-                None => {
-                    let mut path = env.script_name().to_vec();
-                    path.extend_from_slice(env.path_info());
-                    if has_dot_segment(&path) {
-                        path = remove_dot_segments(&path);
-                    }
-                    Bytes::from(path)
+            let path_info = routing.unwrap_or_else(|| {
+                let mut path = script_name.to_vec();
+                path.extend_from_slice(path_at.map_or(&b""[..], |at| vars.value_at(at)));
+                if has_dot_segment(&path) {
+                    path = remove_dot_segments(&path);
                 }
-            };
-            env.insert("SCRIPT_NAME", Bytes::new());
-            env.insert("PATH_INFO", path);
+                Bytes::from(path)
+            });
+            vars.set(script, "SCRIPT_NAME", Bytes::new());
+            vars.set(path_at, "PATH_INFO", path_info);
         } else {
-            if env.get("SCRIPT_NAME").is_none() {
-                env.insert("SCRIPT_NAME", Bytes::new());
-            }
             // Hosts normalise the PATH_INFO they derive (lighttpd merges `//`); the raw
             // REQUEST_URI, decoded once below the script's own path, is what the client asked
             // for, as direct HTTP gives it. A rewritten request keeps the host's value.
-            if let Some(path_info) = path_below_script(env) {
-                env.insert("PATH_INFO", path_info);
-            } else if env.get("PATH_INFO").is_none() {
-                env.insert("PATH_INFO", Bytes::new());
+            let below = routing.and_then(|decoded| {
+                let below = decoded.strip_prefix(script_name)?;
+                (below.is_empty() || below.starts_with(b"/")).then(|| Bytes::copy_from_slice(below))
+            });
+            if script.is_none() {
+                vars.set(None, "SCRIPT_NAME", Bytes::new());
+            }
+            match below {
+                Some(path_info) => vars.set(path_at, "PATH_INFO", path_info),
+                None if path_at.is_none() => vars.set(None, "PATH_INFO", Bytes::new()),
+                None => {}
             }
         }
-        if env.get("QUERY_STRING").is_none() {
-            env.insert("QUERY_STRING", Bytes::new());
+        if query.is_none() {
+            vars.set(None, "QUERY_STRING", Bytes::new());
         }
         // RFC 3875 §4.1.4: the server must set it; nginx's scgi_params does not.
-        if env.get("GATEWAY_INTERFACE").is_none() {
-            env.insert("GATEWAY_INTERFACE", "CGI/1.1");
+        if gateway.is_none() {
+            vars.set(None, "GATEWAY_INTERFACE", Bytes::from_static(b"CGI/1.1"));
         }
-        Ok(self.env)
+        Ok(self.vars.into_environ(self.protocol))
     }
-}
-
-/// What REQUEST_URI says is below SCRIPT_NAME, when it says so.
-fn path_below_script(env: &Environ) -> Option<Bytes> {
-    let decoded = routing_path(uri_path(env.request_uri()?));
-    let below = decoded.strip_prefix(env.script_name())?;
-    (below.is_empty() || below.starts_with(b"/")).then(|| Bytes::copy_from_slice(below))
 }
 
 /// The path of a raw request target: without its query or fragment (nginx ends the path at a raw
@@ -255,7 +265,7 @@ mod tests {
     fn params(pairs: &[(&str, &str)]) -> Result<CgiParams, CgiError> {
         let mut p = CgiParams::new(Protocol::Scgi);
         for (n, v) in pairs {
-            p.push(n.to_string(), v.to_string())?;
+            p.push(n, v)?;
         }
         Ok(p)
     }

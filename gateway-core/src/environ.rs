@@ -301,32 +301,7 @@ impl Environ {
         })
     }
 
-    /// Sets a variable known to be absent: one search fewer than [`Environ::insert`]. Says
-    /// whether it was set (see [`Environ::accepts`]).
-    pub(crate) fn insert_new(&mut self, name: Bytes, value: Bytes) -> bool {
-        let accepted = Self::accepts(&name, &value);
-        if accepted {
-            self.vars.push((Text::Own(name), Text::Own(value)));
-        }
-        accepted
-    }
-
-    /// The name of the `i`th variable.
-    pub(crate) fn name_at(&self, i: usize) -> &[u8] {
-        self.bytes_of(&self.vars[i].0)
-    }
-
-    /// The value of the `i`th variable.
-    pub(crate) fn value_at(&self, i: usize) -> &[u8] {
-        self.bytes_of(&self.vars[i].1)
-    }
-
-    /// Replaces the value of the `i`th variable.
-    pub(crate) fn set_value_at(&mut self, i: usize, value: Bytes) {
-        self.vars[i].1 = Text::Own(value);
-    }
-
-    pub(crate) fn position(&self, name: &[u8]) -> Option<usize> {
+    fn position(&self, name: &[u8]) -> Option<usize> {
         self.vars
             .iter()
             .position(|(n, _)| same_name(self.bytes_of(n), name))
@@ -388,7 +363,7 @@ pub(crate) fn join_into(joined: &mut Vec<u8>, value: &[u8], cookie: bool) {
 /// `a == b` for names, which are short: compared in two words, where a call to `memcmp` costs
 /// more than the comparison.
 #[inline]
-fn same_name(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_name(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

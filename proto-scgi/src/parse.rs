@@ -93,7 +93,7 @@ pub fn parse(buf: &Bytes, max_header: usize) -> Result<Option<Header>, ScgiError
         return Ok(None);
     };
     let start = buf.iter().position(|&b| b == b':').map_or(0, |c| c + 1);
-    let (environ, content_length) = pairs(buf.slice(start..len - 1))?;
+    let (environ, content_length) = pairs(&buf[start..len - 1])?;
     Ok(Some(Header {
         environ,
         content_length,
@@ -150,20 +150,32 @@ fn netstring_len(buf: &[u8], max_header: usize) -> Result<Option<(usize, usize)>
     Ok(Some((len, colon)))
 }
 
+/// A name and its value, as slices of the head.
+type Pair<'a> = (&'a [u8], &'a [u8]);
+
+/// The size of head past which the pairs are counted first.
+const BIG_HEAD: usize = 8 << 10;
+
 /// The pairs of a complete netstring, checked and normalized.
-fn pairs(content: Bytes) -> Result<(Environ, u64), ScgiError> {
+fn pairs(content: &[u8]) -> Result<(Environ, u64), ScgiError> {
     if !content.ends_with(b"\0") {
         return Err(ScgiError::BadPairs);
     }
-    // Each field is a slice of `content` up to its NUL: no copies.
+    // A big head is sized once from its pairs' count: a 1 MiB head of tiny pairs would
+    // otherwise grow the environ a dozen times. A web server's few dozen fit the default.
+    let vars = match content.len() {
+        0..BIG_HEAD => 32,
+        _ => memchr::memchr_iter(0, content).count() / 2,
+    };
+    let mut params = CgiParams::with_capacity(Protocol::Scgi, vars, content.len());
     let mut at = 0;
-    let mut field = || -> Option<Bytes> {
-        let end = at + content.get(at..)?.iter().position(|&b| b == 0)?;
-        let f = content.slice(at..end);
+    let mut field = || -> Option<&[u8]> {
+        let end = at + memchr::memchr(0, content.get(at..)?)?;
+        let f = &content[at..end];
         at = end + 1;
         Some(f)
     };
-    let mut pair = || -> Result<Option<(Bytes, Bytes)>, ScgiError> {
+    let mut pair = || -> Result<Option<Pair<'_>>, ScgiError> {
         let Some(name) = field() else {
             return Ok(None);
         };
@@ -173,21 +185,20 @@ fn pairs(content: Bytes) -> Result<(Environ, u64), ScgiError> {
     let Some((first, length)) = pair()? else {
         return Err(ScgiError::ContentLengthNotFirst);
     };
-    if &first[..] != b"CONTENT_LENGTH" {
+    if first != b"CONTENT_LENGTH" {
         return Err(ScgiError::ContentLengthNotFirst);
     }
     // It frames the body: where the normalizer would count an invalid one as absent, SCGI
     // cannot tell where the body ends.
-    let mut params = CgiParams::new(Protocol::Scgi);
-    params.push(first, length.clone())?;
+    params.push(first, length)?;
     let content_length = params.content_length().ok_or_else(|| {
         let shown = &length[..length.len().min(SHOWN_MAX)];
         ScgiError::BadContentLength(String::from_utf8_lossy(shown).into_owned())
     })?;
     let mut scgi = false;
     while let Some((name, value)) = pair()? {
-        if &name[..] == b"SCGI" {
-            scgi |= &value[..] == b"1";
+        if name == b"SCGI" {
+            scgi |= value == b"1";
         }
         params.push(name, value)?;
     }
