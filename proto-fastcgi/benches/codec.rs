@@ -1,5 +1,5 @@
 //! The codec's hot paths: decoding a request as nginx sends it (records, pairs, environ), and
-//! encoding a 64 KB response.
+//! encoding a 64 KB response; and a hostile web server's 1 MiB head of tiny pairs.
 //!
 //! `cargo bench -p proto-fastcgi`
 
@@ -56,11 +56,31 @@ fn nginx_request() -> BytesMut {
     wire
 }
 
+/// 1 MiB of params of tiny distinct names (`0`, `1`, ... in hex, empty values), in records
+/// of 64 KiB, as a hostile web server may send them.
+fn mebibyte_of_names() -> BytesMut {
+    let mut names = Vec::new();
+    let mut size = 0;
+    for i in 0.. {
+        let name = format!("{i:X}");
+        size += name.len() + 2;
+        if size > 1 << 20 {
+            break;
+        }
+        names.push((name.into_bytes(), Vec::new()));
+    }
+    names.push((b"REQUEST_URI".to_vec(), b"/".to_vec()));
+    let pairs: Vec<(&[u8], &[u8])> = names.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+    let mut wire = BytesMut::new();
+    client::put_request(&mut wire, 1, false, &pairs, b"");
+    wire
+}
+
 /// Records, then pairs, then the environ: what the driver does before calling the app.
 fn decode(wire: &BytesMut) -> usize {
     let mut buf = wire.clone();
     let mut params = CgiParams::new(Protocol::FastCgi);
-    let mut decoder = ParamsDecoder::new(64 << 10);
+    let mut decoder = ParamsDecoder::new(2 << 20);
     while let Ok(Some(record)) = RecordDecoder.decode(&mut buf) {
         if record.kind == RecordType::Params && !record.content.is_empty() {
             let _ = decoder.feed(record.content, |n, v| {
@@ -94,6 +114,13 @@ fn benches(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(body.len() as u64));
     group.bench_function("encode 64 KB response", |b| {
         b.iter(|| encode(black_box(&body), &mut out))
+    });
+    let wire = mebibyte_of_names();
+    assert!(decode(&wire) > 100_000);
+    group.throughput(Throughput::Bytes(wire.len() as u64));
+    group.sample_size(10);
+    group.bench_function("decode 1 MiB of names", |b| {
+        b.iter(|| decode(black_box(&wire)))
     });
     group.finish();
 }
