@@ -84,15 +84,11 @@ Source: https://github.com/gatewayd/gatewayd
 Files: *
 Copyright: the gatewayd contributors
 License: MIT or Apache-2.0
-
-Files: usr/bin/gatewayd
-Copyright: the gatewayd contributors, and the authors of the Rust crates and the C library
- linked into it, listed below
-License: MIT or Apache-2.0, and the licences listed below
-Comment: gatewayd is a static executable. Besides its own code it holds the Rust standard
- library (MIT or Apache-2.0), the crates below, each under the licence its authors give, and
- the GNU C Library (LGPL-2.1+; see /usr/share/common-licenses/LGPL-2.1; its source is Debian's
- glibc source package, named in this package's Built-Using field).
+Comment: /usr/bin/gatewayd is a static executable. Besides gatewayd's own code it holds the
+ Rust standard library (MIT or Apache-2.0), the crates listed below, each under the licence
+ its authors give, and the GNU C Library (LGPL-2.1+, see /usr/share/common-licenses/LGPL-2.1;
+ its source is Debian's glibc source package, the version named in this package's Built-Using
+ field).
  .
  Crates linked into the binary (name version: licence):
 EOF

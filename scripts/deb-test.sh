@@ -89,7 +89,7 @@ if command -v file >/dev/null; then
   file_out=$(file -L /usr/bin/gatewayd)
   grep -Eq 'static-pie linked|statically linked' <<<"$file_out" || fail "not static: $file_out"
 fi
-dpkg -L gatewayd | sort >"$tmp/owned"
+dpkg -L gatewayd | grep -vx "/\." | sort >"$tmp/owned"
 /usr/bin/gatewayd --version
 /usr/bin/gatewayd --version | grep -Eq "^gatewayd ${version%%+*} \(commit [0-9a-f]+\)$" ||
   fail "--version does not name the version and commit"
