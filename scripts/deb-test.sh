@@ -3,7 +3,7 @@
 # run the installed binary on the installed config through socket activation with real nginx in
 # front (the installed snippet included verbatim), upgrade over an edited conffile, then remove
 # and purge and check that nothing is left. Needs root (CI runs as root) and installs nothing
-# beyond nginx, systemd and man-db (scripts/test.sh installs the first two).
+# beyond nginx, systemd, man-db and curl (scripts/test.sh installs the first two).
 # Usage: scripts/deb-test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ fail() {
 
 [ "$(id -u)" -eq 0 ] || fail "run as root: it installs and purges the package"
 missing=()
-for p in nginx systemd man-db; do
+for p in nginx systemd man-db curl; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if ((${#missing[@]})); then
