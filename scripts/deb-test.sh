@@ -220,6 +220,20 @@ dpkg -i "$deb2" </dev/null
 cmp /etc/gatewayd/gatewayd.toml "$tmp/edited.toml" || fail "the upgrade replaced the edited conffile"
 gatewayd check --config /etc/gatewayd/gatewayd.toml
 
+step "upgrade to a package whose default config changed too: the operator's is kept, the new one lands beside it"
+stage3=$tmp/stage3
+cp -a "${deb2%.deb}" "$stage3"
+sed -i "s/^Version: .*/Version: $version+upgrade2/" "$stage3/DEBIAN/control"
+printf '\n# a newer default\n' >>"$stage3/etc/gatewayd/gatewayd.toml"
+deb3=$tmp/gatewayd_$version+upgrade2.deb
+dpkg-deb --root-owner-group --build "$stage3" "$deb3" >/dev/null
+# Non-interactive, as apt runs under unattended upgrades: keep the local file (confold).
+dpkg -i --force-confdef --force-confold "$deb3" </dev/null
+[ "$(dpkg-query -W -f='${Version}' gatewayd)" = "$version+upgrade2" ] || fail "not upgraded to upgrade2"
+cmp /etc/gatewayd/gatewayd.toml "$tmp/edited.toml" || fail "the upgrade replaced the edited conffile"
+cmp /etc/gatewayd/gatewayd.toml.dpkg-dist "$stage3/etc/gatewayd/gatewayd.toml" ||
+  fail "the new default is not beside it as gatewayd.toml.dpkg-dist"
+
 step "remove keeps the conffiles"
 dpkg -r gatewayd </dev/null
 [ "$(dpkg-query -W -f='${Status}' gatewayd)" = "deinstall ok config-files" ] || fail "status after remove"
