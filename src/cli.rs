@@ -6,9 +6,21 @@ use clap::{Parser, Subcommand};
 
 use crate::logging::LogFormat;
 
+pub mod generate;
+pub mod manual;
+
+/// `gatewayd --version`: the package version and the commit it was built from (`unknown`
+/// outside git; see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("GATEWAYD_COMMIT"),
+    ")"
+);
+
 /// gatewayd: one app interface, every gateway (HTTP, FastCGI, SCGI, CGI).
 #[derive(Debug, Parser)]
-#[command(name = "gatewayd", version, about)]
+#[command(name = "gatewayd", version = VERSION, about)]
 pub struct Cli {
     /// Log format on stderr.
     #[arg(
