@@ -10,8 +10,9 @@ use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt as _;
+use gatewayd::Registry;
 use gatewayd::config::Config;
-use gatewayd::core::{App, Body, ConnEnviron, ConnInfo, Registry, into_http};
+use gatewayd::core::{App, Body, ConnEnviron, ConnInfo, into_http};
 use gatewayd::server::Reloadable;
 
 /// The app `bench/run.sh` serves (its listeners do not matter here).
@@ -81,31 +82,18 @@ fn request(c: &mut Criterion) {
             b.iter(|| {
                 let refused = proto_http::ambiguity(black_box(&head));
                 let env = vars.environ(&head);
-                let res = stack
-                    .answer(env, Body::empty())
-                    .into_future()
-                    .now_or_never();
+                let res = stack.call(env, Body::empty()).now_or_never();
                 (refused, res.map(into_http))
             })
         });
     }
     let env = vars.environ(&wrk_head());
     c.bench_function("stack/hello", |b| {
-        b.iter(|| {
-            stack
-                .answer(env.clone(), Body::empty())
-                .into_future()
-                .now_or_never()
-        })
+        b.iter(|| stack.call(env.clone(), Body::empty()).now_or_never())
     });
     c.bench_function("into_http/hello", |b| {
         b.iter_batched(
-            || {
-                stack
-                    .answer(env.clone(), Body::empty())
-                    .into_future()
-                    .now_or_never()
-            },
+            || stack.call(env.clone(), Body::empty()).now_or_never(),
             |res| res.map(into_http),
             criterion::BatchSize::SmallInput,
         )

@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::extract::{Extension, Form, Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use gatewayd::Daemon;
+use gatewayd::core::BoxError;
 use gatewayd::core::tower::{ScriptName, ServiceApp};
-use gatewayd::core::{App, AppConfig, BoxError};
+use gatewayd::{AppConfig, Daemon};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -85,9 +85,9 @@ fn default_greeting() -> String {
 }
 
 /// `type = "axum_demo"`: the router as a gatewayd app, configured from its TOML table.
-fn factory(cfg: &AppConfig<'_>) -> Result<Arc<dyn App>, BoxError> {
+fn factory(cfg: &AppConfig<'_>) -> Result<ServiceApp<Router>, BoxError> {
     let settings: Settings = cfg.deserialize()?;
-    Ok(Arc::new(ServiceApp::new(router(settings.greeting))))
+    Ok(ServiceApp::new(router(settings.greeting)))
 }
 
 fn main() -> ExitCode {

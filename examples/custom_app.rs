@@ -7,11 +7,11 @@
 
 use std::collections::HashMap;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use bytes::Bytes;
-use gatewayd::Daemon;
-use gatewayd::core::{App, AppConfig, Body, BoxError, Environ, Response, async_trait};
+use gatewayd::core::{App, Body, BoxError, Environ, Response};
+use gatewayd::{AppConfig, Daemon};
 use serde::Deserialize;
 
 /// Settings of `[apps.NAME]` with `type = "kv"`.
@@ -27,7 +27,6 @@ struct Store {
     values: Mutex<HashMap<Vec<u8>, Bytes>>,
 }
 
-#[async_trait]
 impl App for Store {
     async fn call(&self, env: Environ, body: Body) -> Response {
         let key = env.path_info().to_vec();
@@ -59,12 +58,12 @@ impl App for Store {
     }
 }
 
-fn kv(cfg: &AppConfig<'_>) -> Result<Arc<dyn App>, BoxError> {
+fn kv(cfg: &AppConfig<'_>) -> Result<Store, BoxError> {
     let settings: Settings = cfg.deserialize()?;
-    Ok(Arc::new(Store {
+    Ok(Store {
         max_value: settings.max_value,
         values: Mutex::new(HashMap::new()),
-    }))
+    })
 }
 
 fn main() -> ExitCode {

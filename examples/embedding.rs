@@ -10,10 +10,9 @@
 //! `cargo run --example embedding -- serve --config my.toml`
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use gatewayd::Daemon;
-use gatewayd::core::{App, AppConfig, Body, BoxError, Environ, Response, async_trait};
+use gatewayd::core::{App, Body, BoxError, Environ, Response};
+use gatewayd::{AppConfig, Daemon};
 use serde::Deserialize;
 
 /// The app type's settings: its keys in `[apps.NAME]`.
@@ -27,7 +26,6 @@ struct Greeter {
     greeting: String,
 }
 
-#[async_trait]
 impl App for Greeter {
     async fn call(&self, env: Environ, _body: Body) -> Response {
         let who = String::from_utf8_lossy(env.path_info())
@@ -46,11 +44,11 @@ impl App for Greeter {
     }
 }
 
-fn greeter(cfg: &AppConfig<'_>) -> Result<Arc<dyn App>, BoxError> {
+fn greeter(cfg: &AppConfig<'_>) -> Result<Greeter, BoxError> {
     let settings: Settings = cfg.deserialize()?;
-    Ok(Arc::new(Greeter {
+    Ok(Greeter {
         greeting: settings.greeting,
-    }))
+    })
 }
 
 fn main() -> ExitCode {

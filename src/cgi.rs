@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use std::task::Poll;
 
 use futures_util::FutureExt as _;
-use gateway_core::{Body, Registry, Response, ResponseWriter};
+use gateway_core::{App as _, Body, Response, ResponseWriter};
+
+use crate::config::Registry;
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
 use crate::config::Config;
@@ -67,8 +69,8 @@ pub fn run(config: &Path, registry: &Registry) -> ExitCode {
             None if chunked => stdin::to_end().limit(limit),
             _ => Body::empty(),
         };
-        let app = crate::server::app_stack(config.router);
-        let res = app.answer(env, body).await;
+        let app = gateway_core::GatewayStack::new(config.router);
+        let res = app.call(env, body).await;
         write(res, head_only).await
     });
     // Answered: what is still running (a read of stdin the host keeps open, an app's blocking

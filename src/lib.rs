@@ -2,15 +2,13 @@
 //! app types.
 //!
 //! ```no_run
-//! use std::sync::Arc;
 //! use gatewayd::Daemon;
-//! use gatewayd::core::{App, Response, app_fn};
+//! use gatewayd::core::{Response, app_fn};
 //!
 //! fn main() -> std::process::ExitCode {
 //!     Daemon::new()
 //!         .app_type("teapot", |_cfg| {
-//!             Ok(Arc::new(app_fn(|_env, _body| async { Response::text(418, "short and stout\n") }))
-//!                 as Arc<dyn App>)
+//!             Ok(app_fn(|_env, _body| async { Response::text(418, "short and stout\n") }))
 //!         })
 //!         .run()
 //! }
@@ -30,11 +28,12 @@ pub mod systemd;
 pub mod testkit;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser as _;
 pub use gateway_core as core;
-use gateway_core::{App, AppConfig, BoxError, Registry};
+use gateway_core::{App, BoxError};
+
+pub use crate::config::{AppConfig, Registry};
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
@@ -78,9 +77,10 @@ impl Daemon {
     }
 
     /// Adds an app type: `[apps.NAME]` tables with `type = "<name>"` are built by `factory`.
-    pub fn app_type<F>(mut self, name: &str, factory: F) -> Self
+    pub fn app_type<F, A>(mut self, name: &str, factory: F) -> Self
     where
-        F: Fn(&AppConfig<'_>) -> Result<Arc<dyn App>, BoxError> + Send + Sync + 'static,
+        F: Fn(&AppConfig<'_>) -> Result<A, BoxError> + Send + Sync + 'static,
+        A: App,
     {
         self.registry.register(name, factory);
         self

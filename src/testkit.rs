@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
-use gateway_core::{App, Body, ConnInfo, environ};
+use gateway_core::{App, Body, ConnInfo, SharedApp, environ};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_util::sync::CancellationToken;
@@ -90,14 +90,14 @@ pub struct TestClient {
 }
 
 enum Target {
-    InProcess(Gateway, Arc<dyn App>),
+    InProcess(Gateway, Arc<SharedApp>),
     /// A gatewayd binary (or your own, built on this library) and its config.
     Cgi(PathBuf, PathBuf),
 }
 
 /// Clients for `app` over HTTP, FastCGI and SCGI, in that order.
 pub fn every_gateway(app: impl App) -> Vec<TestClient> {
-    let app: Arc<dyn App> = Arc::new(app);
+    let app = Arc::new(SharedApp::new(app));
     [Gateway::Http, Gateway::FastCgi, Gateway::Scgi]
         .into_iter()
         .map(|g| TestClient {
@@ -118,7 +118,7 @@ impl TestClient {
     /// A client for `app` through one in-process gateway (not [`Gateway::Cgi`]: see [`cgi`]).
     pub fn new(gateway: Gateway, app: impl App) -> Self {
         TestClient {
-            target: Target::InProcess(gateway, Arc::new(app)),
+            target: Target::InProcess(gateway, Arc::new(SharedApp::new(app))),
         }
     }
 
@@ -174,7 +174,7 @@ fn params(req: &http::request::Parts, body: &[u8]) -> Vec<(Bytes, Bytes)> {
     out
 }
 
-async fn http(app: Arc<dyn App>, req: http::Request<Bytes>) -> Result<TestResponse, String> {
+async fn http(app: Arc<SharedApp>, req: http::Request<Bytes>) -> Result<TestResponse, String> {
     let (client, server) = tokio::io::duplex(64 << 10);
     let config = Arc::new(proto_http::HttpConfig::default());
     tokio::spawn(proto_http::serve_connection(
@@ -210,7 +210,7 @@ async fn http(app: Arc<dyn App>, req: http::Request<Bytes>) -> Result<TestRespon
     })
 }
 
-async fn fastcgi(app: Arc<dyn App>, req: http::Request<Bytes>) -> Result<TestResponse, String> {
+async fn fastcgi(app: Arc<SharedApp>, req: http::Request<Bytes>) -> Result<TestResponse, String> {
     let (client, server) = tokio::io::duplex(64 << 10);
     let config = Arc::new(proto_fastcgi::FastCgiConfig::default());
     tokio::spawn(proto_fastcgi::serve_connection(
@@ -244,7 +244,7 @@ async fn fastcgi(app: Arc<dyn App>, req: http::Request<Bytes>) -> Result<TestRes
     from_cgi(stdout)
 }
 
-async fn scgi(app: Arc<dyn App>, req: http::Request<Bytes>) -> Result<TestResponse, String> {
+async fn scgi(app: Arc<SharedApp>, req: http::Request<Bytes>) -> Result<TestResponse, String> {
     let (mut client, server) = tokio::io::duplex(64 << 10);
     let config = Arc::new(proto_scgi::ScgiConfig::default());
     tokio::spawn(proto_scgi::serve_connection(

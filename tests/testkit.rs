@@ -4,18 +4,20 @@
 mod common;
 
 use bytes::Bytes;
-use gatewayd::core::AppConfig;
+use gatewayd::AppConfig;
+use gatewayd::config::Limits;
+use gatewayd::core::SharedApp;
 use gatewayd::testkit::{self, Gateway, TestClient};
 use serde_json::json;
 
 /// httpbin, built by its factory as the daemon builds it from TOML.
-fn httpbin() -> std::sync::Arc<dyn gatewayd::core::App> {
+fn httpbin() -> SharedApp {
     let daemon = gatewayd::Daemon::new();
     let factory = daemon
         .registry()
         .get("httpbin")
         .expect("httpbin is built in");
-    factory(&AppConfig::parse("bin", "").unwrap()).unwrap()
+    factory(&AppConfig::parse("bin", "").unwrap(), Limits::default()).unwrap()
 }
 
 /// The one test body.

@@ -97,23 +97,20 @@ impl Line {
     }
 }
 
-#[async_trait::async_trait]
 impl<A: App> App for AccessLog<A> {
     async fn call(&self, env: Environ, body: Body) -> Response {
         let logging = Logging::begin(&self.next_id, &env);
-        let call = self.inner.answer(env, body);
         let res = match logging.span() {
-            Some(span) => call.into_future().instrument(span.clone()).await,
-            None => call.await,
+            Some(span) => self.inner.call(env, body).instrument(span.clone()).await,
+            None => self.inner.call(env, body).await,
         };
         logging.finish(res)
     }
 }
 
-/// What [`AccessLog`] does around one call, begun before it, for stacks that compose it
-/// without a layer of their own ([`crate::GatewayStack`]). Dropped unfinished (a cancelled
+/// What [`AccessLog`] does around one call, begun before it. Dropped unfinished (a cancelled
 /// call), it still ends the request's time in flight.
-pub(crate) struct Logging {
+struct Logging {
     start: Instant,
     protocol: Protocol,
     in_flight: crate::InFlight<'static>,
@@ -122,7 +119,7 @@ pub(crate) struct Logging {
 
 impl Logging {
     /// A request starts; `next_id` numbers the requests.
-    pub(crate) fn begin(next_id: &AtomicU64, env: &Environ) -> Self {
+    fn begin(next_id: &AtomicU64, env: &Environ) -> Self {
         Logging {
             start: Instant::now(),
             protocol: env.protocol(),
@@ -133,13 +130,13 @@ impl Logging {
     }
 
     /// The request's span, when its access line will be written: the call runs inside it.
-    pub(crate) fn span(&self) -> Option<&tracing::Span> {
+    fn span(&self) -> Option<&tracing::Span> {
         self.logged.as_ref().map(|l| &l.span)
     }
 
     /// The call answered `res`: counted and logged now for a whole body, or once a streamed
     /// body ends.
-    pub(crate) fn finish(self, mut res: Response) -> Response {
+    fn finish(self, mut res: Response) -> Response {
         let line = Line {
             _in_flight: self.in_flight,
             start: self.start,

@@ -1,10 +1,8 @@
 //! The one interface every app implements and every front-end calls.
 
-use std::future::{Future, IntoFuture, Ready};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-
-use futures_util::future::Either;
 
 use crate::{Body, Environ, Response};
 
@@ -14,19 +12,19 @@ use crate::{Body, Environ, Response};
 /// body, and sends back the [`Response`]. An app never learns which wire the request used,
 /// except through [`Environ::protocol`].
 ///
+/// An app is one method, written as an `async fn`. Middleware wraps an app in another app;
+/// their futures nest into one, with no box between them. [`SharedApp`] holds an app of any
+/// type behind one pointer, for the router's mounts and the registry.
+///
 /// **Cancellation.** When the client goes away (or the front server aborts the request), the
 /// future returned by `call` is dropped at its next `.await`: code after that point does not
 /// run. Keep cleanup in `Drop` guards, not after an `.await`.
 ///
-/// The trait is object-safe (`Arc<dyn App>` is how the registry holds apps); implement it
-/// with [`async_trait`](crate::async_trait):
-///
 /// ```
-/// use gateway_core::{App, Body, Environ, Response, async_trait};
+/// use gateway_core::{App, Body, Environ, Response};
 ///
 /// struct Echo;
 ///
-/// #[async_trait]
 /// impl App for Echo {
 ///     async fn call(&self, env: Environ, body: Body) -> Response {
 ///         match body.to_bytes().await {
@@ -38,134 +36,62 @@ use crate::{Body, Environ, Response};
 ///     }
 /// }
 /// ```
-#[async_trait::async_trait]
 pub trait App: Send + Sync + 'static {
     /// Handles one request.
-    async fn call(&self, environ: Environ, body: Body) -> Response;
-
-    /// Answers at once when the app can, with no future: an app whose response needs no
-    /// waiting (a fixed page, a redirect) implements this, and middleware that only passes a
-    /// call on forwards it. Otherwise it hands the request back untouched, for
-    /// [`App::call`]; that is the default.
-    ///
-    /// ```
-    /// use gateway_core::{App, Body, Environ, Protocol, Response, async_trait};
-    ///
-    /// struct Pong;
-    ///
-    /// #[async_trait]
-    /// impl App for Pong {
-    ///     async fn call(&self, _env: Environ, _body: Body) -> Response {
-    ///         Response::text(200, "pong\n")
-    ///     }
-    ///
-    ///     fn answer_now(&self, _env: Environ, _body: Body) -> Result<Response, (Environ, Body)> {
-    ///         Ok(Response::text(200, "pong\n"))
-    ///     }
-    /// }
-    ///
-    /// let res = Pong.answer_now(Environ::new(Protocol::Http), Body::empty());
-    /// assert_eq!(res.map(|r| r.status).ok(), Some(200));
-    /// ```
-    fn answer_now(&self, environ: Environ, body: Body) -> Result<Response, (Environ, Body)> {
-        Err((environ, body))
-    }
-
-    /// Handles one request: what front-ends call, and `.await`. The default is
-    /// [`App::answer_now`], or else [`App::call`]; an app whose later answer can be made
-    /// better than `call`'s overrides it (gatewayd's reloadable stack, whose future owns the
-    /// stack it started on).
-    fn answer(&self, environ: Environ, body: Body) -> Answer<'_> {
-        match self.answer_now(environ, body) {
-            Ok(res) => Answer::Now(res),
-            Err((environ, body)) => Answer::Later(self.call(environ, body)),
-        }
-    }
+    fn call(&self, environ: Environ, body: Body) -> impl Future<Output = Response> + Send;
 }
 
-/// What [`App::answer`] returns: the response itself, or the future that will make it.
-/// `.await` gives the response either way.
-#[must_use = "an answer does nothing until awaited"]
-pub enum Answer<'f> {
-    /// The response, made at once.
-    Now(Response),
-    /// The future that will make the response.
-    Later(CallFuture<'f>),
-}
-
-impl<'f> Answer<'f> {
-    /// The answer as the future [`App::call`] returns: a response made at once is boxed.
-    pub fn into_call(self) -> CallFuture<'f> {
-        match self {
-            Answer::Now(res) => Box::pin(std::future::ready(res)),
-            Answer::Later(call) => call,
-        }
-    }
-}
-
-impl<'f> IntoFuture for Answer<'f> {
-    type Output = Response;
-    type IntoFuture = AnswerFuture<'f>;
-
-    fn into_future(self) -> AnswerFuture<'f> {
-        match self {
-            Answer::Now(res) => Either::Left(std::future::ready(res)),
-            Answer::Later(call) => Either::Right(call),
-        }
-    }
-}
-
-/// The future of an awaited [`Answer`]: ready at once, or the app's own.
-pub type AnswerFuture<'f> = Either<Ready<Response>, CallFuture<'f>>;
-
-/// What `App::call` returns once `#[async_trait]` has expanded it. Middleware that only passes
-/// a call on writes `call` by hand with it, returning the inner future rather than boxing a
-/// second one around it, and forwards [`App::answer_now`] so that an answer made at once
-/// stays without a future.
-///
-/// ```
-/// use gateway_core::{App, Body, CallFuture, Environ, Response};
-///
-/// /// Tells stderr which path each request asked for.
-/// struct Traced<A>(A);
-///
-/// impl<A: App> App for Traced<A> {
-///     fn call<'a, 'f>(&'a self, env: Environ, body: Body) -> CallFuture<'f>
-///     where
-///         'a: 'f,
-///         Self: 'f,
-///     {
-///         eprintln!("{}", String::from_utf8_lossy(env.path_info()));
-///         self.0.call(env, body)
-///     }
-///
-///     fn answer_now(&self, env: Environ, body: Body) -> Result<Response, (Environ, Body)> {
-///         let path = String::from_utf8_lossy(env.path_info()).into_owned();
-///         let answered = self.0.answer_now(env, body);
-///         if answered.is_ok() {
-///             eprintln!("{path}");
-///         }
-///         answered
-///     }
-/// }
-/// ```
-pub type CallFuture<'f> = Pin<Box<dyn Future<Output = Response> + Send + 'f>>;
-
-impl<A: App + ?Sized> App for Arc<A> {
-    fn call<'a, 'f>(&'a self, environ: Environ, body: Body) -> CallFuture<'f>
-    where
-        'a: 'f,
-        Self: 'f,
-    {
+impl<A: App> App for Arc<A> {
+    fn call(&self, environ: Environ, body: Body) -> impl Future<Output = Response> + Send {
         (**self).call(environ, body)
     }
+}
 
-    fn answer_now(&self, environ: Environ, body: Body) -> Result<Response, (Environ, Body)> {
-        (**self).answer_now(environ, body)
+/// An app of any type, shared: what the [`Router`](crate::Router) mounts and a registry's
+/// factory makes. Its call's future is boxed, the one box of a request.
+///
+/// ```
+/// use gateway_core::{Response, SharedApp, app_fn};
+///
+/// let apps = [
+///     SharedApp::new(app_fn(|_, _| async { Response::new(204) })),
+///     SharedApp::new(app_fn(|_, _| async { Response::text(200, "hi\n") })),
+/// ];
+/// # let _ = apps;
+/// ```
+#[derive(Clone)]
+pub struct SharedApp(Arc<dyn Erased>);
+
+impl SharedApp {
+    /// Shares `app`.
+    pub fn new(app: impl App) -> Self {
+        SharedApp(Arc::new(app))
     }
+}
 
-    fn answer(&self, environ: Environ, body: Body) -> Answer<'_> {
-        (**self).answer(environ, body)
+impl std::fmt::Debug for SharedApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedApp")
+    }
+}
+
+/// A call's boxed future.
+type BoxCall<'a> = Pin<Box<dyn Future<Output = Response> + Send + 'a>>;
+
+/// [`App`] with its future boxed, so that apps of every type fit behind one pointer.
+trait Erased: Send + Sync + 'static {
+    fn call_boxed(&self, environ: Environ, body: Body) -> BoxCall<'_>;
+}
+
+impl<A: App> Erased for A {
+    fn call_boxed(&self, environ: Environ, body: Body) -> BoxCall<'_> {
+        Box::pin(self.call(environ, body))
+    }
+}
+
+impl App for SharedApp {
+    fn call(&self, environ: Environ, body: Body) -> impl Future<Output = Response> + Send {
+        self.0.call_boxed(environ, body)
     }
 }
 
@@ -189,13 +115,12 @@ where
 #[derive(Clone, Copy, Debug)]
 pub struct AppFn<F>(F);
 
-#[async_trait::async_trait]
 impl<F, Fut> App for AppFn<F>
 where
     F: Fn(Environ, Body) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response> + Send + 'static,
 {
-    async fn call(&self, environ: Environ, body: Body) -> Response {
-        (self.0)(environ, body).await
+    fn call(&self, environ: Environ, body: Body) -> impl Future<Output = Response> + Send {
+        (self.0)(environ, body)
     }
 }

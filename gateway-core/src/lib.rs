@@ -6,8 +6,8 @@
 //! unchanged under each of them.
 //!
 //! The [`Router`] mounts apps by path prefix (the prefix becomes `SCRIPT_NAME`, the rest
-//! `PATH_INFO`); the [`Registry`] builds apps by type name from their TOML tables; [`Lint`],
-//! [`CatchPanic`] and [`AccessLog`] are middleware.
+//! `PATH_INFO`); [`Lint`], [`CatchPanic`], [`Limit`], [`LocalRedirects`] and [`AccessLog`]
+//! are middleware, and [`GatewayStack`] is what every gateway puts around its apps.
 //!
 //! ```
 //! use gateway_core::{App, Body, Environ, Protocol, Response, Router, app_fn};
@@ -38,7 +38,6 @@ mod lint;
 mod path;
 mod recover;
 mod redirect;
-mod registry;
 mod response;
 mod router;
 mod shutdown;
@@ -49,8 +48,7 @@ mod throttle;
 pub mod tower;
 
 pub use access_log::AccessLog;
-pub use app::{Answer, AnswerFuture, App, AppFn, CallFuture, app_fn};
-pub use async_trait::async_trait;
+pub use app::{App, AppFn, SharedApp, app_fn};
 pub use body::{Body, BodyError, BoxError};
 pub use cgi::{
     COALESCE_MAX, CgiError, CgiParams, Drain, InvalidHead, PathMode, ResponseWriter,
@@ -66,7 +64,6 @@ pub use lint::{Lint, Violation, check_environ, check_response};
 pub use path::{ambiguous_path, routing_path};
 pub use recover::CatchPanic;
 pub use redirect::{LocalRedirect, LocalRedirects};
-pub use registry::{AppConfig, AppFactory, Registry};
 pub use response::Response;
 pub use router::{MountError, Route, Router};
 pub use shutdown::Shutdown;

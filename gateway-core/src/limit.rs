@@ -7,12 +7,10 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
-use crate::app::CallFuture;
 use crate::{App, Body, Environ, Response};
 
-/// Bounds an app: at most `max_concurrency` calls waiting at once (beyond: 503 with
-/// `Retry-After`, answered at once rather than queued; see [`App::answer_now`] for an answer
-/// made at once), and each call within `timeout` (past it the call is
+/// Bounds an app: at most `max_concurrency` calls at once (beyond: 503 with `Retry-After`,
+/// answered at once rather than queued), and each call within `timeout` (past it the call is
 /// cancelled, its future dropped, and the client gets 504). The deadline covers the call, up to
 /// the response head; a streamed body runs on its own time.
 ///
@@ -57,42 +55,31 @@ impl<A> Limit<A> {
     }
 }
 
-// By hand (see `CallFuture`): one box for the call under its limits, none for an answer made
-// at once.
 impl<A: App> App for Limit<A> {
-    fn call<'a, 'f>(&'a self, env: Environ, body: Body) -> CallFuture<'f>
-    where
-        'a: 'f,
-        Self: 'f,
-    {
-        let place = match self.place() {
-            Ok(place) => place,
-            Err(full) => return Box::pin(std::future::ready(full)),
-        };
-        let call = self.inner.call(env, body);
+    fn call(&self, env: Environ, body: Body) -> impl Future<Output = Response> + Send {
+        // Taken now, not at the first poll: a call made is a call counted.
+        let place = self.place();
         // A deadline past the clock's range is none.
         let deadline = self
             .timeout
             .and_then(|t| Some((t, Instant::now().checked_add(t)?)));
-        if place.is_none() && deadline.is_none() {
-            return call;
-        }
-        Box::pin(Limited {
-            call,
-            _place: place,
-            deadline,
-            sleep: None,
-        })
-    }
-
-    /// An answer made at once has no deadline (nothing could interrupt it), and is refused
-    /// when the app is at its cap. It takes no place: it holds its worker thread until it is
-    /// made, so at most one per worker runs at a time, and counting it would make every such
-    /// answer write a counter that every core writes.
-    fn answer_now(&self, env: Environ, body: Body) -> Result<Response, (Environ, Body)> {
-        match &self.cap {
-            Some((cap, running)) if running.load(Ordering::Relaxed) >= *cap => Ok(full()),
-            _ => self.inner.answer_now(env, body),
+        async move {
+            let _place = match place {
+                Ok(place) => place,
+                Err(full) => return full,
+            };
+            let call = std::pin::pin!(self.inner.call(env, body));
+            match deadline {
+                None => call.await,
+                Some(deadline) => {
+                    Limited {
+                        call,
+                        deadline,
+                        sleep: None,
+                    }
+                    .await
+                }
+            }
         }
     }
 }
@@ -129,27 +116,23 @@ impl Drop for Place<'_> {
     }
 }
 
-/// A call that did not answer at once, holding its place, under its deadline (the timeout,
-/// and when it passes). Unlike `tokio::time::timeout`, the timer is made only when the call
-/// does not answer on its first poll: most never wait, and a timer costs a runtime handle and
-/// a place in the timer wheel.
-struct Limited<'a> {
-    call: CallFuture<'a>,
-    _place: Option<Place<'a>>,
-    deadline: Option<(Duration, Instant)>,
+/// A call under its deadline (the timeout, and when it passes). Unlike
+/// `tokio::time::timeout`, the timer is made only when the call does not answer on its first
+/// poll: most never wait, and a timer costs a runtime handle and a place in the timer wheel.
+struct Limited<'a, F> {
+    call: Pin<&'a mut F>,
+    deadline: (Duration, Instant),
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
-impl Future for Limited<'_> {
+impl<F: Future<Output = Response>> Future for Limited<'_, F> {
     type Output = Response;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
         if let Poll::Ready(res) = self.call.as_mut().poll(cx) {
             return Poll::Ready(res);
         }
-        let Some((timeout, deadline)) = self.deadline else {
-            return Poll::Pending;
-        };
+        let (timeout, deadline) = self.deadline;
         let sleep = self
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));

@@ -41,14 +41,13 @@ impl<A> Lint<A> {
     }
 }
 
-#[async_trait::async_trait]
 impl<A: App> App for Lint<A> {
     async fn call(&self, env: Environ, body: Body) -> Response {
         if let Err(v) = check_environ(&env) {
             tracing::error!(rule = %v.0, "environ broke a lint rule");
             return Response::text(500, format!("{v}\n"));
         }
-        let res = self.inner.answer(env, body).await;
+        let res = self.inner.call(env, body).await;
         match check_response(res) {
             Ok(res) => res,
             Err(v) => {

@@ -26,36 +26,14 @@ impl<A> CatchPanic<A> {
     }
 }
 
-#[async_trait::async_trait]
 impl<A: App> App for CatchPanic<A> {
-    async fn call(&self, env: Environ, body: Body) -> Response {
+    fn call(&self, env: Environ, body: Body) -> impl Future<Output = Response> + Send {
         // Made inside the guarded future: an app's `call` may run code before its future.
-        guarded(async { self.inner.call(env, body).await }).await
+        // Not an `async fn`: that would hold the call twice, made and awaited.
+        AssertUnwindSafe(async move { self.inner.call(env, body).await })
+            .catch_unwind()
+            .map(recovered)
     }
-
-    fn answer_now(&self, env: Environ, body: Body) -> Result<Response, (Environ, Body)> {
-        caught_now(|| self.inner.answer_now(env, body))
-    }
-}
-
-/// Asks an app to answer at once, catching a panic while it does: a 500, like a panic in its
-/// future, which [`guarded`] catches.
-pub(crate) fn caught_now(
-    answer: impl FnOnce() -> Result<Response, (Environ, Body)>,
-) -> Result<Response, (Environ, Body)> {
-    match std::panic::catch_unwind(AssertUnwindSafe(answer)) {
-        Ok(Ok(res)) => Ok(recovered(Ok(res))),
-        Ok(Err(request)) => Err(request),
-        Err(panic) => Ok(recovered(Err(panic))),
-    }
-}
-
-/// What [`CatchPanic`] does around one call, for stacks that compose it without a layer of
-/// their own ([`crate::GatewayStack`]).
-///
-/// Not an `async fn`: that would hold `call` twice, as its argument and as what it awaits.
-pub(crate) fn guarded(call: impl Future<Output = Response>) -> impl Future<Output = Response> {
-    AssertUnwindSafe(call).catch_unwind().map(recovered)
 }
 
 /// The response of a call that returned (its streamed body guarded in turn), or a 500 for one

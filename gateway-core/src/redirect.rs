@@ -44,37 +44,30 @@ impl<A> LocalRedirects<A> {
     }
 }
 
-#[async_trait::async_trait]
 impl<A: App> App for LocalRedirects<A> {
     async fn call(&self, env: Environ, body: Body) -> Response {
-        followed(&self.inner, env, body).await
+        let host_script = env.get_bytes("SCRIPT_NAME").unwrap_or_default();
+        let res = self.inner.call(env, body).await;
+        if !is_local(&res) {
+            return res;
+        }
+        // Boxed: a rare path, which would otherwise make every request's future larger.
+        Box::pin(follow(&host_script, res, |env| {
+            self.inner.call(env, Body::empty())
+        }))
+        .await
     }
 }
 
-/// What [`LocalRedirects`] does for one request.
-async fn followed<A: App + ?Sized>(app: &A, env: Environ, body: Body) -> Response {
-    let host_script = env.get_bytes("SCRIPT_NAME").unwrap_or_default();
-    let res = app.answer(env, body).await;
-    follow(&host_script, res, |env| {
-        app.answer(env, Body::empty()).into_future()
-    })
-    .await
-}
-
 /// Whether a response is a local redirect, for [`follow`] to answer.
-pub(crate) fn is_local(res: &Response) -> bool {
+fn is_local(res: &Response) -> bool {
     res.extensions.get::<LocalRedirect>().is_some()
 }
 
 /// Answers `res`'s local redirects, if any, with what `ask` answers to each redirected request
 /// (a GET without a body), below `host_script`: the request's `SCRIPT_NAME` before any
-/// routing. For stacks that compose this without a layer of their own
-/// ([`crate::GatewayStack`]).
-pub(crate) async fn follow<F>(
-    host_script: &[u8],
-    mut res: Response,
-    ask: impl Fn(Environ) -> F,
-) -> Response
+/// routing.
+async fn follow<F>(host_script: &[u8], mut res: Response, ask: impl Fn(Environ) -> F) -> Response
 where
     F: Future<Output = Response>,
 {

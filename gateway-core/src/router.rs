@@ -1,12 +1,12 @@
 //! Mounts: which app answers which path, and the SCRIPT_NAME / PATH_INFO split.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::app::CallFuture;
-use crate::{App, Body, Environ, Response};
+use futures_util::future::Either;
+
+use crate::{App, Body, Environ, Response, SharedApp};
 
 /// Dispatches each request to the app mounted at the longest matching prefix.
 ///
@@ -33,17 +33,17 @@ use crate::{App, Body, Environ, Response};
 #[derive(Clone, Default)]
 pub struct Router {
     /// The mounts other than the root, by prefix (`/a/b`: no trailing slash).
-    mounts: HashMap<Box<[u8]>, Arc<dyn App>>,
+    mounts: HashMap<Box<[u8]>, SharedApp>,
     /// The longest prefix in `mounts`: no longer part of a path need be looked up.
     longest: usize,
     /// The app mounted at `/`.
-    root: Option<Arc<dyn App>>,
+    root: Option<SharedApp>,
 }
 
 /// Where a request goes: the mounted app, and the environ's new split.
 pub struct Route<'a> {
     /// The app mounted at the matched prefix.
-    pub app: &'a Arc<dyn App>,
+    pub app: &'a SharedApp,
     /// The host's `SCRIPT_NAME` followed by the mount prefix.
     pub script_name: Bytes,
     /// The path below the prefix: `""` or starting with `/`.
@@ -69,11 +69,11 @@ impl Router {
 
     /// Mounts `app` at `path` (`/` for the root; a trailing `/` is ignored).
     pub fn mount(&mut self, path: &str, app: impl App) -> Result<(), MountError> {
-        self.mount_arc(path, Arc::new(app))
+        self.mount_shared(path, SharedApp::new(app))
     }
 
     /// Mounts a shared app at `path`.
-    pub fn mount_arc(&mut self, path: &str, app: Arc<dyn App>) -> Result<(), MountError> {
+    pub fn mount_shared(&mut self, path: &str, app: SharedApp) -> Result<(), MountError> {
         let prefix = normalize(path).ok_or_else(|| MountError::BadPath(path.to_owned()))?;
         if prefix.is_empty() {
             if self.root.is_some() {
@@ -101,7 +101,7 @@ impl Router {
 
     /// The longest mount prefix that `path` lies below, and its app: the path itself, then
     /// each shorter prefix that ends before a `/`, longest first, then the root.
-    fn mount_of<'p>(&self, path: &'p [u8]) -> Option<(&'p [u8], &Arc<dyn App>)> {
+    fn mount_of<'p>(&self, path: &'p [u8]) -> Option<(&'p [u8], &SharedApp)> {
         if !self.mounts.is_empty() {
             let mut end = path.len();
             if end > self.longest {
@@ -124,7 +124,7 @@ impl Router {
 }
 
 /// The split of `env`'s `path` after the mount prefix, its first `prefix` bytes.
-fn route<'r>(env: &Environ, path: Bytes, prefix: usize, app: &'r Arc<dyn App>) -> Route<'r> {
+fn route<'r>(env: &Environ, path: Bytes, prefix: usize, app: &'r SharedApp) -> Route<'r> {
     let script_name = match env.get_bytes("SCRIPT_NAME") {
         // The common case, `/` mounted under an empty SCRIPT_NAME: nothing to copy.
         Some(script) if prefix == 0 => script,
@@ -141,66 +141,29 @@ fn route<'r>(env: &Environ, path: Bytes, prefix: usize, app: &'r Arc<dyn App>) -
     }
 }
 
-// By hand (see `CallFuture`): the mounted app's own future is returned as it is.
 impl App for Router {
-    fn call<'a, 'f>(&'a self, env: Environ, body: Body) -> CallFuture<'f>
-    where
-        'a: 'f,
-        Self: 'f,
-    {
+    fn call(&self, env: Environ, body: Body) -> impl Future<Output = Response> + Send {
         match self.routed(env) {
-            Ok((app, env, _)) => app.call(env, body),
-            Err(_) => Box::pin(std::future::ready(Response::error(404))),
+            Some((app, env)) => Either::Left(app.call(env, body)),
+            None => Either::Right(std::future::ready(Response::error(404))),
         }
-    }
-
-    fn answer_now(&self, env: Environ, body: Body) -> Result<Response, (Environ, Body)> {
-        let (app, env, before) = match self.routed(env) {
-            Ok(routed) => routed,
-            Err(_) => return Ok(Response::error(404)),
-        };
-        app.answer_now(env, body).map_err(|(mut env, body)| {
-            // Handed back as it came.
-            if let Some((script_name, path_info)) = before {
-                match script_name {
-                    Some(script_name) => env.insert("SCRIPT_NAME", script_name),
-                    None => drop(env.remove("SCRIPT_NAME")),
-                }
-                match path_info {
-                    Some(path_info) => env.insert("PATH_INFO", path_info),
-                    None => drop(env.remove("PATH_INFO")),
-                }
-            }
-            (env, body)
-        })
     }
 }
 
-/// `SCRIPT_NAME` and `PATH_INFO` before routing, when routing changed them.
-type Before = Option<(Option<Bytes>, Option<Bytes>)>;
-
 impl Router {
-    /// The app mounted for `env`, and `env` with its new split; or `env` back when no mount
-    /// matches.
-    fn routed(&self, mut env: Environ) -> Result<(&Arc<dyn App>, Environ, Before), Environ> {
+    /// The app mounted for `env`, and `env` with its new split; `None` when no mount matches.
+    fn routed(&self, mut env: Environ) -> Option<(&SharedApp, Environ)> {
         let path = env.get("PATH_INFO");
-        let Some((prefix, app)) = self.mount_of(path.unwrap_or_default()) else {
-            return Err(env);
-        };
+        let (prefix, app) = self.mount_of(path.unwrap_or_default())?;
         // At the root mount, an environ that has both variables keeps them as they are.
         if prefix.is_empty() && path.is_some() && env.get("SCRIPT_NAME").is_some() {
-            return Ok((app, env, None));
+            return Some((app, env));
         }
-        let before = (env.get_bytes("SCRIPT_NAME"), env.get_bytes("PATH_INFO"));
-        let route = route(
-            &env,
-            before.1.clone().unwrap_or_default(),
-            prefix.len(),
-            app,
-        );
+        let path = env.get_bytes("PATH_INFO").unwrap_or_default();
+        let route = route(&env, path, prefix.len(), app);
         env.insert("SCRIPT_NAME", route.script_name);
         env.insert("PATH_INFO", route.path_info);
-        Ok((app, env, Some(before)))
+        Some((app, env))
     }
 }
 
@@ -249,21 +212,33 @@ mod tests {
     }
 
     #[test]
-    fn a_request_handed_back_is_as_it_came() {
-        // `named` apps answer only later: the router hands the request back unrouted.
-        let r = router();
-        let mut env = Environ::new(Protocol::Http);
-        env.insert("PATH_INFO", "/sub/x");
-        let Err((back, _)) = r.answer_now(env, Body::empty()) else {
-            panic!("answered at once");
+    fn a_call_reaches_its_mount_with_the_split() {
+        let mut r = router();
+        r.mount(
+            "/echo",
+            app_fn(|env: Environ, _| async move {
+                let split = [env.script_name(), b"|", env.path_info()].concat();
+                Response::new(200).with_body(split)
+            }),
+        )
+        .unwrap();
+        let call = |path: &'static str| {
+            let mut env = Environ::new(Protocol::Http);
+            env.insert("PATH_INFO", path);
+            let res = futures_util::FutureExt::now_or_never(async {
+                let res = r.call(env, Body::empty()).await;
+                (res.status, res.body.to_bytes().await.unwrap_or_default())
+            });
+            res.expect("answered at once")
         };
-        assert_eq!(back.get("PATH_INFO"), Some(&b"/sub/x"[..]));
-        assert_eq!(back.get("SCRIPT_NAME"), None);
-        let body = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(async { r.call(back, Body::empty()).await.body.to_bytes().await });
-        assert_eq!(body.unwrap(), "sub");
+        assert_eq!(call("/echo/a/b"), (200, Bytes::from_static(b"/echo|/a/b")));
+        assert_eq!(call("/sub/x"), (200, Bytes::from_static(b"sub")));
+        let mut empty = Router::new();
+        empty.mount("/only", named("only")).unwrap();
+        let mut env = Environ::new(Protocol::Http);
+        env.insert("PATH_INFO", "/elsewhere");
+        let res = futures_util::FutureExt::now_or_never(empty.call(env, Body::empty()));
+        assert_eq!(res.map(|r| r.status), Some(404));
     }
 
     #[test]

@@ -23,14 +23,13 @@
 use std::future::poll_fn;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tower_service::Service;
 
 use crate::{
-    App, Body, BoxError, ConnInfo, Environ, Response, environ, from_http, into_http,
+    App, Body, BoxError, ConnInfo, Environ, Response, SharedApp, environ, from_http, into_http,
     request_from_environ,
 };
 
@@ -58,7 +57,6 @@ impl<S> ServiceApp<S> {
     }
 }
 
-#[async_trait::async_trait]
 impl<S, RB> App for ServiceApp<S>
 where
     S: Service<http::Request<Body>, Response = http::Response<RB>> + Clone + Send + Sync + 'static,
@@ -106,17 +104,19 @@ fn remote_addr(env: &Environ) -> Option<SocketAddr> {
 /// would build; a [`ConnInfo`] extension on the request, when present, supplies the addresses.
 #[derive(Clone)]
 pub struct AppService {
-    app: Arc<dyn App>,
+    app: SharedApp,
 }
 
 impl AppService {
     /// Serves `app`.
     pub fn new(app: impl App) -> Self {
-        AppService { app: Arc::new(app) }
+        AppService {
+            app: SharedApp::new(app),
+        }
     }
 
     /// Serves a shared app.
-    pub fn from_arc(app: Arc<dyn App>) -> Self {
+    pub fn from_shared(app: SharedApp) -> Self {
         AppService { app }
     }
 }
@@ -144,7 +144,7 @@ where
                 .copied()
                 .unwrap_or_default();
             let env = environ(&parts, &conn);
-            Ok(into_http(app.answer(env, Body::new(body)).await))
+            Ok(into_http(app.call(env, Body::new(body)).await))
         })
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::StreamExt as _;
-use gateway_core::{App, Body, Environ, Response, async_trait};
+use gateway_core::{App, Body, Environ, Response};
 use proto_fastcgi::{FastCgiConfig, RecordDecoder, RecordType, client, serve_connection};
 use tokio::io::{AsyncWriteExt as _, DuplexStream, ReadHalf, WriteHalf};
 use tokio_util::codec::FramedRead;
@@ -17,7 +17,6 @@ use tokio_util::sync::CancellationToken;
 
 struct Hello;
 
-#[async_trait]
 impl App for Hello {
     async fn call(&self, _env: Environ, _body: Body) -> Response {
         Response::text(200, "Hello, world!")
@@ -69,7 +68,7 @@ fn benches(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let (ours, theirs) = tokio::io::duplex(64 << 10);
-    let app: Arc<dyn App> = Arc::new(Hello);
+    let app = Arc::new(Hello);
     let cfg = Arc::new(FastCgiConfig::default());
     rt.spawn(serve_connection(ours, app, cfg, CancellationToken::new()));
     let (read, write) = tokio::io::split(theirs);

@@ -30,9 +30,9 @@ type Call = BoxFuture<'static, Result<Done, Aborted>>;
 /// Serves FastCGI on one connection until the web server closes it, a request without
 /// KEEP_CONN ends, the input is not FastCGI, or `shutdown` fires and nothing is in flight.
 /// When the connection is lost, every running app call is cancelled.
-pub async fn serve_connection<IO>(
+pub async fn serve_connection<IO, A: App>(
     io: IO,
-    app: Arc<dyn App>,
+    app: Arc<A>,
     cfg: Arc<FastCgiConfig>,
     shutdown: CancellationToken,
 ) where

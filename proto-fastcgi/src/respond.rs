@@ -27,16 +27,16 @@ pub struct Done {
 /// whole buffers go to the writer, so no record is ever cut in half. When STDIN disagreed
 /// with CONTENT_LENGTH before the head goes out, the answer is 400 whatever the app said:
 /// an app that swallowed its body's error must not answer a malformed request as if whole.
-pub async fn run(
+pub async fn run<A: App>(
     id: u16,
     env: Environ,
     body: Body,
     stdin: StdinWatch,
-    app: Arc<dyn App>,
+    app: Arc<A>,
     out: mpsc::Sender<Bytes>,
 ) -> Done {
     let head_only = env.method() == "HEAD";
-    let mut res = app.answer(env, body).await;
+    let mut res = app.call(env, body).await;
     if let Some(failure) = stdin.mismatch() {
         tracing::info!(id, %failure, app_status = res.status, "answering 400 instead of the app");
         res = Response::error(400);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
-use gateway_core::{App, Body, Environ, Response, async_trait};
+use gateway_core::{App, Body, Environ, Response};
 use proto_fastcgi::client::{self, Replies};
 use proto_fastcgi::{
     BodyBudget, FastCgiConfig, ProtocolStatus, Record, RecordDecoder, RecordType, Role,
@@ -32,7 +32,6 @@ impl Drop for OnDrop {
     }
 }
 
-#[async_trait]
 impl App for TestApp {
     async fn call(&self, env: Environ, mut body: Body) -> Response {
         match env.path_info() {
@@ -95,7 +94,7 @@ async fn server(cfg: FastCgiConfig) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, dropped) = mpsc::unbounded_channel();
-    let app: Arc<dyn App> = Arc::new(TestApp { dropped: tx });
+    let app = Arc::new(TestApp { dropped: tx });
     let cfg = Arc::new(cfg);
     tokio::spawn(async move {
         loop {

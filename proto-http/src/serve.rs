@@ -50,10 +50,10 @@ impl Default for HttpConfig {
 /// Keep-alive, pipelining, chunked bodies both ways, `Expect: 100-continue` (sent when the
 /// app first reads the body) and HEAD come from hyper. When the client goes away mid-request,
 /// hyper drops the app's future.
-pub async fn serve_connection<I>(
+pub async fn serve_connection<I, A: App>(
     io: I,
     conn: ConnInfo,
-    app: Arc<dyn App>,
+    app: Arc<A>,
     config: Arc<HttpConfig>,
     shutdown: CancellationToken,
 ) where
@@ -106,8 +106,8 @@ pub async fn serve_connection<I>(
     }
 }
 
-struct PerConnection {
-    app: Arc<dyn App>,
+struct PerConnection<A> {
+    app: Arc<A>,
     config: Arc<HttpConfig>,
     /// REMOTE_ADDR and the like, formatted once for every request of the connection, and the
     /// buffer its environs reuse. hyper calls the service one request at a time: the lock is
@@ -119,8 +119,8 @@ struct PerConnection {
     next: AtomicUsize,
 }
 
-async fn handle(
-    shared: &PerConnection,
+async fn handle<A: App>(
+    shared: &PerConnection<A>,
     req: http::Request<Incoming>,
     framed_twice: bool,
 ) -> http::Response<Body> {
@@ -164,5 +164,5 @@ async fn handle(
         true => Body::empty(),
         false => Body::new(incoming).limit(config.max_body_size),
     };
-    into_http(app.answer(env, body).await)
+    into_http(app.call(env, body).await)
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway_core::{App, Body, Environ, Response, async_trait};
+use gateway_core::{App, Body, Environ, Response};
 use proto_http::{ConnInfo, HttpConfig, serve_connection};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
@@ -28,7 +28,6 @@ struct Stuck {
     dropped: std::sync::Mutex<Option<oneshot::Sender<()>>>,
 }
 
-#[async_trait]
 impl App for Stuck {
     async fn call(&self, _env: Environ, _body: Body) -> Response {
         let _guard = Guard(self.dropped.lock().unwrap().take());
@@ -46,7 +45,7 @@ async fn client_abort_drops_the_app_future() {
     let addr = listener.local_addr().unwrap();
     let (started_tx, started) = oneshot::channel();
     let (dropped_tx, dropped) = oneshot::channel();
-    let app: Arc<dyn App> = Arc::new(Stuck {
+    let app = Arc::new(Stuck {
         started: Some(started_tx).into(),
         dropped: Some(dropped_tx).into(),
     });

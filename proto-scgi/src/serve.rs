@@ -42,9 +42,9 @@ const DRAIN_TIME: Duration = Duration::from_secs(5);
 /// Serves the one request of an SCGI connection. Malformed input gets a CGI-format 400 (431
 /// for an oversized header) and the connection closes; when the web server closes the
 /// connection while the app runs, the app's call is cancelled.
-pub async fn serve_connection<IO>(
+pub async fn serve_connection<IO, A: App>(
     io: IO,
-    app: Arc<dyn App>,
+    app: Arc<A>,
     cfg: Arc<ScgiConfig>,
     shutdown: CancellationToken,
 ) where
@@ -82,7 +82,7 @@ pub async fn serve_connection<IO>(
     let body = ScgiBody::new(read, early.freeze(), header.content_length, back_tx);
     let body = Body::new(body).limit(cfg.max_body_size);
     let call = async {
-        let res = app.answer(header.environ, body).await;
+        let res = app.call(header.environ, body).await;
         write_response(&mut write, res, head_only).await
     };
     // While the app runs, a closed connection (seen once the body is consumed) cancels it.

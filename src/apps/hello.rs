@@ -1,9 +1,11 @@
 //! `hello`: a fixed body with no work per request, for benchmarks.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use bytes::Bytes;
-use gateway_core::{App, AppConfig, Body, BoxError, CallFuture, Environ, Response};
+use gateway_core::{App, Body, BoxError, Environ, Response};
+
+use crate::config::AppConfig;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -32,13 +34,13 @@ pub struct Hello {
 }
 
 /// The factory for `type = "hello"`; keys `body` and `content_type`.
-pub fn factory(cfg: &AppConfig<'_>) -> Result<Arc<dyn App>, BoxError> {
+pub fn factory(cfg: &AppConfig<'_>) -> Result<Hello, BoxError> {
     let s: Settings = cfg.deserialize()?;
-    Ok(Arc::new(Hello {
+    Ok(Hello {
         content_length: interned(s.body.len().to_string()),
         body: interned(s.body),
         content_type: interned(s.content_type),
-    }))
+    })
 }
 
 /// `text` as static bytes, made once per distinct text: a reload with the same settings
@@ -57,18 +59,9 @@ fn interned(text: String) -> Bytes {
     Bytes::from_static(found.as_bytes())
 }
 
-// By hand (see `CallFuture`): the answer is made at once, and the request dropped here.
 impl App for Hello {
-    fn call<'a, 'f>(&'a self, env: Environ, body: Body) -> CallFuture<'f>
-    where
-        'a: 'f,
-        Self: 'f,
-    {
-        self.answer(env, body).into_call()
-    }
-
-    fn answer_now(&self, _env: Environ, _body: Body) -> Result<Response, (Environ, Body)> {
-        Ok(Response {
+    async fn call(&self, _env: Environ, _body: Body) -> Response {
+        Response {
             status: 200,
             headers: vec![
                 (
@@ -82,6 +75,6 @@ impl App for Hello {
             ],
             body: self.body.clone().into(),
             extensions: Default::default(),
-        })
+        }
     }
 }

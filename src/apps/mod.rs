@@ -7,7 +7,7 @@ mod httpbin;
 mod ping;
 mod status;
 
-use gateway_core::Registry;
+use crate::config::Registry;
 
 /// Registers `cgi`, `hello`, `httpbin`, `ping` and `status`.
 ///
@@ -21,7 +21,7 @@ pub fn register_builtins(registry: &mut Registry) {
     #[cfg(feature = "httpbin")]
     registry.register("httpbin", httpbin::factory);
     #[cfg(not(feature = "httpbin"))]
-    registry.register("httpbin", |_cfg| {
+    registry.register("httpbin", |_cfg| -> Result<gateway_core::SharedApp, _> {
         Err("type \"httpbin\" is not built into this gatewayd (cargo feature \"httpbin\")".into())
     });
 }

@@ -1,8 +1,7 @@
 //! `ping`: a health check that answers without touching any other app (php-fpm's ping page).
 
-use std::sync::Arc;
-
-use gateway_core::{App, AppConfig, Body, BoxError, Environ, Response, async_trait};
+use crate::config::AppConfig;
+use gateway_core::{App, Body, BoxError, Environ, Response};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -18,15 +17,14 @@ fn pong() -> String {
 }
 
 /// The factory for `type = "ping"`; key `response`.
-pub fn factory(cfg: &AppConfig<'_>) -> Result<Arc<dyn App>, BoxError> {
+pub fn factory(cfg: &AppConfig<'_>) -> Result<Ping, BoxError> {
     let s: Settings = cfg.deserialize()?;
-    Ok(Arc::new(Ping(format!("{}\n", s.response))))
+    Ok(Ping(format!("{}\n", s.response)))
 }
 
 /// The ping app.
 pub struct Ping(String);
 
-#[async_trait]
 impl App for Ping {
     async fn call(&self, _env: Environ, _body: Body) -> Response {
         Response::text(200, self.0.clone()).with_header("Cache-Control", "no-store")

@@ -2,11 +2,9 @@
 //! `?format=prometheus` (or a path ending in `/metrics`).
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
-use gateway_core::{
-    App, AppConfig, Body, BoxError, Environ, Response, Snapshot, Stats, async_trait,
-};
+use crate::config::AppConfig;
+use gateway_core::{App, Body, BoxError, Environ, Response, Snapshot, Stats};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -15,15 +13,14 @@ use serde_json::{Map, Value, json};
 struct Settings {}
 
 /// The factory for `type = "status"` (no keys).
-pub fn factory(cfg: &AppConfig<'_>) -> Result<Arc<dyn App>, BoxError> {
+pub fn factory(cfg: &AppConfig<'_>) -> Result<Status, BoxError> {
     let Settings {} = cfg.deserialize()?;
-    Ok(Arc::new(Status))
+    Ok(Status)
 }
 
 /// The status app.
 pub struct Status;
 
-#[async_trait]
 impl App for Status {
     async fn call(&self, env: Environ, _body: Body) -> Response {
         let snapshot = Stats::global().snapshot();

@@ -5,13 +5,15 @@
 //! mount to a missing app.
 
 mod error;
+mod registry;
 mod schema;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use gateway_core::{App, AppConfig, Limit, Lint, Registry, Router};
+use gateway_core::{Lint, Router, SharedApp};
+
+pub use self::registry::{AppConfig, AppFactory, Limits, Registry};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -61,12 +63,14 @@ impl Config {
                 ));
             };
             let app = match mount.lint {
-                true => Arc::new(Lint::new(app.clone())) as Arc<dyn App>,
+                true => SharedApp::new(Lint::new(app.clone())),
                 false => app.clone(),
             };
-            router.mount_arc(mount.path.get_ref(), app).map_err(|e| {
-                ConfigError::at(path, source, Some(mount.path.span()), e.to_string())
-            })?;
+            router
+                .mount_shared(mount.path.get_ref(), app)
+                .map_err(|e| {
+                    ConfigError::at(path, source, Some(mount.path.span()), e.to_string())
+                })?;
         }
         for listen in &raw.listen {
             check_listen(path, source, listen)?;
@@ -87,7 +91,7 @@ fn build_apps(
     doc: &DeTable<'_>,
     registry: &Registry,
     server: &ServerConfig,
-) -> Result<BTreeMap<String, Arc<dyn App>>, ConfigError> {
+) -> Result<BTreeMap<String, SharedApp>, ConfigError> {
     let at = |span, msg: String| ConfigError::at(path, source, Some(span), msg);
     let Some(apps) = doc.get("apps") else {
         return Ok(BTreeMap::new());
@@ -138,17 +142,15 @@ fn build_apps(
         )
         .map_err(|e| ConfigError::toml(path, source, &e))?;
         let cfg = AppConfig::new(name.get_ref().to_string(), Spanned::new(table.span(), own));
-        let app = factory(&cfg).map_err(|e| match e.downcast_ref::<toml::de::Error>() {
+        let limits = Limits {
+            max_concurrency: common.max_concurrency,
+            timeout: common.request_timeout.unwrap_or(server.request_timeout),
+        };
+        let app = factory(&cfg, limits).map_err(|e| match e.downcast_ref::<toml::de::Error>() {
             Some(te) => ConfigError::toml(path, source, te),
             None => at(table.span(), format!("app {:?}: {e}", name.get_ref())),
         })?;
-        let limited = Limit::new(app)
-            .max_concurrency(common.max_concurrency)
-            .timeout(common.request_timeout.unwrap_or(server.request_timeout));
-        built.insert(
-            name.get_ref().to_string(),
-            Arc::new(limited) as Arc<dyn App>,
-        );
+        built.insert(name.get_ref().to_string(), app);
     }
     Ok(built)
 }

@@ -240,7 +240,7 @@ pub(super) struct CommonAppKeys {
     pub max_concurrency: usize,
 }
 
-fn default_max_concurrency() -> usize {
+pub(super) fn default_max_concurrency() -> usize {
     1024
 }
 

@@ -87,7 +87,7 @@ impl Protocol {
         &self,
         s: S,
         conn: ConnInfo,
-        app: Arc<dyn App>,
+        app: Arc<impl App>,
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, ()>
     where

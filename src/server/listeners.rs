@@ -8,20 +8,21 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
-use gateway_core::{App, Stats};
+use gateway_core::Stats;
 use proto_fastcgi::BodyBudget;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::front::Front;
 use super::send_timeout::SendTimeout;
+use super::stack::Reloadable;
 use crate::config::{ListenConfig, ServerConfig};
 use crate::listen::{Listener, Stream};
 
 /// Every listener the daemon serves.
 pub struct Listeners {
     running: Vec<Running>,
-    app: Arc<dyn App>,
+    app: Arc<Reloadable>,
     /// Fired once, on SIGTERM/SIGINT: every accept loop stops and every connection drains.
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -39,7 +40,7 @@ struct Running {
 
 impl Listeners {
     /// No listeners yet.
-    pub fn new(app: Arc<dyn App>, shutdown: CancellationToken, tracker: TaskTracker) -> Self {
+    pub fn new(app: Arc<Reloadable>, shutdown: CancellationToken, tracker: TaskTracker) -> Self {
         Listeners {
             running: Vec::new(),
             app,
@@ -135,7 +136,7 @@ struct AcceptLoop {
     connections: Arc<AtomicI64>,
     listener: Listener,
     front: Arc<ArcSwap<Front>>,
-    app: Arc<dyn App>,
+    app: Arc<Reloadable>,
     stop: CancellationToken,
     shutdown: CancellationToken,
     tracker: TaskTracker,

@@ -10,13 +10,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::Registry;
 use anyhow::Context as _;
-use gateway_core::Registry;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use stack::{Reloadable, app_stack};
+pub use stack::Reloadable;
 
 use crate::config::{Config, ListenAddress, ListenConfig};
 use crate::{listen, systemd};

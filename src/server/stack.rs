@@ -3,16 +3,11 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use gateway_core::{Answer, App, Body, CallFuture, Environ, GatewayStack, Router};
+use gateway_core::{App, Body, Environ, GatewayStack, Response, Router};
 
-/// What every request goes through, whatever the gateway: the access log, panic recovery,
-/// local redirects, then the mounts.
-pub fn app_stack(router: Router) -> Arc<dyn App> {
-    Arc::new(GatewayStack::new(router))
-}
-
-/// The current app stack. A reload replaces it in one atomic store: a request runs entirely on
-/// the stack it started with, and the next one sees the new apps and mounts.
+/// The current app stack: the access log, panic recovery, local redirects, then the mounts. A
+/// reload replaces it in one atomic store: a request runs entirely on the stack it started
+/// with, and the next one sees the new apps and mounts.
 pub struct Reloadable {
     current: ArcSwap<GatewayStack<Router>>,
 }
@@ -31,19 +26,10 @@ impl Reloadable {
     }
 }
 
-// By hand (see `CallFuture`): the stack's own answer, which owns the stack it started on.
 impl App for Reloadable {
-    fn call<'a, 'f>(&'a self, env: Environ, body: Body) -> CallFuture<'f>
-    where
-        'a: 'f,
-        Self: 'f,
-    {
-        self.answer(env, body).into_call()
-    }
-
-    // A guard rather than a clone of the Arc: no count on a line every core writes. A request
-    // that waits holds a clone of its own.
-    fn answer(&self, env: Environ, body: Body) -> Answer<'_> {
-        self.current.load().answer_owned(env, body)
+    fn call(&self, env: Environ, body: Body) -> impl Future<Output = Response> + Send {
+        // The request owns the stack it started on, however long it runs.
+        let stack = self.current.load_full();
+        async move { stack.call(env, body).await }
     }
 }

@@ -21,8 +21,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::AppConfig;
 use bytes::Bytes;
-use gateway_core::{App, AppConfig, Body, BoxError, Environ, Response, async_trait};
+use gateway_core::{App, Body, BoxError, Environ, Response};
 use proto_cgi::Kind;
 use serde::Deserialize;
 use tokio::process::Command;
@@ -65,7 +66,7 @@ fn default_max_scripts() -> usize {
 
 /// The factory for `type = "cgi"`; keys `root`, `timeout`, `pass_env`, `pass_params`,
 /// `max_scripts`.
-pub fn factory(cfg: &AppConfig<'_>) -> Result<Arc<dyn App>, BoxError> {
+pub fn factory(cfg: &AppConfig<'_>) -> Result<CgiHost, BoxError> {
     let s: Settings = cfg.deserialize()?;
     let root = std::fs::canonicalize(&s.root)
         .map_err(|e| format!("root {:?} cannot be used: {e}", s.root.display()))?;
@@ -87,13 +88,13 @@ pub fn factory(cfg: &AppConfig<'_>) -> Result<Arc<dyn App>, BoxError> {
         .iter()
         .filter_map(|name| std::env::var_os(name).map(|v| (OsString::from(name), v)))
         .collect();
-    Ok(Arc::new(CgiHost {
+    Ok(CgiHost {
         root,
         timeout: s.timeout,
         pass_env,
         pass_params: s.pass_params,
         slots: Arc::new(Semaphore::new(s.max_scripts.max(1))),
-    }))
+    })
 }
 
 /// The `cgi` app.
@@ -105,7 +106,6 @@ pub struct CgiHost {
     slots: Arc<Semaphore>,
 }
 
-#[async_trait]
 impl App for CgiHost {
     async fn call(&self, env: Environ, body: Body) -> Response {
         let script = match resolve::resolve(&self.root, env.path_info()) {

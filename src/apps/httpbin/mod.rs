@@ -5,11 +5,11 @@
 mod echo;
 mod streams;
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::AppConfig;
 use base64::Engine as _;
-use gateway_core::{App, AppConfig, Body, BoxError, Environ, Response, async_trait};
+use gateway_core::{App, Body, BoxError, Environ, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -21,15 +21,14 @@ use echo::lossy;
 struct Settings {}
 
 /// The factory for `type = "httpbin"`.
-pub fn factory(cfg: &AppConfig<'_>) -> Result<Arc<dyn App>, BoxError> {
+pub fn factory(cfg: &AppConfig<'_>) -> Result<Httpbin, BoxError> {
     let Settings {} = cfg.deserialize()?;
-    Ok(Arc::new(Httpbin))
+    Ok(Httpbin)
 }
 
 /// The httpbin app.
 pub struct Httpbin;
 
-#[async_trait]
 impl App for Httpbin {
     async fn call(&self, env: Environ, body: Body) -> Response {
         let path = lossy(env.path_info());

@@ -3,15 +3,26 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
+use gateway_core::{App, BoxError, Limit, SharedApp};
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::{App, BoxError};
+/// Builds an app instance from its `[apps.NAME]` table, under its [`Limits`].
+pub type AppFactory =
+    Arc<dyn Fn(&AppConfig<'_>, Limits) -> Result<SharedApp, BoxError> + Send + Sync>;
 
-/// Builds an app instance from its `[apps.NAME]` table.
-pub type AppFactory = Arc<dyn Fn(&AppConfig<'_>) -> Result<Arc<dyn App>, BoxError> + Send + Sync>;
+/// What every app instance is held to, whatever its type: the `max_concurrency` and
+/// `request_timeout` keys (see [`Limit`]). The default is what a config without them gets.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The most calls at once.
+    pub max_concurrency: usize,
+    /// Each call's deadline.
+    pub timeout: Duration,
+}
 
 /// The `[apps.NAME]` table of one app instance, without its `type` key.
 ///
@@ -36,7 +47,7 @@ impl<'a> AppConfig<'a> {
     /// An app table from standalone TOML text, e.g. `body = "hi"`: for tests and embedding.
     ///
     /// ```
-    /// use gateway_core::AppConfig;
+    /// use gatewayd::AppConfig;
     ///
     /// #[derive(Debug, serde::Deserialize)]
     /// #[serde(deny_unknown_fields)]
@@ -81,16 +92,23 @@ impl<'a> AppConfig<'a> {
     }
 }
 
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_concurrency: super::schema::default_max_concurrency(),
+            timeout: super::schema::ServerConfig::default().request_timeout,
+        }
+    }
+}
+
 /// The app types a daemon knows, by name.
 ///
 /// ```
-/// use std::sync::Arc;
-/// use gateway_core::{App, Registry, Response, app_fn};
+/// use gatewayd::Registry;
+/// use gatewayd::core::{Response, app_fn};
 ///
 /// let mut registry = Registry::new();
-/// registry.register("teapot", |_cfg| {
-///     Ok(Arc::new(app_fn(|_, _| async { Response::new(418) })) as Arc<dyn App>)
-/// });
+/// registry.register("teapot", |_cfg| Ok(app_fn(|_, _| async { Response::new(418) })));
 /// assert!(registry.get("teapot").is_some());
 /// ```
 #[derive(Clone, Default)]
@@ -104,12 +122,20 @@ impl Registry {
         Registry::default()
     }
 
-    /// Registers (or replaces) the app type `name`.
-    pub fn register<F>(&mut self, name: impl Into<String>, factory: F) -> &mut Self
+    /// Registers (or replaces) the app type `name`. Each instance is held under its
+    /// [`Limits`] and then shared: the one box of its calls.
+    pub fn register<F, A>(&mut self, name: impl Into<String>, factory: F) -> &mut Self
     where
-        F: Fn(&AppConfig<'_>) -> Result<Arc<dyn App>, BoxError> + Send + Sync + 'static,
+        F: Fn(&AppConfig<'_>) -> Result<A, BoxError> + Send + Sync + 'static,
+        A: App,
     {
-        self.types.insert(name.into(), Arc::new(factory));
+        let build = move |cfg: &AppConfig<'_>, limits: Limits| {
+            let app = Limit::new(factory(cfg)?)
+                .max_concurrency(limits.max_concurrency)
+                .timeout(limits.timeout);
+            Ok(SharedApp::new(app))
+        };
+        self.types.insert(name.into(), Arc::new(build));
         self
     }
 
