@@ -12,8 +12,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt as _;
 use gatewayd::Registry;
 use gatewayd::config::Config;
-use gatewayd::core::{App, Body, ConnEnviron, ConnInfo, into_http};
+use gatewayd::core::{App, Body};
 use gatewayd::server::Reloadable;
+use proto_http::{ConnEnviron, ConnInfo, into_http};
 
 /// The app `bench/run.sh` serves (its listeners do not matter here).
 const CONFIG: &str = include_str!("../bench/peers/hello.toml");

@@ -14,7 +14,7 @@ use axum::extract::{Extension, Form, Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use gatewayd::core::BoxError;
-use gatewayd::core::tower::{ScriptName, ServiceApp};
+use gatewayd::tower::{ScriptName, ServiceApp};
 use gatewayd::{AppConfig, Daemon};
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -32,6 +32,8 @@ use std::process::ExitCode;
 use clap::Parser as _;
 pub use gateway_core as core;
 use gateway_core::{App, BoxError};
+/// Adapters between apps and tower services (axum, tower-http...), both ways.
+pub use proto_http::tower;
 
 pub use crate::config::{AppConfig, Registry};
 

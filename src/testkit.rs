@@ -27,8 +27,9 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
-use gateway_core::{App, Body, ConnInfo, SharedApp, environ};
+use gateway_core::{App, Body, SharedApp};
 use http::{HeaderMap, HeaderName, HeaderValue};
+use proto_http::{ConnInfo, environ};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_util::sync::CancellationToken;
 

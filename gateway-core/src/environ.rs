@@ -69,11 +69,14 @@ pub struct Environ {
     protocol: Protocol,
 }
 
-/// A name or a value: a range of the environ's text, or bytes of its own (static ones cost
-/// no reference count). Two variants keep it as small as `Bytes`, 32 bytes.
-#[derive(Clone)]
-pub(crate) enum Text {
+/// A name or a value of an environ built by [`Environ::from_text`]: a range of the
+/// environ's text, or bytes of its own (static ones cost no reference count). Two variants keep
+/// it as small as `Bytes`, 32 bytes.
+#[derive(Clone, Debug)]
+pub enum Text {
+    /// The bytes `start..end` of the environ's text.
     In(u32, u32),
+    /// Bytes of its own.
     Own(Bytes),
 }
 
@@ -99,13 +102,23 @@ impl Environ {
         }
     }
 
-    /// An environ made by a builder, whose [`Text::In`] names and values are ranges of `text`
-    /// and which applied [`Environ::insert`]'s normalisations itself.
-    pub(crate) fn with_vars(protocol: Protocol, text: Bytes, vars: Vec<(Text, Text)>) -> Self {
-        debug_assert!(vars.iter().all(|(n, v)| match (n, v) {
-            (Text::In(a, b), _) | (_, Text::In(a, b)) => a <= b && *b as usize <= text.len(),
-            _ => true,
-        }));
+    /// An environ whose [`Text::In`] names and values are ranges of `text`: a front-end that
+    /// copies a request's variables into one buffer makes one reference count for all of them.
+    /// The builder applies [`Environ::insert`]'s normalisations itself and sets each name
+    /// once; a range outside `text` is read as empty.
+    ///
+    /// ```
+    /// use gateway_core::{Environ, Protocol, Text};
+    ///
+    /// let text = bytes::Bytes::from_static(b"GET/x");
+    /// let vars = vec![
+    ///     (Text::from("REQUEST_METHOD"), Text::In(0, 3)),
+    ///     (Text::from("PATH_INFO"), Text::In(3, 5)),
+    /// ];
+    /// let env = Environ::from_text(Protocol::Http, text, vars);
+    /// assert_eq!((env.method(), env.path_info()), ("GET", &b"/x"[..]));
+    /// ```
+    pub fn from_text(protocol: Protocol, text: Bytes, vars: Vec<(Text, Text)>) -> Self {
         Environ {
             text,
             vars,
@@ -311,7 +324,10 @@ impl Environ {
     #[inline]
     fn bytes_of<'a>(&'a self, text: &'a Text) -> &'a [u8] {
         match text {
-            Text::In(start, end) => &self.text[*start as usize..*end as usize],
+            Text::In(start, end) => self
+                .text
+                .get(*start as usize..*end as usize)
+                .unwrap_or_default(),
             Text::Own(b) => b,
         }
     }
@@ -319,7 +335,10 @@ impl Environ {
     /// A name or value of this environ as shared bytes.
     fn shared(&self, text: &Text) -> Bytes {
         match text {
-            Text::In(start, end) => self.text.slice(*start as usize..*end as usize),
+            Text::In(start, end) => match *start <= *end && *end as usize <= self.text.len() {
+                true => self.text.slice(*start as usize..*end as usize),
+                false => Bytes::new(),
+            },
             Text::Own(b) => b.clone(),
         }
     }
@@ -346,7 +365,7 @@ impl fmt::Debug for Environ {
 
 /// A repeated header's values as one, the way HTTP joins them: with `, `, or with `; ` for
 /// Cookie (RFC 9110 §5.3, RFC 6265 §5.4).
-pub(crate) fn join_values(old: &[u8], value: &[u8], cookie: bool) -> Vec<u8> {
+pub fn join_values(old: &[u8], value: &[u8], cookie: bool) -> Vec<u8> {
     let mut joined = Vec::with_capacity(old.len() + 2 + value.len());
     joined.extend_from_slice(old);
     join_into(&mut joined, value, cookie);

@@ -31,8 +31,6 @@ mod app;
 mod body;
 mod cgi;
 mod environ;
-mod http_request;
-mod http_response;
 mod limit;
 mod lint;
 mod path;
@@ -44,8 +42,6 @@ mod shutdown;
 mod stack;
 mod stats;
 mod throttle;
-#[cfg(feature = "tower")]
-pub mod tower;
 
 pub use access_log::AccessLog;
 pub use app::{App, AppFn, SharedApp, app_fn};
@@ -54,11 +50,7 @@ pub use cgi::{
     COALESCE_MAX, CgiError, CgiParams, Drain, InvalidHead, PathMode, ResponseWriter,
     is_final_status, write_head_or_500, write_response_head,
 };
-pub use environ::{Environ, Protocol, parse_decimal};
-pub use http_request::{
-    ConnEnviron, ConnInfo, NotHttp, SERVER_SOFTWARE, check_host, environ, request_from_environ,
-};
-pub use http_response::{from_http, into_http};
+pub use environ::{Environ, Protocol, Text, join_values, parse_decimal};
 pub use limit::Limit;
 pub use lint::{Lint, Violation, check_environ, check_response};
 pub use path::{ambiguous_path, routing_path};

@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::head_timer::{HeadTimer, InRequest};
 use crate::sniff::{Sniffed, Verdict};
-use gateway_core::{ConnEnviron, ConnInfo, Shutdown, into_http};
+use gateway_core::Shutdown;
+
+use crate::{ConnEnviron, ConnInfo, check_host, into_http};
 
 /// The limits of the HTTP front-end.
 #[derive(Clone, Debug)]
@@ -139,7 +141,7 @@ async fn handle<A: App>(
         }
         return into_http(Response::error(status).with_header("Connection", "close"));
     }
-    if let Err(reason) = gateway_core::check_host(&parts) {
+    if let Err(reason) = check_host(&parts) {
         tracing::info!(reason, peer = ?conn.remote, "refusing a request for its Host (RFC 9112 §3.2)");
         return into_http(Response::error(400).with_header("Connection", "close"));
     }

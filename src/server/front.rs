@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use gateway_core::{App, ConnInfo};
+use gateway_core::App;
 use proto_fastcgi::{BodyBudget, FastCgiConfig};
+use proto_http::ConnInfo;
 use proto_http::HttpConfig;
 use proto_scgi::ScgiConfig;
 use tokio::io::{AsyncRead, AsyncWrite};

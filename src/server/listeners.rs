@@ -184,7 +184,7 @@ impl AcceptLoop {
         &self,
         front: &Front,
         stream: Stream,
-        conn: gateway_core::ConnInfo,
+        conn: proto_http::ConnInfo,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) {
         let (app, shutdown) = (self.app.clone(), self.shutdown.clone());

@@ -88,7 +88,7 @@ impl Vars {
     }
 
     pub(super) fn into_environ(self, protocol: Protocol) -> Environ {
-        Environ::with_vars(protocol, self.text.into(), self.list)
+        Environ::from_text(protocol, self.text.into(), self.list)
     }
 
     /// `bytes` as a range of the text; owned past 4 GiB, which a range cannot name.

@@ -9,7 +9,7 @@
 //! `examples/axum_app.rs`); the other way round:
 //!
 //! ```
-//! use gateway_core::tower::AppService;
+//! use proto_http::tower::AppService;
 //! use gateway_core::{Response, app_fn};
 //! use tower_service::Service as _;
 //!
@@ -28,10 +28,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tower_service::Service;
 
-use crate::{
-    App, Body, BoxError, ConnInfo, Environ, Response, SharedApp, environ, from_http, into_http,
-    request_from_environ,
-};
+use gateway_core::{App, Body, BoxError, Environ, Response, SharedApp};
+
+use crate::{ConnInfo, environ, from_http, into_http, request_from_environ};
 
 /// The mount prefix the app runs under (the request's `SCRIPT_NAME`), as a request extension:
 /// prepend it to build URLs that work under any mount.
@@ -152,7 +151,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Protocol, app_fn};
+    use gateway_core::{Protocol, app_fn};
 
     /// A hand-made tower service that echoes what it saw.
     #[derive(Clone)]

@@ -11,8 +11,7 @@ use http::request::Parts;
 use http::{Version, header};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
-use crate::environ::{Text, join_values};
-use crate::{Body, Environ, Protocol};
+use gateway_core::{Body, Environ, Protocol, Text, join_values};
 
 /// The two ends of the connection a request came on; `None` on a unix socket.
 #[derive(Clone, Copy, Debug, Default)]
@@ -29,7 +28,7 @@ pub const SERVER_SOFTWARE: &str = concat!("gatewayd/", env!("CARGO_PKG_VERSION")
 /// Builds the environ of one request.
 ///
 /// `PATH_INFO` is the path percent-decoded once (it may not be UTF-8) with its dot segments
-/// resolved, the path a front server decides on (see [`routing_path`](crate::routing_path)); `REQUEST_URI` and
+/// resolved, the path a front server decides on (see [`routing_path`](gateway_core::routing_path)); `REQUEST_URI` and
 /// `QUERY_STRING` stay raw; `SCRIPT_NAME` is `""` until the router sets it. Headers become
 /// `HTTP_*` with repeats joined (`, `, or `; ` for Cookie). A header whose name holds `_` is
 /// dropped: `X_Foo` would otherwise pass for `X-Foo`, or overwrite a CGI variable.
@@ -37,7 +36,7 @@ pub const SERVER_SOFTWARE: &str = concat!("gatewayd/", env!("CARGO_PKG_VERSION")
 /// A front-end that serves many requests per connection builds a [`ConnEnviron`] once instead.
 ///
 /// ```
-/// use gateway_core::{ConnInfo, environ};
+/// use proto_http::{ConnInfo, environ};
 ///
 /// let req = http::Request::get("/a%20b?x=%20")
 ///     .header("Host", "example.com:8080")
@@ -61,7 +60,7 @@ pub fn environ(parts: &Parts, conn: &ConnInfo) -> Environ {
 /// the next one reuses its room without an allocation.
 ///
 /// ```
-/// use gateway_core::{ConnEnviron, ConnInfo};
+/// use proto_http::{ConnEnviron, ConnInfo};
 ///
 /// let conn = ConnInfo {
 ///     local: Some("127.0.0.1:8080".parse().unwrap()),
@@ -133,7 +132,8 @@ impl ConnEnviron {
         let path = uri.path();
         let path_and_query = uri.path_and_query().map_or(path, |pq| pq.as_str());
         // Decoded and resolved (see `routing_path`) only when there is something to change.
-        let decode = path.contains('%') || crate::path::has_dot_segment(path.as_bytes());
+        // `/.` is in every path with a dot segment; `routing_path` finds which.
+        let decode = path.contains('%') || path.contains("/.");
         // One look at the fields: their size, and the Host (found by name, not hashed).
         let (mut headers_len, mut host) = (0, None);
         for (name, value) in &parts.headers {
@@ -162,7 +162,7 @@ impl ConnEnviron {
         let (uri_start, uri_end) = put(text, path_and_query.as_bytes());
         let path_info = match path_and_query.strip_prefix(path) {
             Some(_) if !decode => Text::In(uri_start, uri_start + path.len() as u32),
-            _ => put_text(text, crate::routing_path(path.as_bytes())),
+            _ => put_text(text, gateway_core::routing_path(path.as_bytes())),
         };
         let query = match uri.query() {
             Some(q) => Text::In(uri_end - q.len() as u32, uri_end),
@@ -280,7 +280,7 @@ impl ConnEnviron {
             };
             vars.push((var, value));
         }
-        Environ::with_vars(Protocol::Http, text.split().freeze(), vars)
+        Environ::from_text(Protocol::Http, text.split().freeze(), vars)
     }
 }
 
@@ -356,7 +356,8 @@ pub struct NotHttp(pub String);
 /// `SCRIPT_NAME`, `REMOTE_ADDR` or anything a front server sent stays at hand.
 ///
 /// ```
-/// use gateway_core::{Body, Environ, Protocol, request_from_environ};
+/// use gateway_core::{Body, Environ, Protocol};
+/// use proto_http::request_from_environ;
 ///
 /// let mut env = Environ::new(Protocol::FastCgi);
 /// for (n, v) in [("REQUEST_METHOD", "POST"), ("SCRIPT_NAME", "/api"), ("PATH_INFO", "/a b"),
@@ -455,7 +456,7 @@ fn server_protocol(version: Version) -> &'static str {
 /// SERVER_NAME and SERVER_PORT are made only of an authority that passed.
 ///
 /// ```
-/// use gateway_core::check_host;
+/// use proto_http::check_host;
 ///
 /// let head = |host: &str| http::Request::get("/").header("Host", host).body(()).unwrap().into_parts().0;
 /// assert_eq!(check_host(&head("example.org:8080")), Ok(()));
@@ -509,7 +510,7 @@ fn split_host(host: &[u8]) -> Result<(&[u8], Option<Port<'_>>), &'static str> {
             if !digits.iter().all(u8::is_ascii_digit) {
                 return Err("a Host port that is not a number");
             }
-            let port = crate::environ::parse_decimal(digits)
+            let port = gateway_core::parse_decimal(digits)
                 .and_then(|p| u16::try_from(p).ok())
                 .ok_or("a Host port over 65535")?;
             Some((digits, port))
@@ -632,7 +633,7 @@ mod tests {
         assert_eq!(s(&env, "GATEWAY_INTERFACE"), "CGI/1.1");
         assert_eq!(env.get("HTTP_CONTENT_TYPE"), None);
         assert_eq!(env.get("HTTP_CONTENT_LENGTH"), None);
-        crate::check_environ(&env).unwrap();
+        gateway_core::check_environ(&env).unwrap();
     }
 
     #[test]

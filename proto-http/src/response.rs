@@ -7,14 +7,14 @@ use http::header::{
 };
 use http::{HeaderMap, StatusCode};
 
-use crate::{Body, BoxError, Response};
+use gateway_core::{Body, BoxError, Response};
 
 /// Validates the status and headers on the way out. An invalid one cannot go on the wire, so
 /// it becomes an error in the log and a 502 (a status that is not final: a 1xx would be taken
 /// for an interim answer, and a 101 would switch the connection) or a 500 (a broken header). `Transfer-Encoding` is hyper's to decide and is
 /// dropped; `Connection: close` from the app is honoured.
 pub fn into_http(res: Response) -> http::Response<Body> {
-    if !crate::cgi::is_final_status(res.status) {
+    if !gateway_core::is_final_status(res.status) {
         tracing::error!(
             status = res.status,
             "app returned a status that is not final; answering 502"
@@ -35,7 +35,7 @@ pub fn into_http(res: Response) -> http::Response<Body> {
     for (name, value) in res.headers {
         if own_length.is_some()
             && name.eq_ignore_ascii_case(b"content-length")
-            && crate::environ::parse_decimal(&value) == own_length
+            && gateway_core::parse_decimal(&value) == own_length
         {
             continue;
         }
