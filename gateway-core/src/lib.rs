@@ -53,8 +53,9 @@ pub use app::{Answer, AnswerFuture, App, AppFn, CallFuture, app_fn};
 pub use async_trait::async_trait;
 pub use body::{Body, BodyError, BoxError};
 pub use cgi::{
-    COALESCE_MAX, CgiError, CgiParams, Drain, InvalidHead, PathMode, ResponseWriter,
-    is_final_status, write_head_or_500, write_response_head,
+    COALESCE_MAX, CgiError, CgiParams, Drain, HeadStyle, InvalidHead, PathMode, ResponseWriter,
+    is_final_status, write_head_or_500, write_head_or_500_as, write_response_head,
+    write_response_head_as,
 };
 pub use environ::{Environ, Protocol, parse_decimal};
 pub use http_request::{
