@@ -97,6 +97,7 @@ def cgi_table(cgi):
 def targets(rows, memory, cgi):
     fcgi = lambda chain: "FastCGI" in chain
     scgi = lambda chain: "SCGI" in chain
+    uwsgi = lambda chain: "uwsgi" in chain
     direct = lambda chain: chain == "HTTP direct"
     by = {command: statistics.median(means) for command, means in cgi.items()}
     idle = memory[("gatewayd", "idle_kib")]
@@ -104,7 +105,7 @@ def targets(rows, memory, cgi):
     after = memory[("gatewayd", "after_load_kib")]
     checks = []
     for title, test, goal in (("nginx → FastCGI", fcgi, 1.3), ("nginx → SCGI", scgi, 1.3),
-                              ("HTTP direct", direct, 0.9)):
+                              ("nginx → uwsgi", uwsgi, 1.3), ("HTTP direct", direct, 0.9)):
         g, p = best(rows, "gatewayd", test), best(rows, "peer", test)
         ratio = g[0] / p[0]
         checks.append((f"{title}: best gatewayd variant / best peer variant", f"≥ {goal}×",
@@ -134,7 +135,8 @@ def budgets(rows, cores):
            " | gatewayd: kernel + user | best peer: kernel + user |",
            "|---|--:|--:|--:|--:|--:|--:|"]
     for title, test in (("nginx → FastCGI", lambda c: "FastCGI" in c),
-                        ("nginx → SCGI", lambda c: "SCGI" in c)):
+                        ("nginx → SCGI", lambda c: "SCGI" in c),
+                        ("nginx → uwsgi", lambda c: "uwsgi" in c)):
         g, p = best(rows, "gatewayd", test), best(rows, "peer", test)
         if not g[1] or not p[1]:
             continue

@@ -12,8 +12,10 @@
 #
 # Usage: bench/run.sh            (as root: it installs its Debian packages with apt-get)
 # Knobs: BENCH_DURATION (5s), BENCH_ROUNDS (3), BENCH_CONNS (50), BENCH_CGI_RUNS (1000),
-#        BENCH_ONLY (a regex over target names, to measure a few while working),
-#        BENCH_HOLD=1 (start everything, print the URLs and wait, for profiling by hand).
+#        BENCH_ONLY (a regex over target names and chains, to measure a few while working),
+#        BENCH_HOLD=1 (start everything, print the URLs and wait, for profiling by hand),
+#        BENCH_SMOKE=1 (start everything, check that each target selected by BENCH_ONLY answers
+#        the hello response once, and stop: no load, no report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -26,7 +28,8 @@ only=${BENCH_ONLY:-}
 log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 
 # --- Packages ----------------------------------------------------------------------------
-packages=(nginx php-fpm golang-go uwsgi-core uwsgi-plugin-python3 fcgiwrap wrk hyperfine gcc curl)
+packages=(nginx php-fpm golang-go uwsgi-core uwsgi-plugin-python3 fcgiwrap wrk hyperfine gcc curl
+  python3-venv)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -62,6 +65,10 @@ gcc -O2 -o "$work/cgi/hello-c" bench/peers/hello_cgi.c
 { echo "#!$(command -v python3)"; cat bench/peers/hello_cgi.py; } > "$work/cgi/hello-py"
 chmod 755 "$work/cgi/hello-py"
 cp bench/peers/hello.php bench/peers/hello_wsgi.py "$work/"
+# gunicorn speaks uwsgi from 24.0 on (Debian 12 packages 20.1): from PyPI, into a venv of its own.
+python3 -m venv "$work/venv"
+"$work/venv/bin/pip" install -q 'gunicorn>=24'
+gunicorn_version=$("$work/venv/bin/gunicorn" --version | awk '{print $NF}' | tr -d '()')
 ulimit -n 65536 2>/dev/null || true
 
 # --- Servers -----------------------------------------------------------------------------
@@ -89,6 +96,13 @@ address = "127.0.0.1:18303"
 [[listen]]
 protocol = "scgi"
 address = "unix:$work/gw-scgi.sock"
+socket_mode = "0666"
+[[listen]]
+protocol = "uwsgi"
+address = "127.0.0.1:18310"
+[[listen]]
+protocol = "uwsgi"
+address = "unix:$work/gw-uwsgi.sock"
 socket_mode = "0666"
 TOML
 cat bench/peers/hello.toml >> "$work/gatewayd.toml"
@@ -133,7 +147,12 @@ start go "$work/go-fcgi-hello" 127.0.0.1:18306 "unix:$work/go.sock"
 start uwsgi uwsgi --plugin python3 --master --die-on-term --processes 2 --disable-logging --need-app \
   --chdir "$work" --wsgi-file "$work/hello_wsgi.py" --chmod-socket=666 \
   --fastcgi-socket 127.0.0.1:18307 --fastcgi-socket "$work/uw-fcgi.sock" \
-  --scgi-socket 127.0.0.1:18308 --scgi-socket "$work/uw-scgi.sock"
+  --scgi-socket 127.0.0.1:18308 --scgi-socket "$work/uw-scgi.sock" \
+  --uwsgi-socket 127.0.0.1:18311 --uwsgi-socket "$work/uw-uwsgi.sock"
+# gunicorn's default sync workers, as many as uWSGI's processes; it accepts uwsgi from
+# loopback only by default, and a unix socket has no peer address to allow.
+start gunicorn "$work/venv/bin/gunicorn" --protocol uwsgi --uwsgi-allow-from '*' --workers 2 \
+  --chdir "$work" --bind 127.0.0.1:18312 --bind "unix:$work/gunicorn.sock" hello_wsgi:application
 umask_was=$(umask)
 umask 0 # fcgiwrap has no socket mode option
 start fcgiwrap fcgiwrap -c 2 -s "unix:$work/fcgiwrap.sock"
@@ -168,6 +187,9 @@ via_fastcgi() { # NAME SOCKET-KIND ADDRESS [EXTRA-DIRECTIVES [KEEP-CONN-ADDRESS]
 via_scgi() { # NAME SOCKET-KIND ADDRESS
   via_nginx "$1" "nginx → SCGI ($2)" "$(kind_of "$1")" "include /etc/nginx/scgi_params; scgi_pass $3;"
 }
+via_uwsgi() { # NAME SOCKET-KIND ADDRESS
+  via_nginx "$1" "nginx → uwsgi ($2)" "$(kind_of "$1")" "include /etc/nginx/uwsgi_params; uwsgi_pass $3;"
+}
 via_proxy() { # NAME ADDRESS
   upstream "$2" 32
   via_nginx "$1" "nginx → HTTP proxy" "$(kind_of "$1")" \
@@ -197,6 +219,12 @@ via_scgi gatewayd unix "unix:$work/gw-scgi.sock"
 via_scgi gatewayd TCP 127.0.0.1:18303
 via_scgi uWSGI unix "unix:$work/uw-scgi.sock"
 via_scgi uWSGI TCP 127.0.0.1:18308
+via_uwsgi gatewayd unix "unix:$work/gw-uwsgi.sock"
+via_uwsgi gatewayd TCP 127.0.0.1:18310
+via_uwsgi uWSGI unix "unix:$work/uw-uwsgi.sock"
+via_uwsgi uWSGI TCP 127.0.0.1:18311
+via_uwsgi gunicorn unix "unix:$work/gunicorn.sock"
+via_uwsgi gunicorn TCP 127.0.0.1:18312
 via_fcgiwrap gatewayd "$gatewayd_static" "fastcgi_param GATEWAYD_CONFIG $work/gatewayd.toml;"
 via_fcgiwrap "C hello" "$work/cgi/hello-c"
 via_fcgiwrap "Python hello" "$work/cgi/hello-py"
@@ -230,8 +258,10 @@ check() { # URL: 200, text/plain, "Hello, World!\n"
   [[ $head == HTTP/1.1\ 200* ]] && grep -qi '^content-type: text/plain' <<<"$head" &&
     [[ $body == $'Hello, World!\n.' ]]
 }
+selected() { [[ -z $only ]] || [[ ${names[$1]} =~ $only ]] || [[ ${chains[$1]} =~ $only ]]; }
 log "waiting for ${#names[@]} targets"
 for i in "${!names[@]}"; do
+  [[ -n ${BENCH_SMOKE:-} ]] && ! selected "$i" && continue
   for _ in $(seq 100); do check "${urls[$i]}" && continue 2; sleep 0.1; done
   echo "${names[$i]} on ${chains[$i]} (${urls[$i]}) does not answer the hello response:" >&2
   curl -sS -i --max-time 5 "${urls[$i]}" >&2 || true
@@ -239,6 +269,12 @@ for i in "${!names[@]}"; do
   exit 1
 done
 
+if [[ -n ${BENCH_SMOKE:-} ]]; then # every selected target answered once: done
+  for i in "${!names[@]}"; do
+    selected "$i" && echo "ok  ${names[$i]} on ${chains[$i]} (${urls[$i]})"
+  done
+  exit 0
+fi
 if [[ -n ${BENCH_HOLD:-} ]]; then # keep every server up, to probe by hand
   for i in "${!names[@]}"; do echo "${urls[$i]}  ${names[$i]} on ${chains[$i]}"; done
   echo "work dir: $work; ^C ends"
@@ -262,6 +298,7 @@ backend_of() { # TARGET-INDEX: the processes that serve it behind nginx, or noth
     php-fpm*) echo "$pid_php" ;;
     Go*) echo "$pid_go" ;;
     uWSGI*) echo "$pid_uwsgi" ;;
+    gunicorn*) echo "$pid_gunicorn" ;;
   esac
 }
 # shellcheck disable=SC2154 # set by start
@@ -274,7 +311,6 @@ python3 bench/idle_conns.py 127.0.0.1:18304 1000 "$pid_hyper" hyper >> "$work/me
 # --- Load ----------------------------------------------------------------------------------
 : > "$work/results.tsv"
 order=("${!names[@]}")
-selected() { [[ -z $only ]] || [[ ${names[$1]} =~ $only ]]; }
 for i in "${order[@]}"; do # warm-up: one second each, not recorded
   selected "$i" && wrk -t1 -c"$conns" -d1s "${urls[$i]}" > /dev/null
 done
@@ -340,6 +376,7 @@ log "CGI programs, $cgi_runs runs each over $rounds rounds"
   echo "php-fpm|$("$php_fpm" -v | head -1 | cut -d' ' -f2)"
   echo "Go|$(go version | cut -d' ' -f3)"
   echo "uWSGI|$(uwsgi --version), python3 plugin"
+  echo "gunicorn|$gunicorn_version (pip), sync workers"
   echo "fcgiwrap|$(dpkg-query -W -f '${Version}' fcgiwrap)"
   echo "Python|$(python3 --version | cut -d' ' -f2)"
   echo "C compiler|$(gcc --version | head -1)"

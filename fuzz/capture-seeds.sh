@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Captures the seed corpora from real peers: nginx and lighttpd requests over FastCGI and SCGI
-# (a recorder stands in for the app), a CGI environment from lighttpd mod_cgi, the fixture
-# scripts' outputs, the SCGI spec example, and the example configs.
-# Usage: fuzz/capture-seeds.sh   (needs nginx, lighttpd, python3, curl)
+# Captures the seed corpora from real peers: nginx and lighttpd requests over FastCGI and SCGI,
+# nginx, Apache and lighttpd requests over uwsgi (a recorder stands in for the app), a CGI
+# environment from lighttpd mod_cgi, the fixture scripts' outputs, the SCGI spec example, and
+# the example configs.
+# Usage: fuzz/capture-seeds.sh [uwsgi]   (needs nginx, lighttpd, apache2, python3, curl)
+#   with `uwsgi`, captures the uwsgi corpus only.
 set -euo pipefail
 cd "$(dirname "$0")"
+only=${1:-}
 work=$(mktemp -d)
+chmod 755 "$work" # Apache's workers (www-data, when run as root) read its config and logs here
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-mkdir -p corpus/fastcgi corpus/scgi corpus/cgi_response corpus/cgi_environ corpus/config
+mkdir -p corpus/fastcgi corpus/scgi corpus/uwsgi corpus/cgi_response corpus/cgi_environ corpus/config
 
 # The recorder: saves the first bytes of each connection, answers nothing, closes.
 cat > "$work/recorder.py" <<'PY'
@@ -27,6 +31,57 @@ while True:
         pass
     open(f"{out}-{n}", "wb").write(data); n += 1; c.close()
 PY
+# uwsgi: nginx's stock uwsgi_params, Apache mod_proxy_uwsgi, lighttpd scgi.protocol = "uwsgi".
+python3 "$work/recorder.py" 19005 corpus/uwsgi/nginx &
+python3 "$work/recorder.py" 19006 corpus/uwsgi/apache &
+python3 "$work/recorder.py" 19007 corpus/uwsgi/lighttpd &
+cp /etc/nginx/uwsgi_params "$work/"
+cat > "$work/nginx-uwsgi.conf" <<NGINX
+daemon off; master_process off; error_log $work/error-uwsgi.log; pid $work/nginx-uwsgi.pid;
+events {}
+http { access_log off; client_body_temp_path $work/b; uwsgi_temp_path $work/u; uwsgi_read_timeout 1s;
+  server { listen 127.0.0.1:19012;
+    location / { include uwsgi_params; uwsgi_pass 127.0.0.1:19005; } } }
+NGINX
+nginx -e "$work/error-uwsgi.log" -p "$work" -c "$work/nginx-uwsgi.conf" &
+cat > "$work/httpd.conf" <<APACHE
+ServerRoot "$work"
+ServerName localhost
+DefaultRuntimeDir "$work"
+PidFile "$work/httpd.pid"
+Listen 127.0.0.1:19013
+ErrorLog "$work/apache-error.log"
+User www-data
+Group www-data
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so
+LoadModule proxy_uwsgi_module /usr/lib/apache2/modules/mod_proxy_uwsgi.so
+ProxyTimeout 1
+ProxyPass "/" "uwsgi://127.0.0.1:19006/"
+APACHE
+apache2 -DFOREGROUND -f "$work/httpd.conf" &
+mkdir -p "$work/www-uwsgi"
+cat > "$work/lighttpd-uwsgi.conf" <<LIGHTTPD
+server.document-root = "$work/www-uwsgi"
+server.bind = "127.0.0.1"
+server.port = 19014
+server.modules += ("mod_scgi")
+scgi.protocol = "uwsgi"
+scgi.server = ( "/" => (( "host" => "127.0.0.1", "port" => 19007, "check-local" => "disable" )) )
+LIGHTTPD
+lighttpd -D -f "$work/lighttpd-uwsgi.conf" &
+sleep 1
+for port in 19012 19013 19014; do
+  curl -s -m 2 -o /dev/null "http://127.0.0.1:$port/get?x=1&y=%20" -H 'Cookie: a=1' -H 'X-Rep: 1' -H 'X-Rep: 2' || true
+  curl -s -m 2 -o /dev/null "http://127.0.0.1:$port/post" -d 'name=gatewayd&lang=rust' || true
+done
+if [ "$only" = uwsgi ]; then
+  find corpus/uwsgi -type f -empty -delete
+  ls corpus/uwsgi
+  exit 0
+fi
+
 python3 "$work/recorder.py" 19001 corpus/fastcgi/nginx &
 python3 "$work/recorder.py" 19002 corpus/scgi/nginx &
 python3 "$work/recorder.py" 19003 corpus/fastcgi/lighttpd &

@@ -64,6 +64,7 @@ expect=(
   /etc/gatewayd/gatewayd.toml
   /etc/gatewayd/nginx-fastcgi.conf
   /etc/gatewayd/nginx-scgi.conf
+  /etc/gatewayd/nginx-uwsgi.conf
   /usr/share/man/man8/gatewayd.8.gz
   /usr/share/man/man5/gatewayd.toml.5.gz
   /usr/share/bash-completion/completions/gatewayd

@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the end-to-end tests start themselves (real peers, never mocks). The HTTP
-# tests need none beyond the toolchain; the FastCGI, SCGI and CGI front-ends add nginx,
-# lighttpd, Apache and HAProxy here.
-packages=(nginx lighttpd libfcgi-bin apache2 haproxy systemd)
+# tests need none beyond the toolchain; the FastCGI, SCGI, uwsgi and CGI front-ends add nginx,
+# lighttpd, Apache (with mod_proxy_uwsgi) and HAProxy here.
+packages=(nginx lighttpd libfcgi-bin apache2 libapache2-mod-proxy-uwsgi haproxy systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -37,7 +37,9 @@ fn daemon_config() -> String {
          [[listen]]\nprotocol = \"fastcgi\"\naddress = \"127.0.0.1:0\"\n\n\
          [[listen]]\nprotocol = \"fastcgi\"\naddress = \"unix:{{dir}}/fastcgi.sock\"\n\n\
          [[listen]]\nprotocol = \"scgi\"\naddress = \"127.0.0.1:0\"\n\n\
-         [[listen]]\nprotocol = \"fastcgi\"\naddress = \"127.0.0.1:0\"\nmax_requests = 8\n{APPS}"
+         [[listen]]\nprotocol = \"fastcgi\"\naddress = \"127.0.0.1:0\"\nmax_requests = 8\n\n\
+         [[listen]]\nprotocol = \"uwsgi\"\naddress = \"127.0.0.1:0\"\n\n\
+         [[listen]]\nprotocol = \"uwsgi\"\naddress = \"unix:{{dir}}/uwsgi.sock\"\n{APPS}"
     )
 }
 
@@ -84,6 +86,11 @@ async fn start(name: &str) -> Gateway {
         d.listening[2].1.clone(),
         d.listening[3].1.clone(),
         d.listening[4].1.clone(),
+    );
+    let (uwsgi_tcp, uwsgi_unix) = (d.listening[5].1.clone(), d.listening[6].1.clone());
+    let uwsgi_snippet = format!(
+        "    include {}/configs/nginx-uwsgi.conf;",
+        env!("CARGO_MANIFEST_DIR")
     );
     let fastcgi = format!(
         "    include {}/configs/nginx-fastcgi.conf;",
@@ -151,20 +158,34 @@ async fn start(name: &str) -> Gateway {
             ));
             gw("scgi-lighttpd", l.addr, "scgi", d, Some(l))
         }
-        "fastcgi-apache" | "scgi-apache" => {
-            let (module, scheme, addr, protocol) = match name {
-                "fastcgi-apache" => ("proxy_fcgi", "fcgi", &fcgi_tcp, "fastcgi"),
-                _ => ("proxy_scgi", "scgi", &scgi, "scgi"),
+        "uwsgi-nginx-tcp" | "uwsgi-nginx-unix" => {
+            let (name, addr) = match name {
+                "uwsgi-nginx-tcp" => ("uwsgi-nginx-tcp", &uwsgi_tcp),
+                _ => ("uwsgi-nginx-unix", &uwsgi_unix),
+            };
+            let n = nginx(
+                &format!("upstream gatewayd {{ server {addr}; }}"),
+                &uwsgi_snippet,
+            );
+            gw(name, n.addr, "uwsgi", d, Some(n))
+        }
+        "uwsgi-lighttpd" => {
+            let (h, p) = host_port(&uwsgi_tcp);
+            let l = lighttpd(&format!(
+                "server.modules += (\"mod_scgi\")\nscgi.protocol = \"uwsgi\"\nscgi.server = ( \"/\" => (( \"host\" => \"{h}\", \"port\" => {p}, \"check-local\" => \"disable\" )) )"
+            ));
+            gw("uwsgi-lighttpd", l.addr, "uwsgi", d, Some(l))
+        }
+        "fastcgi-apache" | "scgi-apache" | "uwsgi-apache" => {
+            let (name, module, scheme, addr, protocol) = match name {
+                "fastcgi-apache" => ("fastcgi-apache", "proxy_fcgi", "fcgi", &fcgi_tcp, "fastcgi"),
+                "scgi-apache" => ("scgi-apache", "proxy_scgi", "scgi", &scgi, "scgi"),
+                _ => ("uwsgi-apache", "proxy_uwsgi", "uwsgi", &uwsgi_tcp, "uwsgi"),
             };
             let a = apache(
                 &["proxy", module],
                 &format!("ProxyPass \"/\" \"{scheme}://{addr}/\"\n"),
             );
-            let name = if name == "fastcgi-apache" {
-                "fastcgi-apache"
-            } else {
-                "scgi-apache"
-            };
             gw(name, a.addr, protocol, d, Some(a))
         }
         "fastcgi-haproxy" => {
@@ -672,9 +693,13 @@ async fn repeated_slashes(g: &Gateway) -> Outcome {
 }
 
 /// Front servers that answer a chunked request body themselves, and with what: Apache's
-/// mod_proxy_scgi wants a length (411); HAProxy 2.6 cannot send a chunked body larger than its
+/// mod_proxy_scgi and mod_proxy_uwsgi want a length (411); HAProxy 2.6 cannot send a chunked body larger than its
 /// 16 KB buffer over FastCGI (400), though a smaller one passes (checked below).
-const CHUNKED_BODY_REFUSED: &[(&str, u16)] = &[("scgi-apache", 411), ("fastcgi-haproxy", 400)];
+const CHUNKED_BODY_REFUSED: &[(&str, u16)] = &[
+    ("scgi-apache", 411),
+    ("uwsgi-apache", 411),
+    ("fastcgi-haproxy", 400),
+];
 
 fn chunked(chunks: Vec<Vec<u8>>) -> Body {
     Body::from_stream(futures_util::stream::iter(
@@ -805,10 +830,12 @@ async fn body_of_exactly_zero(g: &Gateway) -> Outcome {
 const LF_ONLY_REFUSED_BY: &[&str] = &[
     "fastcgi-lighttpd",
     "scgi-lighttpd",
+    "uwsgi-lighttpd",
     "cgi-lighttpd",
     "cgi-apache",
     "fastcgi-apache",
     "scgi-apache",
+    "uwsgi-apache",
 ];
 
 async fn lf_only_request_lines(g: &Gateway) -> Outcome {
@@ -1040,6 +1067,26 @@ async fn fastcgi_apache() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scgi_apache() {
     battery("scgi-apache").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uwsgi_nginx_tcp() {
+    battery("uwsgi-nginx-tcp").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uwsgi_nginx_unix() {
+    battery("uwsgi-nginx-unix").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uwsgi_lighttpd() {
+    battery("uwsgi-lighttpd").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uwsgi_apache() {
+    battery("uwsgi-apache").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,4 @@
-//! What the CGI-family gateways (FastCGI, SCGI, CGI) share: one normalizer from the
+//! What the CGI-family gateways (FastCGI, SCGI, uwsgi, CGI) share: one normalizer from the
 //! meta-variables a front server sends to an [`Environ`], one writer of the CGI-format
 //! response ([`response`]), and one drain of unread input ([`drain`]). Each front-end adds only
 //! its framing and its IO.
@@ -19,14 +19,14 @@ mod vars;
 
 pub use drain::Drain;
 pub use response::{
-    COALESCE_MAX, InvalidHead, ResponseWriter, is_final_status, write_head_or_500,
-    write_response_head,
+    COALESCE_MAX, HeadStyle, InvalidHead, ResponseWriter, is_final_status, write_head_or_500,
+    write_head_or_500_as, write_response_head, write_response_head_as,
 };
 
 /// Where `SCRIPT_NAME` and `PATH_INFO` come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PathMode {
-    /// FastCGI and SCGI: the front server's split is not ours (nginx sends the whole path as
+    /// FastCGI, SCGI and uwsgi: the front server's split is not ours (nginx sends the whole path as
     /// SCRIPT_NAME and no PATH_INFO; its `scgi_params` send neither). `PATH_INFO` becomes the
     /// request path of `REQUEST_URI` as the front server decided on it and as the HTTP
     /// front-end builds it ([`routing_path`](crate::routing_path): decoded once, dot segments

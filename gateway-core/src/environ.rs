@@ -16,16 +16,19 @@ pub enum Protocol {
     Scgi,
     /// CGI: one process per request.
     Cgi,
+    /// uwsgi (uWSGI's binary protocol), behind a web server.
+    Uwsgi,
 }
 
 impl Protocol {
-    /// The lower-case name used in configs and logs: `http`, `fastcgi`, `scgi`, `cgi`.
+    /// The lower-case name used in configs and logs: `http`, `fastcgi`, `scgi`, `cgi`, `uwsgi`.
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Http => "http",
             Protocol::FastCgi => "fastcgi",
             Protocol::Scgi => "scgi",
             Protocol::Cgi => "cgi",
+            Protocol::Uwsgi => "uwsgi",
         }
     }
 }

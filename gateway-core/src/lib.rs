@@ -47,8 +47,9 @@ pub use access_log::AccessLog;
 pub use app::{App, AppFn, SharedApp, app_fn};
 pub use body::{Body, BodyError, BoxError};
 pub use cgi::{
-    COALESCE_MAX, CgiError, CgiParams, Drain, InvalidHead, PathMode, ResponseWriter,
-    is_final_status, write_head_or_500, write_response_head,
+    COALESCE_MAX, CgiError, CgiParams, Drain, HeadStyle, InvalidHead, PathMode, ResponseWriter,
+    is_final_status, write_head_or_500, write_head_or_500_as, write_response_head,
+    write_response_head_as,
 };
 pub use environ::{Environ, Protocol, Text, join_values, parse_decimal};
 pub use limit::Limit;

@@ -29,11 +29,12 @@ const BUCKET_MICROS: [u64; LATENCY_BUCKETS.len()] = {
 };
 
 /// In the order of their discriminants, which index the counters.
-const PROTOCOLS: [Protocol; 4] = [
+const PROTOCOLS: [Protocol; 5] = [
     Protocol::Http,
     Protocol::FastCgi,
     Protocol::Scgi,
     Protocol::Cgi,
+    Protocol::Uwsgi,
 ];
 
 /// The process's counters.
@@ -54,7 +55,7 @@ const STRIPES: usize = 8;
 #[repr(align(128))]
 struct Stripe {
     /// By protocol, then by status class: 1xx..5xx, and other.
-    requests: [[AtomicU64; 6]; 4],
+    requests: [[AtomicU64; 6]; PROTOCOLS.len()],
     /// Begun here minus ended here, in two's complement: a request may end on another thread,
     /// so only the sum of the stripes means anything.
     in_flight: AtomicU64,

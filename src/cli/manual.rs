@@ -114,9 +114,9 @@ pub const TABLES: &[Table] = &[
         keys: &[
             key(
                 "protocol",
-                "\"http\", \"fastcgi\" or \"scgi\"",
+                "\"http\", \"fastcgi\", \"scgi\" or \"uwsgi\"",
                 None,
-                "Required. What the socket speaks: HTTP/1.1, FastCGI 1.0 (responder) or SCGI.",
+                "Required. What the socket speaks: HTTP/1.1, FastCGI 1.0 (responder), SCGI or uwsgi (uWSGI's binary protocol, nginx uwsgi_pass).",
             ),
             key(
                 "address",
@@ -182,7 +182,7 @@ pub const TABLES: &[Table] = &[
                 "max_head_size",
                 "size",
                 Some("\"64KiB\""),
-                "The largest request head: HTTP request line and headers, FastCGI params or SCGI header. Over it: 431.",
+                "The largest request head: HTTP request line and headers, FastCGI params, SCGI header or uwsgi vars. Over it: 431.",
             ),
         ],
     },
@@ -484,7 +484,7 @@ pub fn gatewayd_8() -> String {
     );
     tagged(
         &mut roff,
-        "/etc/gatewayd/nginx-fastcgi.conf, /etc/gatewayd/nginx-scgi.conf",
+        "/etc/gatewayd/nginx-fastcgi.conf, /etc/gatewayd/nginx-scgi.conf, /etc/gatewayd/nginx-uwsgi.conf",
         "nginx snippets to include in a server block.",
     );
 

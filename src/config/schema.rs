@@ -87,6 +87,9 @@ pub enum ListenProtocol {
     Fastcgi,
     /// SCGI, behind nginx `scgi_pass`, lighttpd mod_scgi, Apache mod_proxy_scgi.
     Scgi,
+    /// uwsgi (uWSGI's binary protocol), behind nginx `uwsgi_pass`, Apache mod_proxy_uwsgi,
+    /// lighttpd mod_scgi with `scgi.protocol = "uwsgi"`.
+    Uwsgi,
 }
 
 impl fmt::Display for ListenProtocol {
@@ -95,6 +98,7 @@ impl fmt::Display for ListenProtocol {
             ListenProtocol::Http => "http",
             ListenProtocol::Fastcgi => "fastcgi",
             ListenProtocol::Scgi => "scgi",
+            ListenProtocol::Uwsgi => "uwsgi",
         })
     }
 }
@@ -133,7 +137,7 @@ pub struct ListenConfig {
     /// FastCGI: requests at once on one connection (default 1: no multiplexing).
     pub max_requests: Option<Spanned<usize>>,
     /// The largest request head: HTTP's request line and headers, FastCGI's PARAMS, SCGI's
-    /// header netstring (default "64KiB"); over it: 431.
+    /// header netstring, uwsgi's vars (default "64KiB"); over it: 431.
     #[serde(default, deserialize_with = "opt_spanned_size")]
     pub max_head_size: Option<Spanned<u64>>,
 }

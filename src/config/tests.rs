@@ -189,6 +189,23 @@ fn fastcgi_listener_keys() {
 }
 
 #[test]
+fn uwsgi_listeners_on_every_address_kind() {
+    for address in [
+        "127.0.0.1:3031",
+        "unix:/run/u.sock",
+        "fd:3",
+        "systemd:uwsgi",
+    ] {
+        let text = format!(
+            "[[listen]]\nprotocol = \"uwsgi\"\naddress = \"{address}\"\nmax_head_size = \"8KiB\"\n"
+        );
+        let cfg = Config::parse(Path::new("g.toml"), &text, &registry()).unwrap();
+        assert_eq!(cfg.listen[0].protocol, ListenProtocol::Uwsgi, "{address}");
+        assert_eq!(cfg.listen[0].protocol.to_string(), "uwsgi");
+    }
+}
+
+#[test]
 fn fastcgi_keys_are_checked() {
     let e = error(&FASTCGI.replace("\"fastcgi\"", "\"http\""));
     assert!(
@@ -196,6 +213,11 @@ fn fastcgi_keys_are_checked() {
         "{e}"
     );
     let e = error(&FASTCGI.replace("\"fastcgi\"", "\"scgi\""));
+    assert!(
+        e.starts_with("g.toml:4:16: max_requests applies to protocol = \"fastcgi\" only"),
+        "{e}"
+    );
+    let e = error(&FASTCGI.replace("\"fastcgi\"", "\"uwsgi\""));
     assert!(
         e.starts_with("g.toml:4:16: max_requests applies to protocol = \"fastcgi\" only"),
         "{e}"

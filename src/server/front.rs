@@ -9,6 +9,7 @@ use proto_fastcgi::{BodyBudget, FastCgiConfig};
 use proto_http::ConnInfo;
 use proto_http::HttpConfig;
 use proto_scgi::ScgiConfig;
+use proto_uwsgi::UwsgiConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +30,7 @@ pub enum Protocol {
     Http(Arc<HttpConfig>),
     Fastcgi(Arc<FastCgiConfig>),
     Scgi(Arc<ScgiConfig>),
+    Uwsgi(Arc<UwsgiConfig>),
 }
 
 impl Front {
@@ -73,6 +75,11 @@ impl Front {
                 max_body_size,
                 header_read_timeout,
             })),
+            ListenProtocol::Uwsgi => Protocol::Uwsgi(Arc::new(UwsgiConfig {
+                max_header_size: max_head_size.unwrap_or(UwsgiConfig::default().max_header_size),
+                max_body_size,
+                header_read_timeout,
+            })),
         };
         Front {
             protocol,
@@ -110,6 +117,9 @@ impl Protocol {
             )),
             Protocol::Scgi(cfg) => {
                 Box::pin(proto_scgi::serve_connection(s, app, cfg.clone(), shutdown))
+            }
+            Protocol::Uwsgi(cfg) => {
+                Box::pin(proto_uwsgi::serve_connection(s, app, cfg.clone(), shutdown))
             }
         }
     }

@@ -86,13 +86,13 @@ impl Drop for Peer {
 }
 
 /// nginx in the foreground, one process. `server` is the body of its `server {}` block (the
-/// `listen` line is added); `http` goes into the `http {}` block. The stock `fastcgi_params`
-/// and `scgi_params` are copied next to the config, so `include fastcgi_params;` works as it
-/// does in /etc/nginx.
+/// `listen` line is added); `http` goes into the `http {}` block. The stock `fastcgi_params`,
+/// `scgi_params` and `uwsgi_params` are copied next to the config, so `include
+/// fastcgi_params;` works as it does in /etc/nginx.
 pub fn nginx(http: &str, server: &str) -> Peer {
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path().display().to_string();
-    for params in ["fastcgi_params", "scgi_params"] {
+    for params in ["fastcgi_params", "scgi_params", "uwsgi_params"] {
         std::fs::copy(
             Path::new("/etc/nginx").join(params),
             dir.path().join(params),

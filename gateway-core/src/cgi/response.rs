@@ -66,8 +66,14 @@ impl ResponseWriter {
     /// read) for a HEAD request or a body known to be empty. A head that cannot be written is
     /// answered 500 or 502 instead (see [`write_head_or_500`]).
     pub fn new(res: Response, head_only: bool) -> (Self, Body) {
+        ResponseWriter::with_style(res, head_only, HeadStyle::Cgi)
+    }
+
+    /// [`new`](Self::new), with the head's first line in `style`: uwsgi answers with an HTTP
+    /// status line, as its peers expect.
+    pub fn with_style(res: Response, head_only: bool, style: HeadStyle) -> (Self, Body) {
         let mut head = BytesMut::with_capacity(256);
-        let body = write_head_or_500(res, &mut head);
+        let body = write_head_or_500_as(res, &mut head, style);
         let len = if head_only { Some(0) } else { body.exact_len() };
         let mut w = ResponseWriter {
             head: Some(head),
@@ -177,6 +183,37 @@ pub struct InvalidHead(pub String);
 /// assert!(write_response_head(&Response::new(101), &mut out).is_err());
 /// ```
 pub fn write_response_head(res: &Response, out: &mut BytesMut) -> Result<(), InvalidHead> {
+    write_response_head_as(res, out, HeadStyle::Cgi)
+}
+
+/// How a response head states its status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HeadStyle {
+    /// A CGI `Status: 200 OK` field (RFC 3875 §6.3.3), after any `Location`: FastCGI, SCGI
+    /// and CGI.
+    #[default]
+    Cgi,
+    /// An HTTP status line first (`HTTP/1.1 200 OK`), then the fields in the app's order:
+    /// uwsgi, whose peers all read it (nginx reads either; Apache mod_proxy_uwsgi answers
+    /// anything else with 502).
+    StatusLine,
+}
+
+/// [`write_response_head`] in `style`.
+///
+/// ```
+/// use gateway_core::{HeadStyle, Response, write_response_head_as};
+///
+/// let mut out = bytes::BytesMut::new();
+/// let res = Response::new(307).with_header("Location", "/x");
+/// write_response_head_as(&res, &mut out, HeadStyle::StatusLine).unwrap();
+/// assert_eq!(&out[..], b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /x\r\n\r\n");
+/// ```
+pub fn write_response_head_as(
+    res: &Response,
+    out: &mut BytesMut,
+    style: HeadStyle,
+) -> Result<(), InvalidHead> {
     if !is_final_status(res.status) {
         return Err(InvalidHead(format!(
             "status {} is not a final status",
@@ -195,11 +232,15 @@ pub fn write_response_head(res: &Response, out: &mut BytesMut) -> Result<(), Inv
             .map(|(n, v)| n.len() + v.len() + 4)
             .sum::<usize>(),
     );
-    let is_location = |name: &[u8]| name.eq_ignore_ascii_case(b"location");
+    let cgi = style == HeadStyle::Cgi;
+    let is_location = |name: &[u8]| cgi && name.eq_ignore_ascii_case(b"location");
     for (name, value) in res.headers.iter().filter(|(n, _)| is_location(n)) {
         put_field(out, name, value);
     }
-    out.put_slice(b"Status: ");
+    out.put_slice(match style {
+        HeadStyle::Cgi => b"Status: ",
+        HeadStyle::StatusLine => b"HTTP/1.1 ",
+    });
     out.put_slice(itoa3(res.status).as_slice());
     out.put_u8(b' ');
     out.put_slice(reason.as_bytes());
@@ -244,7 +285,12 @@ pub fn is_final_status(status: u16) -> bool {
 /// CGI-family front-end answers it: 502 for a status that is not final (the app is the
 /// gateway's upstream, and its answer is not one), 500 for a broken header.
 pub fn write_head_or_500(res: Response, out: &mut BytesMut) -> crate::Body {
-    match write_response_head(&res, out) {
+    write_head_or_500_as(res, out, HeadStyle::Cgi)
+}
+
+/// [`write_head_or_500`] in `style`.
+pub fn write_head_or_500_as(res: Response, out: &mut BytesMut, style: HeadStyle) -> crate::Body {
+    match write_response_head_as(&res, out, style) {
         Ok(()) => res.body,
         Err(e) => {
             let status = if is_final_status(res.status) {
@@ -254,7 +300,7 @@ pub fn write_head_or_500(res: Response, out: &mut BytesMut) -> crate::Body {
             };
             tracing::error!(error = %e, "the app's response cannot be sent; answering {status}");
             let res = Response::error(status);
-            let _ = write_response_head(&res, out);
+            let _ = write_response_head_as(&res, out, style);
             res.body
         }
     }
@@ -316,6 +362,29 @@ mod tests {
             &out[..],
             &b"Location: /x\r\nStatus: 307 Temporary Redirect\r\nContent-Type: text/plain\r\n\r\n"
                 [..]
+        );
+    }
+
+    #[test]
+    fn a_status_line_comes_first_and_location_keeps_its_place() {
+        let mut out = BytesMut::new();
+        let res = Response::new(404)
+            .with_header("Content-Type", "text/plain")
+            .with_header("Location", "/x")
+            .with_header("Connection", "close");
+        write_response_head_as(&res, &mut out, HeadStyle::StatusLine).unwrap();
+        assert_eq!(
+            &out[..],
+            &b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nLocation: /x\r\n\r\n"[..]
+        );
+        let mut out = BytesMut::new();
+        write_head_or_500_as(Response::new(100), &mut out, HeadStyle::StatusLine);
+        assert!(out.starts_with(b"HTTP/1.1 502 Bad Gateway\r\n"), "{out:?}");
+        let (mut w, _) =
+            ResponseWriter::with_style(Response::new(204), false, HeadStyle::StatusLine);
+        assert_eq!(
+            w.poll_write().as_deref(),
+            Some(&b"HTTP/1.1 204 No Content\r\n\r\n"[..])
         );
     }
 
