@@ -46,9 +46,9 @@ const STYLE: HeadStyle = HeadStyle::StatusLine;
 /// modifier1 other than 0, 431 for vars over the cap) and a log line, and the connection
 /// closes; when the web server closes the connection while the app runs, the app's call is
 /// cancelled.
-pub async fn serve_connection<IO>(
+pub async fn serve_connection<IO, A: App>(
     io: IO,
-    app: Arc<dyn App>,
+    app: Arc<A>,
     cfg: Arc<UwsgiConfig>,
     shutdown: CancellationToken,
 ) where
@@ -86,7 +86,7 @@ pub async fn serve_connection<IO>(
     let body = UwsgiBody::new(read, early.freeze(), header.content_length, back_tx);
     let body = Body::new(body).limit(cfg.max_body_size);
     let call = async {
-        let res = app.answer(header.environ, body).await;
+        let res = app.call(header.environ, body).await;
         write_response(&mut write, res, head_only).await
     };
     // While the app runs, a closed connection (seen once the body is consumed) cancels it.

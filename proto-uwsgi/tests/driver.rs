@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway_core::{App, Body, Environ, Response, async_trait};
+use gateway_core::{App, Body, Environ, Response};
 use proto_uwsgi::{UwsgiConfig, client, serve_connection};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -23,7 +23,6 @@ impl Drop for OnDrop {
     }
 }
 
-#[async_trait]
 impl App for TestApp {
     async fn call(&self, env: Environ, body: Body) -> Response {
         match env.path_info() {
@@ -56,7 +55,7 @@ async fn server(cfg: UwsgiConfig) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, dropped) = mpsc::unbounded_channel();
-    let app: Arc<dyn App> = Arc::new(TestApp { dropped: tx });
+    let app = Arc::new(TestApp { dropped: tx });
     let cfg = Arc::new(cfg);
     tokio::spawn(async move {
         loop {
