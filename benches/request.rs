@@ -56,10 +56,11 @@ fn browser_head() -> http::request::Parts {
 
 fn request(c: &mut Criterion) {
     let mut registry = Registry::new();
-    gatewayd::apps::register_builtins(&mut registry);
+    let stats = gateway_core::Stats::leak();
+    gatewayd::apps::register_builtins(&mut registry, stats);
     let config =
         Config::parse(Path::new("bench.toml"), CONFIG, &registry).expect("the config is valid");
-    let stack = Reloadable::new(config.router);
+    let stack = Reloadable::new(config.router, stats);
     // Formatted once per connection, as the HTTP front-end does.
     let mut vars = ConnEnviron::new(&ConnInfo {
         local: Some(([127, 0, 0, 1], 8080).into()),

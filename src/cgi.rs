@@ -69,7 +69,7 @@ pub fn run(config: &Path, registry: &Registry) -> ExitCode {
             None if chunked => stdin::to_end().limit(limit),
             _ => Body::empty(),
         };
-        let app = gateway_core::GatewayStack::new(config.router);
+        let app = gateway_core::GatewayStack::new(config.router, gateway_core::Stats::leak());
         let res = app.call(env, body).await;
         write(res, head_only).await
     });

@@ -31,7 +31,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 pub use gateway_core as core;
-use gateway_core::{App, BoxError};
+use gateway_core::{App, BoxError, Stats};
 /// Adapters between apps and tower services (axum, tower-http...), both ways.
 pub use proto_http::tower;
 
@@ -62,6 +62,8 @@ fn names_a_subcommand() -> bool {
 #[derive(Clone)]
 pub struct Daemon {
     registry: Registry,
+    /// The process's counters: the access log writes them, the `status` app reads them.
+    stats: &'static Stats,
 }
 
 impl Default for Daemon {
@@ -74,8 +76,9 @@ impl Daemon {
     /// A daemon with the built-in app types (`httpbin`, `hello`).
     pub fn new() -> Self {
         let mut registry = Registry::new();
-        apps::register_builtins(&mut registry);
-        Daemon { registry }
+        let stats = Stats::leak();
+        apps::register_builtins(&mut registry, stats);
+        Daemon { registry, stats }
     }
 
     /// Adds an app type: `[apps.NAME]` tables with `type = "<name>"` are built by `factory`.
@@ -118,7 +121,7 @@ impl Daemon {
             Command::Cgi(_) if cli.log_format == logging::LogFormat::Text => logging::init_cgi(),
             Command::Cgi(_) => logging::init_sync(cli.log_format, "warn"),
             Command::Check(_) => logging::init_sync(cli.log_format, "info"),
-            Command::Serve(_) => logging::init(cli.log_format, "info"),
+            Command::Serve(_) => logging::init(cli.log_format, "info", self.stats),
         }
         let code = self.run_command(cli.command);
         logging::flush();
@@ -157,7 +160,12 @@ impl Daemon {
                         return ExitCode::FAILURE;
                     }
                 };
-                let result = runtime.block_on(server::serve(&arg.config, &self.registry, config));
+                let result = runtime.block_on(server::serve(
+                    &arg.config,
+                    &self.registry,
+                    self.stats,
+                    config,
+                ));
                 runtime.shutdown_timeout(std::time::Duration::from_millis(200));
                 match result {
                     Ok(()) => ExitCode::SUCCESS,

@@ -8,13 +8,15 @@ use std::path::{Path, PathBuf};
 use nix::unistd::{Gid, Group, Uid, User, chown};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
-use crate::config::{ListenAddress, ListenConfig, ListenProtocol};
+use gateway_core::Protocol;
+
+use crate::config::{ListenAddress, ListenConfig};
 use proto_http::ConnInfo;
 
 /// An open listening socket.
 pub struct Listener {
     /// What it speaks.
-    pub protocol: ListenProtocol,
+    pub protocol: Protocol,
     socket: Socket,
 }
 

@@ -36,16 +36,16 @@ pub fn status(status: &str) {
 
 /// Keeps `systemctl status` current: requests in flight, open connections, requests served,
 /// every 5 seconds (only under systemd).
-pub fn spawn_status() {
+pub fn spawn_status(stats: &'static gateway_core::Stats) {
     if std::env::var_os("NOTIFY_SOCKET").is_none() {
         return;
     }
-    tokio::spawn(async {
+    tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         tick.tick().await;
         loop {
             tick.tick().await;
-            let s = gateway_core::Stats::global().snapshot();
+            let s = stats.snapshot();
             let open: i64 = s.connections.iter().map(|(_, n)| n).sum();
             status(&format!(
                 "{} in flight, {open} connections, {} served",

@@ -22,14 +22,16 @@ use crate::{App, Body, BoxError, Environ, Protocol, Response, Stats};
 pub struct AccessLog<A> {
     inner: A,
     next_id: AtomicU64,
+    stats: &'static Stats,
 }
 
 impl<A> AccessLog<A> {
-    /// Logs every request to `inner`.
-    pub fn new(inner: A) -> Self {
+    /// Logs every request to `inner`, and counts it in `stats`.
+    pub fn new(inner: A, stats: &'static Stats) -> Self {
         AccessLog {
             inner,
             next_id: AtomicU64::new(1),
+            stats,
         }
     }
 }
@@ -80,7 +82,9 @@ impl Logged {
 impl Line {
     fn write(self, bytes: u64, complete: bool) {
         let took = self.start.elapsed();
-        Stats::global().end(self.protocol, self.status, bytes, took);
+        self._in_flight
+            .stats()
+            .end(self.protocol, self.status, bytes, took);
         let Some(logged) = self.logged else { return };
         let _entered = logged.span.enter();
         tracing::info!(
@@ -99,7 +103,7 @@ impl Line {
 
 impl<A: App> App for AccessLog<A> {
     async fn call(&self, env: Environ, body: Body) -> Response {
-        let logging = Logging::begin(&self.next_id, &env);
+        let logging = Logging::begin(self.stats, &self.next_id, &env);
         let res = match logging.span() {
             Some(span) => self.inner.call(env, body).instrument(span.clone()).await,
             None => self.inner.call(env, body).await,
@@ -119,13 +123,13 @@ struct Logging {
 
 impl Logging {
     /// A request starts; `next_id` numbers the requests.
-    fn begin(next_id: &AtomicU64, env: &Environ) -> Self {
+    fn begin(stats: &'static Stats, next_id: &AtomicU64, env: &Environ) -> Self {
         Logging {
             start: Instant::now(),
             protocol: env.protocol(),
             logged: tracing::enabled!(target: "gatewayd::access", tracing::Level::INFO)
                 .then(|| Box::new(Logged::new(next_id.fetch_add(1, Ordering::Relaxed), env))),
-            in_flight: Stats::global().begin(),
+            in_flight: stats.begin(),
         }
     }
 

@@ -2,15 +2,16 @@
 
 use std::future::Future;
 
-use crate::{AccessLog, App, Body, CatchPanic, Environ, LocalRedirects, Response};
+use crate::{AccessLog, App, Body, CatchPanic, Environ, LocalRedirects, Response, Stats};
 
 /// [`AccessLog`], [`CatchPanic`] and [`LocalRedirects`] around `app`, in that order: what
 /// every request goes through, whatever the gateway. Their futures nest into one.
 ///
 /// ```
-/// use gateway_core::{App, Body, Environ, GatewayStack, Protocol, Response, app_fn};
+/// use gateway_core::{App, Body, Environ, GatewayStack, Protocol, Response, Stats, app_fn};
 ///
-/// let stack = GatewayStack::new(app_fn(|_, _| async { Response::text(200, "hi\n") }));
+/// let hi = app_fn(|_, _| async { Response::text(200, "hi\n") });
+/// let stack = GatewayStack::new(hi, Stats::leak());
 /// let res = futures_util::FutureExt::now_or_never(
 ///     stack.call(Environ::new(Protocol::Http), Body::empty()),
 /// );
@@ -20,9 +21,10 @@ use crate::{AccessLog, App, Body, CatchPanic, Environ, LocalRedirects, Response}
 pub struct GatewayStack<A>(AccessLog<CatchPanic<LocalRedirects<A>>>);
 
 impl<A: App> GatewayStack<A> {
-    /// The stack around `app` (usually the router).
-    pub fn new(app: A) -> Self {
-        GatewayStack(AccessLog::new(CatchPanic::new(LocalRedirects::new(app))))
+    /// The stack around `app` (usually the router), counting its requests in `stats`.
+    pub fn new(app: A, stats: &'static Stats) -> Self {
+        let inner = CatchPanic::new(LocalRedirects::new(app));
+        GatewayStack(AccessLog::new(inner, stats))
     }
 }
 
@@ -68,7 +70,7 @@ mod tests {
 
     #[test]
     fn a_panic_before_the_future_is_a_500() {
-        let stack = GatewayStack::new(AtOnce);
+        let stack = GatewayStack::new(AtOnce, Stats::leak());
         assert_eq!(status(&stack, "/boom"), Some(500));
         assert_eq!(status(&stack, "/"), Some(200));
         // A panic while answering a local redirect's request.

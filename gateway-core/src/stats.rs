@@ -7,7 +7,7 @@
 use std::sync::atomic::{
     AtomicBool, AtomicI64, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::Protocol;
@@ -37,7 +37,17 @@ const PROTOCOLS: [Protocol; 5] = [
     Protocol::Uwsgi,
 ];
 
-/// The process's counters.
+/// A server's counters: made once by whoever runs the server ([`Stats::leak`]) and handed to
+/// each part that counts ([`AccessLog`](crate::AccessLog), the listeners) or reads (a status
+/// page). Not a global: two servers in one process, two tests, count apart.
+///
+/// ```
+/// use gateway_core::Stats;
+///
+/// let stats = Stats::leak();
+/// drop(stats.begin());
+/// assert_eq!(stats.snapshot().in_flight, 0);
+/// ```
 #[derive(Debug)]
 pub struct Stats {
     started: Instant,
@@ -150,8 +160,15 @@ pub struct Snapshot {
 
 const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
 
+impl Default for Stats {
+    fn default() -> Self {
+        Stats::new()
+    }
+}
+
 impl Stats {
-    fn new() -> Self {
+    /// Counters from zero.
+    pub fn new() -> Self {
         Stats {
             started: Instant::now(),
             stripes: Default::default(),
@@ -160,10 +177,10 @@ impl Stats {
         }
     }
 
-    /// The counters of this process.
-    pub fn global() -> &'static Stats {
-        static STATS: OnceLock<Stats> = OnceLock::new();
-        STATS.get_or_init(Stats::new)
+    /// New counters for the rest of the process's life: a request's count then borrows them,
+    /// with no reference count on a line every core writes.
+    pub fn leak() -> &'static Stats {
+        Box::leak(Box::new(Stats::new()))
     }
 
     /// A request starts; it stays in flight until the guard is dropped, however it ends (a
@@ -267,6 +284,13 @@ impl Stats {
 /// A request in flight; dropping it ends that.
 #[derive(Debug)]
 pub struct InFlight<'a>(&'a Stats);
+
+impl<'a> InFlight<'a> {
+    /// The counters it is counted in.
+    pub fn stats(&self) -> &'a Stats {
+        self.0
+    }
+}
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {

@@ -13,10 +13,10 @@ use crate::config::Registry;
 ///
 /// Without the `httpbin` feature, `httpbin` stays a known name whose factory refuses, so a config
 /// written for the full build fails `gatewayd check` saying why rather than "unknown app type".
-pub fn register_builtins(registry: &mut Registry) {
+pub fn register_builtins(registry: &mut Registry, stats: &'static gateway_core::Stats) {
     registry.register("cgi", cgi::factory);
     registry.register("ping", ping::factory);
-    registry.register("status", status::factory);
+    registry.register("status", status::factory(stats));
     registry.register("hello", hello::factory);
     #[cfg(feature = "httpbin")]
     registry.register("httpbin", httpbin::factory);
@@ -36,7 +36,7 @@ mod tests {
     #[test]
     fn httpbin_not_built_in_is_a_config_error_at_its_table() {
         let mut registry = gateway_core::Registry::new();
-        super::register_builtins(&mut registry);
+        super::register_builtins(&mut registry, gateway_core::Stats::leak());
         let source = "[[listen]]\nprotocol = \"http\"\naddress = \"127.0.0.1:0\"\n\n\
                       [apps.bin]\ntype = \"httpbin\"\n\n[[mount]]\npath = \"/\"\napp = \"bin\"\n";
         let e = match Config::parse(Path::new("g.toml"), source, &registry) {

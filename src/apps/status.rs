@@ -12,18 +12,22 @@ use serde_json::{Map, Value, json};
 #[serde(deny_unknown_fields)]
 struct Settings {}
 
-/// The factory for `type = "status"` (no keys).
-pub fn factory(cfg: &AppConfig<'_>) -> Result<Status, BoxError> {
-    let Settings {} = cfg.deserialize()?;
-    Ok(Status)
+/// The factory for `type = "status"` (no keys): the page of `stats`.
+pub fn factory(
+    stats: &'static Stats,
+) -> impl Fn(&AppConfig<'_>) -> Result<Status, BoxError> + Send + Sync + 'static {
+    move |cfg| {
+        let Settings {} = cfg.deserialize()?;
+        Ok(Status(stats))
+    }
 }
 
 /// The status app.
-pub struct Status;
+pub struct Status(&'static Stats);
 
 impl App for Status {
     async fn call(&self, env: Environ, _body: Body) -> Response {
-        let snapshot = Stats::global().snapshot();
+        let snapshot = self.0.snapshot();
         let prometheus = env.path_info().ends_with(b"/metrics")
             || form_urlencoded::parse(env.query_string())
                 .any(|(k, v)| k == "format" && v == "prometheus");

@@ -19,7 +19,7 @@ use toml::de::{DeTable, DeValue};
 
 pub use error::ConfigError;
 pub(crate) use schema::duration;
-pub use schema::{ListenAddress, ListenConfig, ListenProtocol, MountConfig, ServerConfig};
+pub use schema::{ListenAddress, ListenConfig, MountConfig, ServerConfig};
 
 /// A validated config with its apps built and mounted.
 pub struct Config {
@@ -184,7 +184,7 @@ fn check_listen(path: &Path, source: &str, listen: &ListenConfig) -> Result<(), 
         }
     }
     if let Some(m) = &listen.max_requests
-        && listen.protocol != ListenProtocol::Fastcgi
+        && listen.protocol != gateway_core::Protocol::FastCgi
     {
         return misplaced(
             "max_requests",

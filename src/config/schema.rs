@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use gateway_core::Protocol;
 use serde::de::{self, IgnoredAny};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
@@ -77,30 +78,19 @@ impl Default for ServerConfig {
     }
 }
 
-/// The wire protocol of a listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ListenProtocol {
-    /// HTTP/1.1.
-    Http,
-    /// FastCGI 1.0 (responder), behind nginx `fastcgi_pass`, lighttpd, Apache.
-    Fastcgi,
-    /// SCGI, behind nginx `scgi_pass`, lighttpd mod_scgi, Apache mod_proxy_scgi.
-    Scgi,
-    /// uwsgi (uWSGI's binary protocol), behind nginx `uwsgi_pass`, Apache mod_proxy_uwsgi,
-    /// lighttpd mod_scgi with `scgi.protocol = "uwsgi"`.
-    Uwsgi,
-}
-
-impl fmt::Display for ListenProtocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ListenProtocol::Http => "http",
-            ListenProtocol::Fastcgi => "fastcgi",
-            ListenProtocol::Scgi => "scgi",
-            ListenProtocol::Uwsgi => "uwsgi",
-        })
-    }
+/// A listener's protocol: `http`, `fastcgi`, `scgi` or `uwsgi` (CGI is no socket's).
+fn listen_protocol<'de, D: Deserializer<'de>>(d: D) -> Result<Protocol, D::Error> {
+    const NAMES: &[&str] = &["http", "fastcgi", "scgi", "uwsgi"];
+    let name = String::deserialize(d)?;
+    [
+        Protocol::Http,
+        Protocol::FastCgi,
+        Protocol::Scgi,
+        Protocol::Uwsgi,
+    ]
+    .into_iter()
+    .find(|p| p.as_str() == name)
+    .ok_or_else(|| de::Error::unknown_variant(&name, NAMES))
 }
 
 /// `[[listen]]`: one socket.
@@ -108,7 +98,8 @@ impl fmt::Display for ListenProtocol {
 #[serde(deny_unknown_fields)]
 pub struct ListenConfig {
     /// What the socket speaks.
-    pub protocol: ListenProtocol,
+    #[serde(deserialize_with = "listen_protocol")]
+    pub protocol: Protocol,
     /// `host:port`, `[v6]:port` or `unix:/path`.
     pub address: Spanned<ListenAddress>,
     /// Unix sockets: the mode set after bind (`"0660"` or `0o660`; default 0660 whatever the
@@ -147,7 +138,7 @@ impl ListenConfig {
     /// web server that spawned us expects.
     pub fn inherited_fastcgi() -> Self {
         ListenConfig {
-            protocol: ListenProtocol::Fastcgi,
+            protocol: Protocol::FastCgi,
             address: Spanned::new(0..0, ListenAddress::Fd(0)),
             socket_mode: None,
             socket_owner: None,

@@ -34,7 +34,7 @@ lint = true
 
 fn registry() -> Registry {
     let mut r = Registry::new();
-    crate::apps::register_builtins(&mut r);
+    crate::apps::register_builtins(&mut r, gateway_core::Stats::leak());
     r
 }
 
@@ -172,7 +172,7 @@ header_read_timeout = "5s"
 fn fastcgi_listener_keys() {
     let cfg = Config::parse(Path::new("g.toml"), FASTCGI, &registry()).unwrap();
     let l = &cfg.listen[0];
-    assert_eq!(l.protocol, ListenProtocol::Fastcgi);
+    assert_eq!(l.protocol, gateway_core::Protocol::FastCgi);
     assert_eq!(l.max_requests.as_ref().map(|m| *m.get_ref()), Some(8));
     assert_eq!(
         l.max_head_size.as_ref().map(|m| *m.get_ref()),
@@ -200,7 +200,11 @@ fn uwsgi_listeners_on_every_address_kind() {
             "[[listen]]\nprotocol = \"uwsgi\"\naddress = \"{address}\"\nmax_head_size = \"8KiB\"\n"
         );
         let cfg = Config::parse(Path::new("g.toml"), &text, &registry()).unwrap();
-        assert_eq!(cfg.listen[0].protocol, ListenProtocol::Uwsgi, "{address}");
+        assert_eq!(
+            cfg.listen[0].protocol,
+            gateway_core::Protocol::Uwsgi,
+            "{address}"
+        );
         assert_eq!(cfg.listen[0].protocol.to_string(), "uwsgi");
     }
 }
@@ -251,4 +255,14 @@ fn workers_is_a_thread_count() {
         "shutdown_timeout = \"5s\"\nworkers = -1",
     ));
     assert!(e.starts_with("g.toml:4:11: "), "{e}");
+}
+
+#[test]
+fn a_listener_speaks_a_socket_protocol() {
+    let e = error(&good_but("protocol = \"http\"", "protocol = \"cgi\""));
+    assert!(
+        e.contains("g.toml:") && e.contains("unknown variant `cgi`"),
+        "{e}"
+    );
+    assert!(e.contains("`http`, `fastcgi`, `scgi`, `uwsgi`"), "{e}");
 }

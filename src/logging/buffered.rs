@@ -36,12 +36,14 @@ struct Shared {
     /// The batch being written, swapped with `pending`; its lock orders the batches.
     writing: Mutex<Vec<u8>>,
     capacity: usize,
+    /// Where a line dropped for want of room is counted.
+    stats: &'static Stats,
 }
 
 impl Buffered {
     /// Starts the writer thread. `GATEWAYD_LOG_BUFFER` (bytes; undocumented) shrinks the
     /// buffer, for tests that make it overflow.
-    pub(crate) fn start() -> std::io::Result<Buffered> {
+    pub(crate) fn start(stats: &'static Stats) -> std::io::Result<Buffered> {
         let capacity = std::env::var("GATEWAYD_LOG_BUFFER")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -51,6 +53,7 @@ impl Buffered {
             wake: Condvar::new(),
             writing: Mutex::new(Vec::with_capacity(EAGER)),
             capacity,
+            stats,
         });
         let worker = shared.clone();
         std::thread::Builder::new()
@@ -113,7 +116,7 @@ impl<'a> MakeWriter<'a> for Buffered {
         let pending = lock(&self.0.pending);
         if pending.len() >= self.0.capacity {
             drop(pending);
-            Stats::global().log_line_dropped();
+            self.0.stats.log_line_dropped();
             return Line::Dropped;
         }
         Line::Kept {
@@ -176,13 +179,13 @@ mod tests {
             wake: Condvar::new(),
             writing: Mutex::new(Vec::new()),
             capacity,
+            stats: Stats::leak(),
         }))
     }
 
     #[test]
     fn lines_are_whole_and_past_capacity_dropped_and_counted() {
         let b = shared(10);
-        let before = Stats::global().snapshot().dropped_log_lines;
         {
             let mut line = b.make_writer();
             line.write_all(b"abc").unwrap();
@@ -192,6 +195,6 @@ mod tests {
         // 12 bytes buffered, over the capacity: this one is dropped.
         b.make_writer().write_all(b"kl\n").unwrap();
         assert_eq!(&*lock(&b.0.pending), b"abcdefgh\nij\n");
-        assert!(Stats::global().snapshot().dropped_log_lines > before);
+        assert_eq!(b.0.stats.snapshot().dropped_log_lines, 1);
     }
 }

@@ -25,8 +25,8 @@ pub enum LogFormat {
 /// Lines go through [`buffered`]'s writer thread, so that a request's access line costs no
 /// `write`; call [`flush`] before exiting. Text is coloured only on a terminal. Under journald
 /// (`JOURNAL_STREAM` set) text lines carry no colour and no timestamp: the journal adds its own.
-pub fn init(format: LogFormat, default_level: &str) {
-    match buffered::Buffered::start() {
+pub fn init(format: LogFormat, default_level: &str, stats: &'static gateway_core::Stats) {
+    match buffered::Buffered::start(stats) {
         Ok(writer) => install(format, default_level, writer),
         Err(_) => install(format, default_level, std::io::stderr),
     }

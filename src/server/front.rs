@@ -14,19 +14,21 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ListenConfig, ListenProtocol, ServerConfig};
+use gateway_core::Protocol;
+
+use crate::config::{ListenConfig, ServerConfig};
 
 /// How a listener serves its connections.
 pub struct Front {
-    pub protocol: Protocol,
+    pub wire: Wire,
     /// One permit per open connection (`max_connections`).
     pub connections: Arc<Semaphore>,
     /// The longest a write to the client may wait (`send_timeout`).
     pub send_timeout: Duration,
 }
 
-/// A protocol and its limits.
-pub enum Protocol {
+/// A listener's protocol with its limits: what serves each connection.
+pub enum Wire {
     Http(Arc<HttpConfig>),
     Fastcgi(Arc<FastCgiConfig>),
     Scgi(Arc<ScgiConfig>),
@@ -46,18 +48,18 @@ impl Front {
             .max_head_size
             .as_ref()
             .map(|m| usize::try_from(*m.get_ref()).unwrap_or(usize::MAX));
-        let protocol = match cfg.protocol {
-            ListenProtocol::Http => Protocol::Http(Arc::new(HttpConfig {
+        let wire = match cfg.protocol {
+            Protocol::Http => Wire::Http(Arc::new(HttpConfig {
                 max_body_size,
                 // hyper's one timer covers both the idle wait and the head.
                 header_read_timeout: header_read_timeout.min(keepalive_timeout),
                 max_head_size: max_head_size.unwrap_or(HttpConfig::default().max_head_size),
                 ..HttpConfig::default()
             })),
-            ListenProtocol::Fastcgi => {
+            Protocol::FastCgi => {
                 let defaults = FastCgiConfig::default();
                 body_budget.set_limit(server.body_buffer_budget);
-                Protocol::Fastcgi(Arc::new(FastCgiConfig {
+                Wire::Fastcgi(Arc::new(FastCgiConfig {
                     max_requests: cfg
                         .max_requests
                         .as_ref()
@@ -70,26 +72,29 @@ impl Front {
                     body_budget: body_budget.clone(),
                 }))
             }
-            ListenProtocol::Scgi => Protocol::Scgi(Arc::new(ScgiConfig {
+            Protocol::Scgi => Wire::Scgi(Arc::new(ScgiConfig {
                 max_header_size: max_head_size.unwrap_or(ScgiConfig::default().max_header_size),
                 max_body_size,
                 header_read_timeout,
             })),
-            ListenProtocol::Uwsgi => Protocol::Uwsgi(Arc::new(UwsgiConfig {
+            Protocol::Uwsgi => Wire::Uwsgi(Arc::new(UwsgiConfig {
                 max_header_size: max_head_size.unwrap_or(UwsgiConfig::default().max_header_size),
                 max_body_size,
                 header_read_timeout,
             })),
+            // The schema refuses `cgi` for a listener (`listen_protocol`): a CGI program is
+            // started per request, it listens on no socket.
+            Protocol::Cgi => unreachable!("the config schema refuses a CGI listener"),
         };
         Front {
-            protocol,
+            wire,
             connections: Arc::new(Semaphore::new(cfg.max_connections.max(1))),
             send_timeout: cfg.send_timeout.unwrap_or(server.send_timeout),
         }
     }
 }
 
-impl Protocol {
+impl Wire {
     /// The connection's whole life under this protocol.
     pub fn serve<S>(
         &self,
@@ -102,23 +107,23 @@ impl Protocol {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         match self {
-            Protocol::Http(cfg) => Box::pin(proto_http::serve_connection(
+            Wire::Http(cfg) => Box::pin(proto_http::serve_connection(
                 s,
                 conn,
                 app,
                 cfg.clone(),
                 shutdown,
             )),
-            Protocol::Fastcgi(cfg) => Box::pin(proto_fastcgi::serve_connection(
+            Wire::Fastcgi(cfg) => Box::pin(proto_fastcgi::serve_connection(
                 s,
                 app,
                 cfg.clone(),
                 shutdown,
             )),
-            Protocol::Scgi(cfg) => {
+            Wire::Scgi(cfg) => {
                 Box::pin(proto_scgi::serve_connection(s, app, cfg.clone(), shutdown))
             }
-            Protocol::Uwsgi(cfg) => {
+            Wire::Uwsgi(cfg) => {
                 Box::pin(proto_uwsgi::serve_connection(s, app, cfg.clone(), shutdown))
             }
         }

@@ -23,6 +23,8 @@ use crate::listen::{Listener, Stream};
 pub struct Listeners {
     running: Vec<Running>,
     app: Arc<Reloadable>,
+    /// Where each listener's open connections are counted.
+    stats: &'static Stats,
     /// Fired once, on SIGTERM/SIGINT: every accept loop stops and every connection drains.
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -40,10 +42,16 @@ struct Running {
 
 impl Listeners {
     /// No listeners yet.
-    pub fn new(app: Arc<Reloadable>, shutdown: CancellationToken, tracker: TaskTracker) -> Self {
+    pub fn new(
+        app: Arc<Reloadable>,
+        stats: &'static Stats,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) -> Self {
         Listeners {
             running: Vec::new(),
             app,
+            stats,
             shutdown,
             tracker,
             body_budget: Arc::new(BodyBudget::default()),
@@ -98,7 +106,9 @@ impl Listeners {
             tracing::info!(protocol = %listener.protocol, address = %listener, "listening");
             let front = Arc::new(ArcSwap::from_pointee(Front::new(cfg, server, budget)));
             let stop = self.shutdown.child_token();
-            let gauge = Stats::global().connections(&format!("{} {listener}", listener.protocol));
+            let gauge = self
+                .stats
+                .connections(&format!("{} {listener}", listener.protocol));
             let accept = AcceptLoop {
                 connections: gauge,
                 listener,
@@ -190,16 +200,12 @@ impl AcceptLoop {
         let (app, shutdown) = (self.app.clone(), self.shutdown.clone());
         let timeout = front.send_timeout;
         let served = match stream {
-            Stream::Tcp(s) => {
-                front
-                    .protocol
-                    .serve(SendTimeout::new(s, timeout), conn, app, shutdown)
-            }
-            Stream::Unix(s) => {
-                front
-                    .protocol
-                    .serve(SendTimeout::new(s, timeout), conn, app, shutdown)
-            }
+            Stream::Tcp(s) => front
+                .wire
+                .serve(SendTimeout::new(s, timeout), conn, app, shutdown),
+            Stream::Unix(s) => front
+                .wire
+                .serve(SendTimeout::new(s, timeout), conn, app, shutdown),
         };
         let open = self.connections.clone();
         open.fetch_add(1, Ordering::Relaxed);

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::config::Registry;
 use anyhow::Context as _;
+use gateway_core::Stats;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -32,16 +33,21 @@ use listeners::Listeners;
 /// - systemd is told READY, RELOADING and STOPPING, pinged for its watchdog, and sees a status.
 /// - When descriptor 0 is a listening socket (a web server spawned us) and no listener names
 ///   `fd:0`, FastCGI is served on it too.
-pub async fn serve(path: &Path, registry: &Registry, config: Config) -> anyhow::Result<()> {
+pub async fn serve(
+    path: &Path,
+    registry: &Registry,
+    stats: &'static Stats,
+    config: Config,
+) -> anyhow::Result<()> {
     // Before anything is announced: a signal sent as soon as `listening` shows must be ours.
     let mut sigterm = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
     let mut sighup = signal(SignalKind::hangup()).context("cannot catch SIGHUP")?;
 
-    let app = Arc::new(Reloadable::new(config.router));
+    let app = Arc::new(Reloadable::new(config.router, stats));
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let mut listeners = Listeners::new(app.clone(), shutdown.clone(), tracker.clone());
+    let mut listeners = Listeners::new(app.clone(), stats, shutdown.clone(), tracker.clone());
     let mut server = config.server;
     listeners.apply(&with_stdin(config.listen), &server).await?;
     if listeners.is_empty() {
@@ -49,8 +55,8 @@ pub async fn serve(path: &Path, registry: &Registry, config: Config) -> anyhow::
     }
     systemd::ready(&format!("serving on {} listeners", listeners.len()));
     systemd::spawn_watchdog();
-    systemd::spawn_status();
-    trim::spawn();
+    systemd::spawn_status(stats);
+    trim::spawn(stats);
 
     let name = loop {
         tokio::select! {

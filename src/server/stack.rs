@@ -3,26 +3,29 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use gateway_core::{App, Body, Environ, GatewayStack, Response, Router};
+use gateway_core::{App, Body, Environ, GatewayStack, Response, Router, Stats};
 
 /// The current app stack: the access log, panic recovery, local redirects, then the mounts. A
 /// reload replaces it in one atomic store: a request runs entirely on the stack it started
 /// with, and the next one sees the new apps and mounts.
 pub struct Reloadable {
     current: ArcSwap<GatewayStack<Router>>,
+    stats: &'static Stats,
 }
 
 impl Reloadable {
-    /// Serves `router` until [`Reloadable::swap`].
-    pub fn new(router: Router) -> Self {
+    /// Serves `router` until [`Reloadable::swap`], counting in `stats`.
+    pub fn new(router: Router, stats: &'static Stats) -> Self {
         Reloadable {
-            current: ArcSwap::from_pointee(GatewayStack::new(router)),
+            current: ArcSwap::from_pointee(GatewayStack::new(router, stats)),
+            stats,
         }
     }
 
     /// From now on, serve `router`.
     pub fn swap(&self, router: Router) {
-        self.current.store(Arc::new(GatewayStack::new(router)));
+        let stack = GatewayStack::new(router, self.stats);
+        self.current.store(Arc::new(stack));
     }
 }
 
