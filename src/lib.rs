@@ -17,6 +17,8 @@
 //! With `[apps.pot]` `type = "teapot"` and a `[[mount]]` in the TOML config, `gatewayd serve`
 //! (your binary) serves it next to the built-in `httpbin` and `hello`.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod apps;
 pub mod cgi;
 pub mod cli;

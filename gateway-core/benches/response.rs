@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt as _;
-use gateway_core::{Response, ResponseWriter, write_head_or_500};
+use gateway_core::{Response, ResponseWriter, write_response_head};
 
 fn hello() -> Response {
     Response::new(200)
@@ -42,7 +42,8 @@ fn through_writer(res: Response, mut piece: impl FnMut(Bytes), framed: bool) {
 /// What SCGI did before: the head, then the whole body appended, one buffer.
 fn before_joined(res: Response) -> Bytes {
     let mut head = BytesMut::with_capacity(256);
-    let body = write_head_or_500(res, &mut head);
+    let _ = write_response_head(&res, &mut head);
+    let body = res.body;
     if let Some(Ok(data)) = body.to_bytes().now_or_never() {
         head.extend_from_slice(&data);
     }
@@ -52,7 +53,8 @@ fn before_joined(res: Response) -> Bytes {
 /// What FastCGI did before: the head and the whole body copied into the record buffer.
 fn before_framed(res: Response) -> BytesMut {
     let mut head = BytesMut::with_capacity(256);
-    let body = write_head_or_500(res, &mut head);
+    let _ = write_response_head(&res, &mut head);
+    let body = res.body;
     let mut buf = BytesMut::with_capacity(head.len() + 64);
     buf.extend_from_slice(&head);
     if let Some(Ok(data)) = body.to_bytes().now_or_never() {

@@ -39,7 +39,7 @@ impl<A> AccessLog<A> {
 /// What the access line says, held until the body ends.
 struct Line {
     /// Ends the request's time in flight when the line is written (or dropped unwritten).
-    _in_flight: crate::InFlight<'static>,
+    _in_flight: crate::stats::InFlight<'static>,
     start: Instant,
     protocol: Protocol,
     status: u16,
@@ -117,7 +117,7 @@ impl<A: App> App for AccessLog<A> {
 struct Logging {
     start: Instant,
     protocol: Protocol,
-    in_flight: crate::InFlight<'static>,
+    in_flight: crate::stats::InFlight<'static>,
     logged: Option<Box<Logged>>,
 }
 

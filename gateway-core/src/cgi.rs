@@ -18,10 +18,7 @@ mod response;
 mod vars;
 
 pub use drain::Drain;
-pub use response::{
-    COALESCE_MAX, HeadStyle, InvalidHead, ResponseWriter, is_final_status, write_head_or_500,
-    write_head_or_500_as, write_response_head, write_response_head_as,
-};
+pub use response::{HeadStyle, InvalidHead, ResponseWriter, is_final_status, write_response_head};
 
 /// Where `SCRIPT_NAME` and `PATH_INFO` come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -26,6 +26,8 @@
 //! # });
 //! ```
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod access_log;
 mod app;
 mod body;
@@ -47,9 +49,8 @@ pub use access_log::AccessLog;
 pub use app::{App, AppFn, SharedApp, app_fn};
 pub use body::{Body, BodyError, BoxError};
 pub use cgi::{
-    COALESCE_MAX, CgiError, CgiParams, Drain, HeadStyle, InvalidHead, PathMode, ResponseWriter,
-    is_final_status, write_head_or_500, write_head_or_500_as, write_response_head,
-    write_response_head_as,
+    CgiError, CgiParams, Drain, HeadStyle, InvalidHead, PathMode, ResponseWriter, is_final_status,
+    write_response_head,
 };
 pub use environ::{Environ, Protocol, Text, join_values, parse_decimal};
 pub use limit::Limit;
@@ -61,5 +62,5 @@ pub use response::Response;
 pub use router::{MountError, Route, Router};
 pub use shutdown::Shutdown;
 pub use stack::GatewayStack;
-pub use stats::{InFlight, LATENCY_BUCKETS, Snapshot, Stats};
-pub use throttle::{THROTTLE_WINDOW, Throttle};
+pub use stats::{Snapshot, Stats};
+pub use throttle::Throttle;

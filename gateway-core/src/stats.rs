@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::Protocol;
 
 /// The upper bounds of the latency histogram, in seconds (Prometheus' default buckets).
-pub const LATENCY_BUCKETS: [f64; 11] = [
+pub(crate) const LATENCY_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The window over which repeats are counted.
-pub const THROTTLE_WINDOW: Duration = Duration::from_secs(10);
+pub(crate) const THROTTLE_WINDOW: Duration = Duration::from_secs(10);
 
 /// Lines logged per call site and window; the rest are counted.
 const LINES_PER_WINDOW: u32 = 5;

@@ -7,6 +7,8 @@
 //! Writing a CGI response is [`gateway_core::write_response_head`], shared with FastCGI and
 //! SCGI.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod env;
 mod response;
 

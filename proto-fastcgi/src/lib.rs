@@ -19,6 +19,8 @@
 //! PARAMS become the [`Environ`](gateway_core::Environ) through the same normalizer as SCGI
 //! and CGI ([`gateway_core::CgiParams`]).
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod budget;
 pub mod client;
 mod codec;

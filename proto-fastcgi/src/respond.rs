@@ -13,7 +13,7 @@ use crate::stdin::StdinWatch;
 
 /// How a request's response ended, for the connection, which writes END_REQUEST.
 #[derive(Debug)]
-pub struct Done {
+pub(crate) struct Done {
     /// The request id.
     pub id: u16,
     /// The end of STDOUT, not sent yet, so that END_REQUEST goes out in the same write; `None`
@@ -27,7 +27,7 @@ pub struct Done {
 /// whole buffers go to the writer, so no record is ever cut in half. When STDIN disagreed
 /// with CONTENT_LENGTH before the head goes out, the answer is 400 whatever the app said:
 /// an app that swallowed its body's error must not answer a malformed request as if whole.
-pub async fn run<A: App>(
+pub(crate) async fn run<A: App>(
     id: u16,
     env: Environ,
     body: Body,
@@ -48,7 +48,7 @@ pub async fn run<A: App>(
 }
 
 /// A response already decided by the front-end (400, 413, 431...), without the app.
-pub fn put_error(dst: &mut BytesMut, id: u16, status: u16) {
+pub(crate) fn put_error(dst: &mut BytesMut, id: u16, status: u16) {
     let (mut w, body) = ResponseWriter::new(Response::error(status), false);
     // An error page is whole: its body is there at once.
     if let Some(Ok(page)) = body.to_bytes().now_or_never() {

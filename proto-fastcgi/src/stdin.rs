@@ -65,7 +65,7 @@ struct State {
 
 /// Why a body failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// More than the body cap.
     #[error("request body larger than {0} bytes")]
     TooLarge(u64),
@@ -90,7 +90,7 @@ pub enum Failure {
 
 impl Failure {
     /// Whether STDIN disagreed with CONTENT_LENGTH: the request itself is malformed.
-    pub fn is_mismatch(self) -> bool {
+    pub(crate) fn is_mismatch(self) -> bool {
         matches!(self, Failure::Longer { .. } | Failure::Shorter { .. })
     }
 }
@@ -120,25 +120,25 @@ impl Shared {
 }
 
 /// The reader's end.
-pub struct StdinSender {
+pub(crate) struct StdinSender {
     shared: Arc<Shared>,
 }
 
 /// The app's end: an [`http_body::Body`].
-pub struct StdinBody {
+pub(crate) struct StdinBody {
     shared: Arc<Shared>,
 }
 
 /// A view of the stream's outcome for the request's task, which answers 400 instead of the
 /// app when the body disagreed with CONTENT_LENGTH.
 #[derive(Clone)]
-pub struct StdinWatch {
+pub(crate) struct StdinWatch {
     shared: Arc<Shared>,
 }
 
 /// What became of one pushed record.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Pushed {
+pub(crate) enum Pushed {
     /// Queued, dropped after a failure, or the end of the stream.
     Done,
     /// This record made the stream fail.
@@ -147,7 +147,7 @@ pub enum Pushed {
 
 /// A queue whose body fails with 413 past `limit` bytes and with 400 when it disagrees with
 /// `declared` (CONTENT_LENGTH), whose queued bytes count against `budget`.
-pub fn channel(
+pub(crate) fn channel(
     limit: u64,
     declared: Option<u64>,
     budget: Arc<BodyBudget>,
@@ -172,7 +172,7 @@ impl StdinSender {
     /// Queues one record's data; an empty record ends the stream. `Err` hands the data back
     /// when the budget has no room for it and the app is not waiting for it: the reader
     /// holds it, waits for [`StdinSender::room`], and tries again.
-    pub fn try_push(&self, data: Bytes) -> Result<Pushed, Bytes> {
+    pub(crate) fn try_push(&self, data: Bytes) -> Result<Pushed, Bytes> {
         let shared = &*self.shared;
         let mut s = shared.lock();
         if s.failed.is_some() || s.ended {
@@ -238,7 +238,7 @@ impl StdinSender {
 
     /// Waits until the budget and this request's share of it may have room for `n` bytes, or
     /// the app waits for data.
-    pub fn room(&self, n: usize) -> impl Future<Output = ()> + Send + use<> {
+    pub(crate) fn room(&self, n: usize) -> impl Future<Output = ()> + Send + use<> {
         let shared = self.shared.clone();
         async move {
             let budget = shared.budget.clone();
@@ -254,7 +254,7 @@ impl StdinSender {
     }
 
     /// The web server abandoned the request: the body fails from now on.
-    pub fn abort(&self) {
+    pub(crate) fn abort(&self) {
         let mut s = self.shared.lock();
         if !s.ended {
             s.failed.get_or_insert(Failure::Aborted);
@@ -265,19 +265,19 @@ impl StdinSender {
     }
 
     /// Whether the empty STDIN record came: until then, the web server may still be sending.
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.shared.lock().ended
     }
 
     /// Whether the queue is over its high-water mark and the app still reads.
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         let s = self.shared.lock();
         s.queued > HIGH_WATER && !s.gone
     }
 
     /// Waits while the queue is over its high-water mark and the app still reads. The future
     /// owns what it needs, so the reader can wait on it beside the request's own future.
-    pub fn drained(&self) -> impl Future<Output = ()> + Send + use<> {
+    pub(crate) fn drained(&self) -> impl Future<Output = ()> + Send + use<> {
         let shared = self.shared.clone();
         async move {
             loop {
@@ -294,7 +294,7 @@ impl StdinSender {
     }
 
     /// The stream's outcome, for the request's task.
-    pub fn watch(&self) -> StdinWatch {
+    pub(crate) fn watch(&self) -> StdinWatch {
         StdinWatch {
             shared: self.shared.clone(),
         }
@@ -310,7 +310,7 @@ impl Drop for StdinSender {
 
 impl StdinWatch {
     /// Whether STDIN disagreed with CONTENT_LENGTH.
-    pub fn mismatch(&self) -> Option<Failure> {
+    pub(crate) fn mismatch(&self) -> Option<Failure> {
         self.shared.lock().failed.filter(|f| f.is_mismatch())
     }
 }

@@ -6,7 +6,7 @@
 
 /// The place in a chunked body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Chunked {
+pub(crate) enum Chunked {
     /// Before a chunk size: a hex digit must come.
     Start,
     /// In the hex digits of a chunk size, so far.
@@ -36,7 +36,7 @@ pub enum Chunked {
 
 /// What a run of body bytes came to.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// All of them are body; more is to come.
     More,
     /// The body ended this many bytes in.
@@ -47,7 +47,7 @@ pub enum Step {
 
 impl Chunked {
     /// Follows `data`, the next bytes of the body.
-    pub fn feed(&mut self, data: &[u8]) -> Step {
+    pub(crate) fn feed(&mut self, data: &[u8]) -> Step {
         let mut at = 0;
         while at < data.len() {
             let rest = &data[at..];

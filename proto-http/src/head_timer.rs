@@ -27,17 +27,17 @@ use crate::sniff::Sniffed;
 /// of its response body. hyper reads meanwhile (to notice a client that goes away), and those
 /// reads are not a wait for a head.
 #[derive(Clone, Default)]
-pub struct InRequest(Arc<AtomicBool>);
+pub(crate) struct InRequest(Arc<AtomicBool>);
 
 impl InRequest {
     /// A request starts (hyper called the service).
-    pub fn start(&self) {
+    pub(crate) fn start(&self) {
         self.0.store(true, Ordering::Relaxed);
     }
 
     /// The request's response: the request ends when this body is dropped (written in full,
     /// or abandoned).
-    pub fn track(&self, body: Body) -> TrackedBody {
+    pub(crate) fn track(&self, body: Body) -> TrackedBody {
         TrackedBody {
             body,
             busy: self.clone(),
@@ -46,7 +46,7 @@ impl InRequest {
 }
 
 /// A response body that marks its request over when dropped.
-pub struct TrackedBody {
+pub(crate) struct TrackedBody {
     body: Body,
     busy: InRequest,
 }
@@ -79,7 +79,7 @@ impl http_body::Body for TrackedBody {
 
 /// A watched connection whose reads fail with `TimedOut` once it has waited for a request head
 /// for a whole period without progress.
-pub struct HeadTimer<IO> {
+pub(crate) struct HeadTimer<IO> {
     io: Sniffed<IO>,
     busy: InRequest,
     period: Duration,
@@ -96,7 +96,7 @@ pub struct HeadTimer<IO> {
 
 impl<IO> HeadTimer<IO> {
     /// Times the heads read through `io`, but not while `busy` says a request is answered.
-    pub fn new(io: Sniffed<IO>, period: Duration, busy: InRequest) -> Self {
+    pub(crate) fn new(io: Sniffed<IO>, period: Duration, busy: InRequest) -> Self {
         HeadTimer {
             io,
             busy,

@@ -6,6 +6,8 @@
 //! [`serve_connection`] drives one connection. With the `tower` feature, [`tower`] adapts apps
 //! and tower services (axum) to each other.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod chunked;
 mod environ;
 mod guard;

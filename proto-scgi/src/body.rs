@@ -15,7 +15,7 @@ use tokio_util::io::poll_read_buf;
 /// header). Once it has read its last byte, or when it is dropped, it hands the read half back
 /// with what is left unread, so the driver can drain the rest and watch for the web server
 /// closing while the app still runs.
-pub struct ScgiBody<R> {
+pub(crate) struct ScgiBody<R> {
     read: Option<R>,
     early: Bytes,
     remaining: u64,
@@ -24,7 +24,12 @@ pub struct ScgiBody<R> {
 
 impl<R: AsyncRead + Unpin> ScgiBody<R> {
     /// A body of `len` bytes, the first of which are `early`.
-    pub fn new(read: R, mut early: Bytes, len: u64, back: oneshot::Sender<(R, u64)>) -> Self {
+    pub(crate) fn new(
+        read: R,
+        mut early: Bytes,
+        len: u64,
+        back: oneshot::Sender<(R, u64)>,
+    ) -> Self {
         let early_len = (early.len() as u64).min(len);
         early.truncate(early_len as usize);
         let mut body = ScgiBody {

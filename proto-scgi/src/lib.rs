@@ -7,6 +7,8 @@
 //! [`Environ`](gateway_core::Environ) through the same normalizer as FastCGI and CGI
 //! ([`gateway_core::CgiParams`]).
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod body;
 pub mod client;
 mod parse;

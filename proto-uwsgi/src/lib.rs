@@ -34,6 +34,8 @@
 //! `datasize`, trailing bytes, a repeated `CONTENT_LENGTH` or one that is not plain decimal
 //! digits are answered 400, vars over `max_head_size` 431; each with a log line.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod body;
 pub mod client;
 mod parse;

@@ -27,14 +27,14 @@ impl Default for Settings {
 /// Answers `200` with the same body to every request. The head is built once, out of static
 /// bytes, so a request touches no reference count (one shared by every core would bounce
 /// between them).
-pub struct Hello {
+pub(super) struct Hello {
     body: Bytes,
     content_type: Bytes,
     content_length: Bytes,
 }
 
 /// The factory for `type = "hello"`; keys `body` and `content_type`.
-pub fn factory(cfg: &AppConfig<'_>) -> Result<Hello, BoxError> {
+pub(super) fn factory(cfg: &AppConfig<'_>) -> Result<Hello, BoxError> {
     let s: Settings = cfg.deserialize()?;
     Ok(Hello {
         content_length: interned(s.body.len().to_string()),

@@ -17,13 +17,13 @@ fn pong() -> String {
 }
 
 /// The factory for `type = "ping"`; key `response`.
-pub fn factory(cfg: &AppConfig<'_>) -> Result<Ping, BoxError> {
+pub(super) fn factory(cfg: &AppConfig<'_>) -> Result<Ping, BoxError> {
     let s: Settings = cfg.deserialize()?;
     Ok(Ping(format!("{}\n", s.response)))
 }
 
 /// The ping app.
-pub struct Ping(String);
+pub(super) struct Ping(String);
 
 impl App for Ping {
     async fn call(&self, _env: Environ, _body: Body) -> Response {

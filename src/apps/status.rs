@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 struct Settings {}
 
 /// The factory for `type = "status"` (no keys): the page of `stats`.
-pub fn factory(
+pub(super) fn factory(
     stats: &'static Stats,
 ) -> impl Fn(&AppConfig<'_>) -> Result<Status, BoxError> + Send + Sync + 'static {
     move |cfg| {
@@ -23,7 +23,7 @@ pub fn factory(
 }
 
 /// The status app.
-pub struct Status(&'static Stats);
+pub(super) struct Status(&'static Stats);
 
 impl App for Status {
     async fn call(&self, env: Environ, _body: Body) -> Response {

@@ -24,12 +24,12 @@ const DRAIN_MAX: Duration = Duration::from_secs(5);
 
 /// Exactly `len` bytes of stdin: stdin ending sooner is an error of the body (the app's read
 /// fails, and an app that answers it answers 400), never a silently short body.
-pub fn exact(len: u64) -> Body {
+pub(super) fn exact(len: u64) -> Body {
     spawn(Some(len))
 }
 
 /// Stdin up to its end: the body of a chunked request a host streams without a length.
-pub fn to_end() -> Body {
+pub(super) fn to_end() -> Body {
     spawn(None)
 }
 
@@ -37,7 +37,7 @@ pub fn to_end() -> Body {
 /// still writing the body of a refused request would otherwise meet a broken pipe and drop
 /// the answer, as Apache does), for at most [`DRAIN_MAX`]; a host that sends nothing for
 /// [`DRAIN_IDLE`] is not waited for.
-pub fn drain(len: u64) {
+pub(super) fn drain(len: u64) {
     let Ok(mut stdin) = stdin() else {
         return;
     };

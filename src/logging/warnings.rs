@@ -16,7 +16,7 @@ use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata};
 
 /// Writes events at WARN and ERROR to stderr; spans are not tracked.
-pub struct Warnings;
+pub(super) struct Warnings;
 
 impl tracing::Subscriber for Warnings {
     fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {

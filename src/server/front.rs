@@ -19,7 +19,7 @@ use gateway_core::Protocol;
 use crate::config::{ListenConfig, ServerConfig};
 
 /// How a listener serves its connections.
-pub struct Front {
+pub(super) struct Front {
     pub wire: Wire,
     /// One permit per open connection (`max_connections`).
     pub connections: Arc<Semaphore>,
@@ -28,7 +28,7 @@ pub struct Front {
 }
 
 /// A listener's protocol with its limits: what serves each connection.
-pub enum Wire {
+pub(super) enum Wire {
     Http(Arc<HttpConfig>),
     Fastcgi(Arc<FastCgiConfig>),
     Scgi(Arc<ScgiConfig>),
@@ -38,7 +38,11 @@ pub enum Wire {
 impl Front {
     /// The front of one `[[listen]]` entry, with `[server]`'s defaults for what it leaves out.
     /// FastCGI listeners share `body_budget`, sized here from `[server] body_buffer_budget`.
-    pub fn new(cfg: &ListenConfig, server: &ServerConfig, body_budget: &Arc<BodyBudget>) -> Front {
+    pub(super) fn new(
+        cfg: &ListenConfig,
+        server: &ServerConfig,
+        body_budget: &Arc<BodyBudget>,
+    ) -> Front {
         let max_body_size = cfg.max_body_size.unwrap_or(server.max_body_size);
         let header_read_timeout = cfg
             .header_read_timeout
@@ -96,7 +100,7 @@ impl Front {
 
 impl Wire {
     /// The connection's whole life under this protocol.
-    pub fn serve<S>(
+    pub(super) fn serve<S>(
         &self,
         s: S,
         conn: ConnInfo,

@@ -20,7 +20,7 @@ use crate::config::{ListenConfig, ServerConfig};
 use crate::listen::{Listener, Stream};
 
 /// Every listener the daemon serves.
-pub struct Listeners {
+pub(super) struct Listeners {
     running: Vec<Running>,
     app: Arc<Reloadable>,
     /// Where each listener's open connections are counted.
@@ -42,7 +42,7 @@ struct Running {
 
 impl Listeners {
     /// No listeners yet.
-    pub fn new(
+    pub(super) fn new(
         app: Arc<Reloadable>,
         stats: &'static Stats,
         shutdown: CancellationToken,
@@ -59,18 +59,18 @@ impl Listeners {
     }
 
     /// How many listeners are open.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.running.len()
     }
 
     /// Whether none is open.
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.running.is_empty()
     }
 
     /// Makes the open listeners those of `wanted`. New addresses are bound before anything
     /// changes, so a failure leaves every listener as it was.
-    pub async fn apply(
+    pub(super) async fn apply(
         &mut self,
         wanted: &[ListenConfig],
         server: &ServerConfig,

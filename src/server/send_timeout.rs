@@ -17,7 +17,7 @@ use tokio::time::{Instant, Sleep};
 ///
 /// The timer runs only while a write (or flush) is pending: the time between two writes that
 /// complete is the app's, not the client's, and is bounded by `request_timeout` instead.
-pub struct SendTimeout<S> {
+pub(super) struct SendTimeout<S> {
     inner: S,
     timeout: Duration,
     /// Armed while a write waits; kept between waits so a slow client costs no allocation.
@@ -27,7 +27,7 @@ pub struct SendTimeout<S> {
 
 impl<S> SendTimeout<S> {
     /// Wraps `inner`.
-    pub fn new(inner: S, timeout: Duration) -> Self {
+    pub(super) fn new(inner: S, timeout: Duration) -> Self {
         SendTimeout {
             inner,
             timeout,

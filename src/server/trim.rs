@@ -14,7 +14,7 @@ use gateway_core::Stats;
 const QUIET: Duration = Duration::from_secs(1);
 
 /// Watches the request counters and trims after each burst.
-pub fn spawn(stats: &'static Stats) {
+pub(super) fn spawn(stats: &'static Stats) {
     tokio::spawn(async move {
         let mut trimmed_at = stats.served();
         let mut last = trimmed_at;

@@ -11,7 +11,7 @@ use crate::{Body, Response};
 /// The largest body of known length that goes out with the head, in one buffer and one write.
 /// A larger one is streamed: gathering it would hold it all in memory, and the write it saves
 /// is nothing next to its size.
-pub const COALESCE_MAX: u64 = 64 << 10;
+pub(crate) const COALESCE_MAX: u64 = 64 << 10;
 
 /// One response on its way out: it turns the app's [`Response`] into the bytes to send, in
 /// order, and decides when they may go. The front-end pulls the body and does the IO:
@@ -64,7 +64,7 @@ pub struct ResponseWriter {
 impl ResponseWriter {
     /// The writer of `res`, and the body to read and [`push`](Self::push): empty (and never to
     /// read) for a HEAD request or a body known to be empty. A head that cannot be written is
-    /// answered 500 or 502 instead (see [`write_head_or_500`]).
+    /// answered 500 or 502 instead (see [`write_head_or_500_as`]).
     pub fn new(res: Response, head_only: bool) -> (Self, Body) {
         ResponseWriter::with_style(res, head_only, HeadStyle::Cgi)
     }
@@ -209,7 +209,7 @@ pub enum HeadStyle {
 /// write_response_head_as(&res, &mut out, HeadStyle::StatusLine).unwrap();
 /// assert_eq!(&out[..], b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /x\r\n\r\n");
 /// ```
-pub fn write_response_head_as(
+pub(crate) fn write_response_head_as(
     res: &Response,
     out: &mut BytesMut,
     style: HeadStyle,
@@ -280,16 +280,15 @@ pub fn is_final_status(status: u16) -> bool {
     (200..=599).contains(&status)
 }
 
-/// Writes `res`'s CGI head into `out` and hands back the body to send after it. A head that
-/// cannot be written (see [`write_response_head`]) is logged and answered instead, as every
-/// CGI-family front-end answers it: 502 for a status that is not final (the app is the
+/// Writes `res`'s head in `style` into `out` and hands back the body to send after it. A head
+/// that cannot be written (see [`write_response_head`]) is logged and answered instead, as
+/// every CGI-family front-end answers it: 502 for a status that is not final (the app is the
 /// gateway's upstream, and its answer is not one), 500 for a broken header.
-pub fn write_head_or_500(res: Response, out: &mut BytesMut) -> crate::Body {
-    write_head_or_500_as(res, out, HeadStyle::Cgi)
-}
-
-/// [`write_head_or_500`] in `style`.
-pub fn write_head_or_500_as(res: Response, out: &mut BytesMut, style: HeadStyle) -> crate::Body {
+pub(crate) fn write_head_or_500_as(
+    res: Response,
+    out: &mut BytesMut,
+    style: HeadStyle,
+) -> crate::Body {
     match write_response_head_as(&res, out, style) {
         Ok(()) => res.body,
         Err(e) => {
@@ -391,7 +390,7 @@ mod tests {
     #[test]
     fn an_interim_status_is_a_502() {
         let mut out = BytesMut::new();
-        write_head_or_500(Response::new(100), &mut out);
+        write_head_or_500_as(Response::new(100), &mut out, HeadStyle::Cgi);
         assert!(out.starts_with(b"Status: 502 Bad Gateway\r\n"), "{out:?}");
     }
 

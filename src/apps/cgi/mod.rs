@@ -66,7 +66,7 @@ fn default_max_scripts() -> usize {
 
 /// The factory for `type = "cgi"`; keys `root`, `timeout`, `pass_env`, `pass_params`,
 /// `max_scripts`.
-pub fn factory(cfg: &AppConfig<'_>) -> Result<CgiHost, BoxError> {
+pub(super) fn factory(cfg: &AppConfig<'_>) -> Result<CgiHost, BoxError> {
     let s: Settings = cfg.deserialize()?;
     let root = std::fs::canonicalize(&s.root)
         .map_err(|e| format!("root {:?} cannot be used: {e}", s.root.display()))?;
@@ -98,7 +98,7 @@ pub fn factory(cfg: &AppConfig<'_>) -> Result<CgiHost, BoxError> {
 }
 
 /// The `cgi` app.
-pub struct CgiHost {
+pub(super) struct CgiHost {
     root: PathBuf,
     timeout: Duration,
     pass_env: Vec<(OsString, OsString)>,

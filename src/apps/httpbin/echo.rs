@@ -7,12 +7,12 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 /// `args`: the query string decoded; a repeated key gives a list.
-pub fn args(env: &Environ) -> Value {
+pub(super) fn args(env: &Environ) -> Value {
     pairs(env.query_string())
 }
 
 /// `a=1&b=2&a=3` as `{"a": ["1", "3"], "b": "2"}`.
-pub fn pairs(encoded: &[u8]) -> Value {
+pub(super) fn pairs(encoded: &[u8]) -> Value {
     let mut map = Map::new();
     for (k, v) in form_urlencoded::parse(encoded) {
         let v = Value::String(v.into_owned());
@@ -28,7 +28,7 @@ pub fn pairs(encoded: &[u8]) -> Value {
 }
 
 /// `headers`: each request header under its Title-Case name.
-pub fn headers(env: &Environ) -> Value {
+pub(super) fn headers(env: &Environ) -> Value {
     let mut map = Map::new();
     for (name, value) in env.headers() {
         let title: String = name
@@ -47,12 +47,12 @@ pub fn headers(env: &Environ) -> Value {
 }
 
 /// `origin`: the client's address.
-pub fn origin(env: &Environ) -> Value {
+pub(super) fn origin(env: &Environ) -> Value {
     lossy(env.remote_addr()).into()
 }
 
 /// `url`: the URL the client asked for, rebuilt from the environ.
-pub fn url(env: &Environ) -> Value {
+pub(super) fn url(env: &Environ) -> Value {
     let host = match env.header("host") {
         Some(h) => lossy(h),
         None => format!(
@@ -75,7 +75,7 @@ pub fn url(env: &Environ) -> Value {
 }
 
 /// The fields of `/get`.
-pub fn get_fields(env: &Environ) -> Map<String, Value> {
+pub(super) fn get_fields(env: &Environ) -> Map<String, Value> {
     let mut map = Map::new();
     map.insert("args".into(), args(env));
     map.insert("headers".into(), headers(env));
@@ -86,7 +86,10 @@ pub fn get_fields(env: &Environ) -> Map<String, Value> {
 
 /// The fields of `/post` and friends: `/get`'s plus the body as `data`, `form`, `files` and
 /// `json`.
-pub async fn body_fields(env: &Environ, body: Body) -> Result<Map<String, Value>, BodyError> {
+pub(super) async fn body_fields(
+    env: &Environ,
+    body: Body,
+) -> Result<Map<String, Value>, BodyError> {
     let data = body.to_bytes().await?;
     let mut map = get_fields(env);
     let content_type = env
@@ -124,7 +127,7 @@ fn data_string(data: &[u8]) -> Value {
 
 /// `/environ`: every meta-variable the app received, and a digest of the body, read as a
 /// stream so a large upload costs no memory.
-pub async fn environ(env: &Environ, mut body: Body) -> Result<Value, BodyError> {
+pub(super) async fn environ(env: &Environ, mut body: Body) -> Result<Value, BodyError> {
     let mut vars = Map::new();
     for (name, value) in env.iter() {
         vars.insert(escaped(name), escaped(value).into());
@@ -144,7 +147,7 @@ pub async fn environ(env: &Environ, mut body: Body) -> Result<Value, BodyError> 
 }
 
 /// UTF-8 as is; each byte of an invalid sequence as `\xNN`.
-pub fn escaped(bytes: &[u8]) -> String {
+pub(super) fn escaped(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         out.push_str(chunk.valid());
@@ -155,7 +158,7 @@ pub fn escaped(bytes: &[u8]) -> String {
     out
 }
 
-pub fn lossy(b: &[u8]) -> String {
+pub(super) fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 

@@ -21,13 +21,13 @@ use echo::lossy;
 struct Settings {}
 
 /// The factory for `type = "httpbin"`.
-pub fn factory(cfg: &AppConfig<'_>) -> Result<Httpbin, BoxError> {
+pub(super) fn factory(cfg: &AppConfig<'_>) -> Result<Httpbin, BoxError> {
     let Settings {} = cfg.deserialize()?;
     Ok(Httpbin)
 }
 
 /// The httpbin app.
-pub struct Httpbin;
+pub(super) struct Httpbin;
 
 impl App for Httpbin {
     async fn call(&self, env: Environ, body: Body) -> Response {

@@ -11,10 +11,10 @@ use serde_json::Value;
 use super::echo;
 
 /// The most bytes `/bytes` and `/stream-bytes` produce, and the most lines of `/stream`.
-pub const MAX_BYTES: usize = 10 << 20;
-pub const MAX_LINES: usize = 100;
+pub(super) const MAX_BYTES: usize = 10 << 20;
+pub(super) const MAX_LINES: usize = 100;
 /// The longest `/delay` and `/drip` waits, in seconds.
-pub const MAX_SECONDS: f64 = 10.0;
+pub(super) const MAX_SECONDS: f64 = 10.0;
 
 fn rng(args: &Value) -> fastrand::Rng {
     match args
@@ -34,7 +34,7 @@ fn octets(rng: &mut fastrand::Rng, n: usize) -> Bytes {
 }
 
 /// `/bytes/{n}`: `n` random bytes in one body (`?seed=` makes them repeatable).
-pub fn bytes(env: &Environ, n: usize) -> Response {
+pub(super) fn bytes(env: &Environ, n: usize) -> Response {
     let data = octets(&mut rng(&echo::args(env)), n.min(MAX_BYTES));
     Response::new(200)
         .with_header("Content-Type", "application/octet-stream")
@@ -43,7 +43,7 @@ pub fn bytes(env: &Environ, n: usize) -> Response {
 }
 
 /// `/stream-bytes/{n}?chunk_size=C`: `n` random bytes, streamed in chunks of `C`.
-pub fn stream_bytes(env: &Environ, n: usize) -> Response {
+pub(super) fn stream_bytes(env: &Environ, n: usize) -> Response {
     let args = echo::args(env);
     let chunk = arg(&args, "chunk_size")
         .unwrap_or(10240.0)
@@ -63,7 +63,7 @@ pub fn stream_bytes(env: &Environ, n: usize) -> Response {
 }
 
 /// `/stream/{n}`: `n` JSON lines (at most 100), each the `/get` document with an `id`.
-pub fn json_lines(env: &Environ, n: usize) -> Response {
+pub(super) fn json_lines(env: &Environ, n: usize) -> Response {
     let fields = echo::get_fields(env);
     let lines = stream::iter((0..n.min(MAX_LINES)).map(move |id| {
         let mut doc = fields.clone();
@@ -79,7 +79,7 @@ pub fn json_lines(env: &Environ, n: usize) -> Response {
 
 /// `/drip?duration=&numbytes=&delay=&code=`: waits `delay` seconds, then sends `numbytes`
 /// asterisks spread evenly over `duration` seconds.
-pub async fn drip(env: &Environ) -> Response {
+pub(super) async fn drip(env: &Environ) -> Response {
     let args = echo::args(env);
     let duration = arg(&args, "duration")
         .unwrap_or(2.0)
@@ -110,7 +110,7 @@ pub async fn drip(env: &Environ) -> Response {
 }
 
 /// A numeric query argument.
-pub fn arg(args: &Value, name: &str) -> Option<f64> {
+pub(super) fn arg(args: &Value, name: &str) -> Option<f64> {
     args.get(name)?
         .as_str()?
         .parse::<f64>()
