@@ -72,7 +72,7 @@ def throughput_table(rows):
         top = max(peers) if peers else None
         for name, r in entries:
             ratio = f"{r['median'] / top:.2f}×" if top else "–"
-            label = f"**{name}**" if r["kind"] == "gatewayd" else name
+            label = f"**{name}**" if r["kind"] in ("gatewayd", "variant") else name
             # fcgiwrap lets the kernel reap its children: their CPU shows nowhere in /proc.
             unseen = r["kind"] == "ceiling" or "fcgiwrap" in chain
             server = "–" if unseen else f"{r['user']:.1f} + {r['sys']:.1f}"
@@ -176,7 +176,8 @@ def chart(rows, path):
             parts.append(f'<text x="4" y="{y + 12}" font-weight="bold">{escape(chain)}</text>')
             y += bar_h + gap
             last_chain = chain
-        colour = {"gatewayd": "#d9480f", "peer": "#4c6ef5", "ceiling": "#868e96"}[r["kind"]]
+        colour = {"gatewayd": "#d9480f", "variant": "#f59f00", "peer": "#4c6ef5",
+                  "ceiling": "#868e96"}[r["kind"]]
         w = r["median"] * scale
         lo, hi = left + min(r["rps"]) * scale, left + max(r["rps"]) * scale
         parts.append(f'<text x="{left - 6}" y="{y + 12}" text-anchor="end">{escape(name)}</text>')

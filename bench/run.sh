@@ -15,7 +15,11 @@
 #        BENCH_ONLY (a regex over target names and chains, to measure a few while working),
 #        BENCH_HOLD=1 (start everything, print the URLs and wait, for profiling by hand),
 #        BENCH_SMOKE=1 (start everything, check that each target selected by BENCH_ONLY answers
-#        the hello response once, and stop: no load, no report).
+#        the hello response once, and stop: no load, no report),
+#        BENCH_BEFORE=path/to/gatewayd (an older build, measured beside this one on HTTP, FastCGI
+#        and SCGI: a change's before and after in the same run).
+# gatewayd is measured with its access log off, as every peer's is, and also as users run it by
+# default, log on (to a file), on HTTP, FastCGI and SCGI: the rows "gatewayd (log on)".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -108,6 +112,21 @@ TOML
 cat bench/peers/hello.toml >> "$work/gatewayd.toml"
 # The access log is off, as it is for every peer (nginx, uWSGI): the bench measures the gateway.
 RUST_LOG=info,gatewayd::access=off start gatewayd "$gatewayd" serve --config "$work/gatewayd.toml"
+# Variants on their own ports (HTTP, FastCGI, SCGI over TCP): the default config (access log
+# on, to a file) and, with BENCH_BEFORE, an older build with the log off.
+variant_config() { # FIRST-PORT
+  printf '[[listen]]\nprotocol = "http"\naddress = "127.0.0.1:%s"\n' "$1"
+  printf '[[listen]]\nprotocol = "fastcgi"\naddress = "127.0.0.1:%s"\n' "$(($1 + 1))"
+  printf '[[listen]]\nprotocol = "scgi"\naddress = "127.0.0.1:%s"\n' "$(($1 + 2))"
+  cat bench/peers/hello.toml
+}
+variant_config 18321 > "$work/gatewayd-log.toml"
+RUST_LOG=info start gatewayd_log "$gatewayd" serve --config "$work/gatewayd-log.toml"
+if [[ -n ${BENCH_BEFORE:-} ]]; then
+  variant_config 18331 > "$work/gatewayd-before.toml"
+  RUST_LOG=info,gatewayd::access=off start gatewayd_before "$BENCH_BEFORE" serve \
+    --config "$work/gatewayd-before.toml"
+fi
 start hyper "$repo/target/release/examples/hyper-hello" 127.0.0.1:18304
 
 cat > "$work/php-fpm.conf" <<INI
@@ -203,6 +222,15 @@ via_fcgiwrap() { # NAME PROGRAM [EXTRA-DIRECTIVES]
 via_nginx "nginx return 200" "nginx alone (ceiling)" ceiling \
   "default_type text/plain; return 200 \"Hello, World!\\n\";"
 target gatewayd "HTTP direct" gatewayd http://127.0.0.1:18301/
+variant() { # NAME FIRST-PORT: a gatewayd variant on HTTP, FastCGI and SCGI
+  target "$1" "HTTP direct" variant "http://127.0.0.1:$2/"
+  upstream "127.0.0.1:$(($2 + 1))" 32
+  via_nginx "$1" "nginx → FastCGI (TCP, keep-conn)" variant \
+    "include /etc/nginx/fastcgi_params; fastcgi_keep_conn on; fastcgi_pass $up;"
+  via_nginx "$1" "nginx → SCGI (TCP)" variant "include /etc/nginx/scgi_params; scgi_pass 127.0.0.1:$(($2 + 2));"
+}
+variant "gatewayd (log on)" 18321
+[[ -z ${BENCH_BEFORE:-} ]] || variant "gatewayd (before)" 18331
 target "hyper hello" "HTTP direct" peer http://127.0.0.1:18304/
 via_proxy gatewayd 127.0.0.1:18301
 via_proxy "hyper hello" 127.0.0.1:18304
@@ -293,6 +321,8 @@ ticks() { # PID...: "user system"
 backend_of() { # TARGET-INDEX: the processes that serve it behind nginx, or nothing
   case "${names[$1]}|${chains[$1]}" in
     *fcgiwrap*) echo "$pid_fcgiwrap" ;;
+    "gatewayd (log on)"*) echo "$pid_gatewayd_log" ;;
+    "gatewayd (before)"*) echo "$pid_gatewayd_before" ;;
     gatewayd*) echo "$pid_gatewayd" ;;
     "hyper hello"*) echo "$pid_hyper" ;;
     php-fpm*) echo "$pid_php" ;;

@@ -200,15 +200,6 @@ pub enum HeadStyle {
 }
 
 /// [`write_response_head`] in `style`.
-///
-/// ```
-/// use gateway_core::{HeadStyle, Response, write_response_head_as};
-///
-/// let mut out = bytes::BytesMut::new();
-/// let res = Response::new(307).with_header("Location", "/x");
-/// write_response_head_as(&res, &mut out, HeadStyle::StatusLine).unwrap();
-/// assert_eq!(&out[..], b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /x\r\n\r\n");
-/// ```
 pub(crate) fn write_response_head_as(
     res: &Response,
     out: &mut BytesMut,
@@ -514,5 +505,16 @@ mod tests {
         let out = w.poll_write().unwrap();
         assert!(out.starts_with(b"Status: 500 Internal Server Error\r\n"));
         assert!(out.ends_with(b"\r\n\r\n500 Internal Server Error\n"));
+    }
+
+    #[test]
+    fn a_status_line_head() {
+        let mut out = BytesMut::new();
+        let res = Response::new(307).with_header("Location", "/x");
+        write_response_head_as(&res, &mut out, HeadStyle::StatusLine).unwrap();
+        assert_eq!(
+            &out[..],
+            b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /x\r\n\r\n"
+        );
     }
 }
