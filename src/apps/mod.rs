@@ -35,7 +35,7 @@ mod tests {
 
     #[test]
     fn httpbin_not_built_in_is_a_config_error_at_its_table() {
-        let mut registry = gateway_core::Registry::new();
+        let mut registry = crate::config::Registry::new();
         super::register_builtins(&mut registry, gateway_core::Stats::leak());
         let source = "[[listen]]\nprotocol = \"http\"\naddress = \"127.0.0.1:0\"\n\n\
                       [apps.bin]\ntype = \"httpbin\"\n\n[[mount]]\npath = \"/\"\napp = \"bin\"\n";
