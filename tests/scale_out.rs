@@ -183,6 +183,48 @@ async fn stopping_one_of_two_instances_fails_no_request() {
     );
 }
 
+/// What nginx does to an instance as it stops: connects (the kernel completes the handshake
+/// before gatewayd accepts, or as its listener closes), then sends the request. The drain
+/// must answer it: it used to close every connection that had no request yet when SIGTERM
+/// came, and nginx logged "upstream prematurely closed connection while reading response
+/// header" for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_sent_on_a_connection_made_before_sigterm_is_answered() {
+    use proto_fastcgi::{RecordDecoder, client};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio_util::codec::Decoder as _;
+
+    let mut a = Daemon::start(&instance("a"));
+    let addr: SocketAddr = a.listening[0].1.parse().unwrap();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    a.signal(SIGTERM);
+    a.wait_log("draining");
+    // Past the drain's start: the connection has seen the shutdown by now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut wire = bytes::BytesMut::new();
+    let params: &[(&[u8], &[u8])] = &[
+        (b"REQUEST_METHOD", b"GET"),
+        (b"REQUEST_URI", b"/"),
+        (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+    ];
+    client::put_request(&mut wire, 1, false, params, b"");
+    stream.write_all(&wire).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut got))
+        .await
+        .expect("answered within the drain")
+        .expect("no reset");
+    let mut got = bytes::BytesMut::from(&got[..]);
+    let mut reply = client::Replies::default();
+    while let Some(record) = RecordDecoder.decode(&mut got).unwrap() {
+        reply.push(record);
+    }
+    assert!(reply.ended(1), "answered before the close: {reply:?}");
+    assert_eq!(&reply.by_id[&1].body()[..], b"a");
+    let status = tokio::task::block_in_place(|| a.wait(Duration::from_secs(10)));
+    assert!(status.success(), "a drained and exited 0: {status}");
+}
+
 /// `gatewayd@.service` (several instances on one host) passes `systemd-analyze verify`, with
 /// ExecStart pointed at this build; `--man=no` because its man pages are only installed by the
 /// package (scripts/deb-test.sh verifies the installed units with them).

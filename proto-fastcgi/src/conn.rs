@@ -7,13 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::StreamExt as _;
 use futures_util::future::{Abortable, Aborted, BoxFuture};
 use futures_util::stream::FuturesUnordered;
 use gateway_core::App;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -40,9 +40,7 @@ pub async fn serve_connection<IO, A: App>(
 {
     let (rd, wr) = tokio::io::split(io);
     let (out, out_rx) = mpsc::channel(32);
-    let (half_close, half_closed) = oneshot::channel();
-    let mut half_close = Some(half_close);
-    let writer = tokio::spawn(write_loop(wr, out_rx, half_closed));
+    let writer = tokio::spawn(write_loop(wr, out_rx));
     let mut calls = FuturesUnordered::<Call>::new();
     let mut conn = Connection::new(cfg, Instant::now().into_std());
     let mut frames = FramedRead::new(rd, RecordDecoder);
@@ -55,18 +53,11 @@ pub async fn serve_connection<IO, A: App>(
     tokio::pin!(timer);
     let mut armed: Option<Instant> = None;
     'conn: loop {
+        // Data and half-close go down the one queue the calls write to, so the writer sees
+        // them in the order they were queued.
         while let Some(transmit) = conn.poll_transmit() {
-            match transmit {
-                Transmit::Data(buf) => {
-                    if out.send(buf).await.is_err() {
-                        break 'conn;
-                    }
-                }
-                Transmit::HalfClose => {
-                    if let Some(signal) = half_close.take() {
-                        let _ = signal.send(());
-                    }
-                }
+            if out.send(transmit).await.is_err() {
+                break 'conn;
             }
         }
         if conn.is_done() {
@@ -130,37 +121,37 @@ fn far_future() -> Instant {
 }
 
 /// Owns the write half: writes whole buffers, coalescing what is already queued into one
-/// write, and closes the socket when every sender is gone, or when `half_close` fires, once
+/// write, and closes the socket when every sender is gone, or at [`Transmit::HalfClose`], once
 /// what was queued before it is written. (An empty buffer is just nothing to write: an app
 /// may stream an empty chunk.)
-async fn write_loop<W: AsyncWrite>(
-    wr: W,
-    mut rx: mpsc::Receiver<Bytes>,
-    mut half_close: oneshot::Receiver<()>,
-) {
+///
+/// The half-close comes down the same queue as the data, never on a channel of its own: a
+/// writer that polls two channels one after the other can find the data queue empty, then
+/// the signal set, when the driver (on another worker thread) queued the response and
+/// signalled between its two polls; it then closed with the response unwritten, and the web
+/// server saw a connection closed before any response header.
+async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::Receiver<Transmit>) {
     tokio::pin!(wr);
     let mut batch = BytesMut::new();
-    // Until the driver either fires it or drops it (it ended: the senders go with it).
-    let mut signal = true;
     let mut closed = false;
-    loop {
-        // Biased: what is queued goes out before the half-close that followed it.
-        let first = tokio::select! {
-            biased;
-            first = rx.recv() => match first {
-                Some(first) => first,
-                None => break,
-            },
-            fired = &mut half_close, if signal => {
-                signal = false;
-                closed = fired.is_ok();
-                match closed {
-                    true => break,
-                    false => continue,
-                }
+    while !closed {
+        let first = match rx.recv().await {
+            Some(Transmit::Data(first)) => first,
+            Some(Transmit::HalfClose) => {
+                closed = true;
+                break;
             }
+            None => break,
         };
-        let Ok(next) = rx.try_recv() else {
+        let next = match rx.try_recv() {
+            Ok(Transmit::Data(next)) => Some(next),
+            Ok(Transmit::HalfClose) => {
+                closed = true;
+                None
+            }
+            Err(_) => None,
+        };
+        let Some(next) = next else {
             // The usual case, one buffer queued: write it as it is.
             if let Err(e) = wr.write_all(&first).await {
                 tracing::debug!(error = %e, "FastCGI connection lost while writing");
@@ -172,7 +163,11 @@ async fn write_loop<W: AsyncWrite>(
         batch.extend_from_slice(&next);
         while batch.len() < 256 << 10 {
             match rx.try_recv() {
-                Ok(more) => batch.extend_from_slice(&more),
+                Ok(Transmit::Data(more)) => batch.extend_from_slice(&more),
+                Ok(Transmit::HalfClose) => {
+                    closed = true;
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -186,5 +181,74 @@ async fn write_loop<W: AsyncWrite>(
     if closed {
         // Nothing more goes out, but no sender may wait on a full queue.
         while rx.recv().await.is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use bytes::Bytes;
+    use tokio::io::AsyncReadExt as _;
+
+    use super::*;
+
+    /// The driver queues a response and then the half-close from one worker thread while the
+    /// writer runs its first poll on the other. With the half-close on a channel of its own,
+    /// the writer could poll the empty data queue, then find the signal set by then, and close
+    /// before the response (97 times in 20,000 here): nginx logged "upstream prematurely
+    /// closed connection while reading response header" for an instance that was not even
+    /// stopping. On the one queue, the response always goes out first.
+    #[test]
+    fn what_is_queued_before_the_half_close_is_written_first() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        for round in 0..5_000 {
+            let (mut web_server, ours) = tokio::io::duplex(1 << 16);
+            let (out, rx) = mpsc::channel(32);
+            let polled = Arc::new(AtomicBool::new(false));
+            let writer = rt.spawn({
+                let polled = polled.clone();
+                async move {
+                    polled.store(true, Ordering::Release);
+                    write_loop(ours, rx).await
+                }
+            });
+            while !polled.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            let response = Transmit::Data(Bytes::from_static(b"response"));
+            out.blocking_send(response).unwrap();
+            out.blocking_send(Transmit::HalfClose).unwrap();
+            drop(out);
+            rt.block_on(writer).unwrap();
+            let mut got = Vec::new();
+            rt.block_on(web_server.read_to_end(&mut got)).unwrap();
+            assert_eq!(got, b"response", "round {round}");
+        }
+    }
+
+    #[tokio::test]
+    async fn nothing_goes_out_after_the_half_close() {
+        let (mut web_server, ours) = tokio::io::duplex(1 << 16);
+        let (out, rx) = mpsc::channel(32);
+        for t in [
+            Transmit::Data(Bytes::from_static(b"a")),
+            Transmit::Data(Bytes::new()),
+            Transmit::Data(Bytes::from_static(b"b")),
+            Transmit::HalfClose,
+            Transmit::Data(Bytes::from_static(b"late")),
+        ] {
+            out.send(t).await.unwrap();
+        }
+        let writer = tokio::spawn(write_loop(ours, rx));
+        let mut got = Vec::new();
+        web_server.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"ab", "closed after what came before the half-close");
+        // The writer drains the queue until every sender is gone, so none waits on it.
+        drop(out);
+        writer.await.unwrap();
     }
 }

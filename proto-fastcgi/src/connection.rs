@@ -161,8 +161,16 @@ impl Connection {
     /// Whether the driver must stop: after an error or a timeout, or once the last request
     /// ends on a connection that is closing or draining. What is queued to transmit is still
     /// to be written first.
+    ///
+    /// A draining connection that has had no record yet is not done: the listener accepted it
+    /// (or took it from its backlog) as it stopped, and the web server has sent its request
+    /// on it or is sending it. Closing it would fail that request (nginx reads a close before
+    /// any header), so it is served, then closed; the head timeout bounds the wait for it.
     pub(crate) fn is_done(&self) -> bool {
-        self.closed || ((self.closing || self.draining) && self.requests.is_empty())
+        let idle = self.requests.is_empty();
+        self.closed
+            || (self.closing && idle)
+            || (self.draining && idle && self.silent_since.is_none())
     }
 
     /// Whether [`Connection::handle_shutdown`] was called.
@@ -170,7 +178,8 @@ impl Connection {
         self.draining
     }
 
-    /// The daemon shuts down: finish what is in flight, start nothing new.
+    /// The daemon shuts down: finish what is in flight, and the request of a connection that
+    /// has not sent it yet (see [`Connection::is_done`]); an idle kept connection closes.
     pub(crate) fn handle_shutdown(&mut self) {
         self.draining = true;
     }

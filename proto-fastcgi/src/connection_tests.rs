@@ -551,6 +551,52 @@ fn shutdown_waits_for_requests_in_flight() {
 }
 
 #[test]
+fn a_connection_whose_request_comes_after_the_shutdown_is_served() {
+    // Accepted as the listener stopped (or taken from its backlog): nginx has connected and
+    // its request is on the way. Closing now was a close before any header (a 502, or a
+    // retry that marks the instance failed).
+    let (mut conn, t0) = open(1);
+    conn.handle_shutdown();
+    assert!(
+        !conn.is_done(),
+        "waits for the request the web server is sending"
+    );
+    // It comes in pieces: each is taken, none ends the wait.
+    feed(&mut conn, begin(1, false), t0);
+    assert!(!conn.is_done());
+    let mut rest = head(1, false, "/r", Some(0));
+    let _ = rest.split_to(16); // BEGIN_REQUEST, fed above
+    feed(&mut conn, rest, t0);
+    feed(&mut conn, stdin_record(1, b""), t0);
+    assert_eq!(started(&mut conn).len(), 1);
+    assert!(!conn.is_done());
+    conn.handle_finished(done(1, "ok"), t0);
+    assert!(written(&mut conn).0.ended(1), "answered");
+    assert!(conn.is_done(), "then closed");
+}
+
+#[test]
+fn a_silent_connection_drains_on_the_head_timeout() {
+    let (mut conn, t0) = open(1);
+    conn.handle_shutdown();
+    assert_eq!(conn.poll_timeout(), Some(t0 + HEAD));
+    conn.handle_timeout(t0 + HEAD);
+    assert!(conn.is_done());
+}
+
+#[test]
+fn an_idle_kept_connection_closes_at_the_shutdown() {
+    let (mut conn, t0) = open(1);
+    feed(&mut conn, request(1, true, b""), t0);
+    started(&mut conn);
+    conn.handle_finished(done(1, "ok"), t0);
+    assert!(written(&mut conn).0.ended(1));
+    assert!(!conn.is_done(), "kept for the next request");
+    conn.handle_shutdown();
+    assert!(conn.is_done());
+}
+
+#[test]
 fn a_full_stdin_queue_pauses_reading_until_the_app_reads() {
     let (mut conn, t0) = open(1);
     feed(&mut conn, head(1, true, "/r", None), t0);

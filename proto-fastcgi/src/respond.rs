@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::FutureExt as _;
 use gateway_core::{App, Body, Environ, Response, ResponseWriter};
 use tokio::sync::mpsc;
 
 use crate::codec::{put_stream, put_stream_end};
+use crate::connection::Transmit;
 use crate::record::RecordType;
 use crate::stdin::StdinWatch;
 
@@ -33,7 +34,7 @@ pub(crate) async fn run<A: App>(
     body: Body,
     stdin: StdinWatch,
     app: Arc<A>,
-    out: mpsc::Sender<Bytes>,
+    out: mpsc::Sender<Transmit>,
 ) -> Done {
     let head_only = env.method() == "HEAD";
     let mut res = app.call(env, body).await;
@@ -68,7 +69,7 @@ async fn write(
     id: u16,
     res: Response,
     head_only: bool,
-    out: &mpsc::Sender<Bytes>,
+    out: &mpsc::Sender<Transmit>,
 ) -> Result<BytesMut, ()> {
     let (mut w, mut body) = ResponseWriter::new(res, head_only);
     // Room for a usual head and small body, framed, and END_REQUEST: one allocation.
@@ -82,7 +83,9 @@ async fn write(
             return Ok(buf);
         }
         if !buf.is_empty() {
-            out.send(buf.split().freeze()).await.map_err(|_| ())?;
+            out.send(Transmit::Data(buf.split().freeze()))
+                .await
+                .map_err(|_| ())?;
         }
         match body.chunk().await {
             Ok(Some(chunk)) => w.push(chunk),

@@ -42,19 +42,26 @@ const DRAIN_TIME: Duration = Duration::from_secs(5);
 /// Serves the one request of an SCGI connection. Malformed input gets a CGI-format 400 (431
 /// for an oversized header) and the connection closes; when the web server closes the
 /// connection while the app runs, the app's call is cancelled.
+///
+/// The daemon's shutdown does not cut the wait for the header: a connection is one request,
+/// and one the listener accepted (or took from its backlog) as it stopped carries a request
+/// the web server has sent or is sending. Closing it would fail that request, so it is
+/// served; `header_read_timeout` bounds the wait, and the daemon's `shutdown_timeout` the
+/// whole drain.
 pub async fn serve_connection<IO, A: App>(
     io: IO,
     app: Arc<A>,
     cfg: Arc<ScgiConfig>,
-    shutdown: CancellationToken,
+    _shutdown: CancellationToken,
 ) where
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut read, mut write) = tokio::io::split(io);
-    let header = tokio::select! {
-        h = tokio::time::timeout(cfg.header_read_timeout, read_header(&mut read, cfg.max_header_size)) => h,
-        () = shutdown.cancelled() => return,
-    };
+    let header = tokio::time::timeout(
+        cfg.header_read_timeout,
+        read_header(&mut read, cfg.max_header_size),
+    )
+    .await;
     let (header, early) = match header {
         Err(_) => {
             tracing::debug!("SCGI header timed out");
