@@ -46,19 +46,24 @@ const STYLE: HeadStyle = HeadStyle::StatusLine;
 /// modifier1 other than 0, 431 for vars over the cap) and a log line, and the connection
 /// closes; when the web server closes the connection while the app runs, the app's call is
 /// cancelled.
+///
+/// The daemon's shutdown does not cut the wait for the packet, as for SCGI: a connection the
+/// listener accepted as it stopped carries a request the web server has sent or is sending.
+/// `header_read_timeout` bounds the wait, and the daemon's `shutdown_timeout` the whole drain.
 pub async fn serve_connection<IO, A: App>(
     io: IO,
     app: Arc<A>,
     cfg: Arc<UwsgiConfig>,
-    shutdown: CancellationToken,
+    _shutdown: CancellationToken,
 ) where
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut read, mut write) = tokio::io::split(io);
-    let header = tokio::select! {
-        h = tokio::time::timeout(cfg.header_read_timeout, read_header(&mut read, cfg.max_header_size)) => h,
-        () = shutdown.cancelled() => return,
-    };
+    let header = tokio::time::timeout(
+        cfg.header_read_timeout,
+        read_header(&mut read, cfg.max_header_size),
+    )
+    .await;
     let (header, early) = match header {
         Err(_) => {
             tracing::debug!("uwsgi packet timed out");
