@@ -11,8 +11,10 @@
 
 mod body;
 pub mod client;
+mod framing;
 mod parse;
 mod serve;
 
+pub use framing::{Framing, Scgi};
 pub use parse::{Header, ScgiError, header_len, parse};
-pub use serve::{ScgiConfig, serve_connection};
+pub use serve::{ScgiConfig, serve_connection, serve_framed};

@@ -1,4 +1,5 @@
-//! One SCGI connection: read the header, call the app, write the CGI response, close.
+//! One request per connection (SCGI, uwsgi): read the head, call the app, write the response,
+//! close. The protocol supplies only its [`Framing`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,16 +12,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::body::ScgiBody;
-use crate::parse::{Header, ScgiError, header_len, parse};
+use crate::framing::{Framing, Scgi};
 
-/// The limits of an SCGI listener.
+/// The limits of an SCGI (or uwsgi) listener.
 #[derive(Clone, Debug)]
 pub struct ScgiConfig {
-    /// The most bytes of the header netstring; over it: 431.
+    /// The most bytes of the request head (SCGI's netstring, uwsgi's vars); over it: 431.
     pub max_header_size: usize,
     /// The request body cap; a larger CONTENT_LENGTH answers 413 without the app.
     pub max_body_size: u64,
-    /// How long the web server may take to send the header.
+    /// How long the web server may take to send the head.
     pub header_read_timeout: Duration,
 }
 
@@ -39,16 +40,28 @@ impl Default for ScgiConfig {
 /// answer (a 413, or a response that ignores the body) into its 502.
 const DRAIN_TIME: Duration = Duration::from_secs(5);
 
-/// Serves the one request of an SCGI connection. Malformed input gets a CGI-format 400 (431
-/// for an oversized header) and the connection closes; when the web server closes the
-/// connection while the app runs, the app's call is cancelled.
+/// Serves the one request of an SCGI connection: [`serve_framed`] with SCGI's [`Framing`].
+pub async fn serve_connection<IO, A: App>(
+    io: IO,
+    app: Arc<A>,
+    cfg: Arc<ScgiConfig>,
+    shutdown: CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Send + 'static,
+{
+    serve_framed::<Scgi, IO, A>(io, app, cfg, shutdown).await;
+}
+
+/// Serves the one request of a connection framed by `F`. Malformed input gets its status
+/// (400, 431, ...) and the connection closes; when the web server closes the connection while
+/// the app runs, the app's call is cancelled.
 ///
-/// The daemon's shutdown does not cut the wait for the header: a connection is one request,
+/// The daemon's shutdown does not cut the wait for the head: a connection is one request,
 /// and one the listener accepted (or took from its backlog) as it stopped carries a request
 /// the web server has sent or is sending. Closing it would fail that request, so it is
 /// served; `header_read_timeout` bounds the wait, and the daemon's `shutdown_timeout` the
 /// whole drain.
-pub async fn serve_connection<IO, A: App>(
+pub async fn serve_framed<F: Framing, IO, A: App>(
     io: IO,
     app: Arc<A>,
     cfg: Arc<ScgiConfig>,
@@ -59,38 +72,35 @@ pub async fn serve_connection<IO, A: App>(
     let (mut read, mut write) = tokio::io::split(io);
     let header = tokio::time::timeout(
         cfg.header_read_timeout,
-        read_header(&mut read, cfg.max_header_size),
+        read_head::<F, _>(&mut read, cfg.max_header_size),
     )
     .await;
     let (header, early) = match header {
         Err(_) => {
-            tracing::debug!("SCGI header timed out");
-            let _ = answer(&mut write, Response::error(408)).await;
+            tracing::debug!(protocol = F::NAME, "the request head timed out");
+            let _ = answer::<F, _>(&mut write, Response::error(408)).await;
             return;
         }
         Ok(Err(None)) => return, // closed before a header: nothing to answer
         Ok(Err(Some(status))) => {
-            let _ = answer(&mut write, Response::error(status)).await;
+            let _ = answer::<F, _>(&mut write, Response::error(status)).await;
             return;
         }
         Ok(Ok(pair)) => pair,
     };
-    if header.content_length > cfg.max_body_size {
-        let _ = answer(&mut write, Response::error(413)).await;
-        drain(
-            read,
-            header.content_length.saturating_sub(early.len() as u64),
-        )
-        .await;
+    let (environ, content_length) = header;
+    if content_length > cfg.max_body_size {
+        let _ = answer::<F, _>(&mut write, Response::error(413)).await;
+        drain(read, content_length.saturating_sub(early.len() as u64)).await;
         return;
     }
-    let head_only = header.environ.method() == "HEAD";
+    let head_only = environ.method() == "HEAD";
     let (back_tx, mut back_rx) = oneshot::channel();
-    let body = ScgiBody::new(read, early.freeze(), header.content_length, back_tx);
+    let body = ScgiBody::new(read, early.freeze(), content_length, back_tx);
     let body = Body::new(body).limit(cfg.max_body_size);
     let call = async {
-        let res = app.call(header.environ, body).await;
-        write_response(&mut write, res, head_only).await
+        let res = app.call(environ, body).await;
+        write_response::<F, _>(&mut write, res, head_only).await
     };
     // While the app runs, a closed connection (seen once the body is consumed) cancels it.
     let mut watched = None;
@@ -101,9 +111,12 @@ pub async fn serve_connection<IO, A: App>(
     };
     match result {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::debug!(error = %e, "SCGI response cut short"),
+        Ok(Err(e)) => tracing::debug!(protocol = F::NAME, error = %e, "response cut short"),
         Err(()) => {
-            tracing::debug!("the web server closed the SCGI connection; the app call is cancelled");
+            tracing::debug!(
+                protocol = F::NAME,
+                "the web server closed the connection; the app call is cancelled"
+            );
             return;
         }
     }
@@ -122,30 +135,26 @@ pub async fn serve_connection<IO, A: App>(
     }
 }
 
-/// Reads until the header is complete: `Err(None)` when the peer closed first,
-/// `Err(Some(status))` for a header to refuse.
-async fn read_header<R: AsyncRead + Unpin>(
+/// Reads until the head is complete: `Err(None)` when the peer closed before sending
+/// anything, `Err(Some(status))` for a head to refuse (logged by the framing).
+async fn read_head<F: Framing, R: AsyncRead + Unpin>(
     read: &mut R,
     max: usize,
-) -> Result<(Header, BytesMut), Option<u16>> {
+) -> Result<((gateway_core::Environ, u64), BytesMut), Option<u16>> {
     let mut buf = BytesMut::with_capacity(4096);
-    let refuse = |e: ScgiError| {
-        tracing::debug!(error = %e, "malformed SCGI header");
-        Some(e.status())
-    };
     loop {
-        if let Some(len) = header_len(&buf, max).map_err(refuse)? {
+        if let Some(len) = F::head_len(&buf, max).map_err(Some)? {
             let head = buf.split_to(len).freeze();
-            let header = parse(&head, max).map_err(refuse)?.ok_or(Some(400))?;
+            let (environ, content_length) = F::parse(&head, max).map_err(Some)?;
             buf.truncate(
                 buf.len()
-                    .min(usize::try_from(header.content_length).unwrap_or(usize::MAX)),
+                    .min(usize::try_from(content_length).unwrap_or(usize::MAX)),
             );
-            return Ok((header, buf));
+            return Ok(((environ, content_length), buf));
         }
         match read.read_buf(&mut buf).await {
             Ok(0) | Err(_) if buf.is_empty() => return Err(None),
-            Ok(0) | Err(_) => return Err(Some(400)),
+            Ok(0) | Err(_) => return Err(Some(F::truncated(&buf))),
             Ok(_) => {}
         }
     }
@@ -168,7 +177,7 @@ async fn watch_close<R: AsyncRead + Unpin>(
         match read.read(&mut scratch).await {
             Ok(0) | Err(_) => return,
             Ok(n) if *left > 0 => *left = left.saturating_sub(n as u64),
-            // Bytes past the body: not SCGI, but nothing to cancel for.
+            // Bytes past the body: not the protocol, but nothing to cancel for.
             Ok(_) => return std::future::pending().await,
         }
     }
@@ -188,19 +197,22 @@ async fn drain<R: AsyncRead + Unpin>(mut read: R, left: u64) {
 }
 
 /// Writes a whole response, then closes.
-async fn answer<W: AsyncWrite + Unpin>(write: &mut W, res: Response) -> std::io::Result<()> {
-    write_response(write, res, false).await?;
+async fn answer<F: Framing, W: AsyncWrite + Unpin>(
+    write: &mut W,
+    res: Response,
+) -> std::io::Result<()> {
+    write_response::<F, _>(write, res, false).await?;
     write.shutdown().await
 }
 
-/// The CGI response: head, then the body as the app yields it (none for HEAD); a small body
-/// of known length goes out with the head in one write.
-async fn write_response<W: AsyncWrite + Unpin>(
+/// The response: head in `F`'s style, then the body as the app yields it (none for HEAD); a
+/// small body of known length goes out with the head in one write.
+async fn write_response<F: Framing, W: AsyncWrite + Unpin>(
     write: &mut W,
     res: Response,
     head_only: bool,
 ) -> std::io::Result<()> {
-    let (mut w, mut body) = ResponseWriter::new(res, head_only);
+    let (mut w, mut body) = ResponseWriter::with_style(res, head_only, F::STYLE);
     loop {
         while let Some(bytes) = w.poll_write() {
             write.write_all(&bytes).await?;

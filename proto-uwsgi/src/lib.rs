@@ -36,10 +36,9 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
-mod body;
 pub mod client;
+mod framing;
 mod parse;
-mod serve;
 
+pub use framing::{Uwsgi, UwsgiConfig, serve_connection};
 pub use parse::{HEADER_LEN, Header, UwsgiError, packet_len, parse};
-pub use serve::{UwsgiConfig, serve_connection};
