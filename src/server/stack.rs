@@ -31,8 +31,10 @@ impl Reloadable {
 
 impl App for Reloadable {
     fn call(&self, env: Environ, body: Body) -> impl Future<Output = Response> + Send {
-        // The request owns the stack it started on, however long it runs.
-        let stack = self.current.load_full();
+        // The request holds the stack it started on, however long it runs: through a guard,
+        // which takes no count on the line every core's requests would write (a request that
+        // outlives the guard's few slots per thread falls back to a counted reference).
+        let stack = self.current.load();
         async move { stack.call(env, body).await }
     }
 }
