@@ -248,12 +248,7 @@ async fn fastcgi(app: Arc<SharedApp>, req: http::Request<Bytes>) -> Result<TestR
 async fn scgi(app: Arc<SharedApp>, req: http::Request<Bytes>) -> Result<TestResponse, String> {
     let (mut client, server) = tokio::io::duplex(64 << 10);
     let config = Arc::new(proto_scgi::ScgiConfig::default());
-    tokio::spawn(proto_scgi::serve_connection(
-        server,
-        app,
-        config,
-        CancellationToken::new(),
-    ));
+    tokio::spawn(proto_scgi::serve_connection(server, app, config));
     let (parts, body) = req.into_parts();
     let wire = proto_scgi::client::request(&params(&parts, &body), &body);
     client.write_all(&wire).await.map_err(|e| e.to_string())?;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{Daemon, gatewayd_bin, get, peers};
+use common::{Daemon, get, peers};
 use gateway_core::Body;
 use http_body_util::BodyExt as _;
 use hyper_util::rt::TokioIo;
@@ -230,26 +230,5 @@ async fn a_request_sent_on_a_connection_made_before_sigterm_is_answered() {
 /// package (scripts/deb-test.sh verifies the installed units with them).
 #[test]
 fn the_instance_template_verifies() {
-    let dir = tempfile::tempdir().unwrap();
-    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
-    let unit = std::fs::read_to_string(configs.join("gatewayd@.service"))
-        .unwrap()
-        .replace("/usr/bin/gatewayd", &gatewayd_bin().display().to_string());
-    let path = dir.path().join("gatewayd@.service");
-    std::fs::write(&path, unit).unwrap();
-    let out = std::process::Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .arg(&path)
-        .output()
-        .expect("systemd-analyze (Debian's systemd package)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
-    assert!(
-        !text.contains("ignoring") && !text.contains("Unknown"),
-        "{text}"
-    );
+    common::verify_units(&["gatewayd@.service"], &["--man=no"]);
 }

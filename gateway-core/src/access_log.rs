@@ -39,7 +39,7 @@ impl<A> AccessLog<A> {
 /// What the access line says, held until the body ends.
 struct Line {
     /// Ends the request's time in flight when the line is written (or dropped unwritten).
-    _in_flight: crate::stats::InFlight<'static>,
+    in_flight: crate::stats::InFlight<'static>,
     start: Instant,
     protocol: Protocol,
     status: u16,
@@ -82,7 +82,7 @@ impl Logged {
 impl Line {
     fn write(self, bytes: u64, complete: bool) {
         let took = self.start.elapsed();
-        self._in_flight
+        self.in_flight
             .stats()
             .end(self.protocol, self.status, bytes, took);
         let Some(logged) = self.logged else { return };
@@ -142,7 +142,7 @@ impl Logging {
     /// body ends.
     fn finish(self, mut res: Response) -> Response {
         let line = Line {
-            _in_flight: self.in_flight,
+            in_flight: self.in_flight,
             start: self.start,
             protocol: self.protocol,
             status: res.status,

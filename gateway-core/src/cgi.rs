@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use self::names::NameIndex;
 use self::vars::Vars;
 use crate::environ::{join_into, parse_decimal};
 use crate::path::{has_dot_segment, remove_dot_segments, routing_path};
@@ -87,6 +88,7 @@ pub enum CgiError {
 pub struct CgiParams {
     protocol: Protocol,
     vars: Vars,
+    names: NameIndex,
     /// Boxed, and only once a name repeats: FastCGI keeps a `CgiParams` per request slot.
     joined: Option<Box<Joined>>,
 }
@@ -118,6 +120,7 @@ impl CgiParams {
         CgiParams {
             protocol,
             vars: Vars::with_capacity(vars, bytes),
+            names: NameIndex::default(),
             joined: None,
         }
     }
@@ -137,7 +140,7 @@ impl CgiParams {
             return Ok(());
         }
         // An empty CONTENT_* is not stored, so only a stored value proves a repeat.
-        let found = self.vars.find(name);
+        let found = self.names.find(&self.vars, name);
         match found.at {
             Some(at) if header => {
                 let vars = &self.vars;
@@ -161,20 +164,22 @@ impl CgiParams {
             value = b"";
         }
         if Environ::accepts(name, value) {
-            self.vars.push(name, value, found);
+            self.vars.push(name, value);
+            self.names.added(&self.vars, found);
         }
         Ok(())
     }
 
     /// The `CONTENT_LENGTH` set so far, if any: SCGI frames its body with it.
     pub fn content_length(&self) -> Option<u64> {
-        parse_decimal(self.vars.get(b"CONTENT_LENGTH")?)
+        let at = self.names.find(&self.vars, b"CONTENT_LENGTH").at?;
+        parse_decimal(self.vars.value_at(at))
     }
 
     /// The environ, with `SCRIPT_NAME`, `PATH_INFO` and `QUERY_STRING` always set; or
     /// [`CgiError::AmbiguousPath`] for a path no routing can read as every front server does.
     pub fn finish(mut self, mode: PathMode) -> Result<Environ, CgiError> {
-        let vars = &mut self.vars;
+        let (vars, names) = (&mut self.vars, &self.names);
         // Found by the index: a scan of the environ would cost O(n) per name.
         let [uri, script, path_at, query, gateway] = [
             "REQUEST_URI",
@@ -183,7 +188,7 @@ impl CgiParams {
             "QUERY_STRING",
             "GATEWAY_INTERFACE",
         ]
-        .map(|name| vars.find(name.as_bytes()).at);
+        .map(|name| names.find(vars, name.as_bytes()).at);
         let uri_path = uri.map(|at| uri_path(vars.value_at(at)));
         if let Some(why) = uri_path.and_then(crate::ambiguous_path) {
             return Err(CgiError::AmbiguousPath(why));

@@ -9,7 +9,6 @@ use gateway_core::{App, Body, Drain, Response, ResponseWriter};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::body::ScgiBody;
 use crate::framing::{Framing, Scgi};
@@ -41,15 +40,11 @@ impl Default for ScgiConfig {
 const DRAIN_TIME: Duration = Duration::from_secs(5);
 
 /// Serves the one request of an SCGI connection: [`serve_framed`] with SCGI's [`Framing`].
-pub async fn serve_connection<IO, A: App>(
-    io: IO,
-    app: Arc<A>,
-    cfg: Arc<ScgiConfig>,
-    shutdown: CancellationToken,
-) where
+pub async fn serve_connection<IO, A: App>(io: IO, app: Arc<A>, cfg: Arc<ScgiConfig>)
+where
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
-    serve_framed::<Scgi, IO, A>(io, app, cfg, shutdown).await;
+    serve_framed::<Scgi, IO, A>(io, app, cfg).await;
 }
 
 /// Serves the one request of a connection framed by `F`. Malformed input gets its status
@@ -61,12 +56,8 @@ pub async fn serve_connection<IO, A: App>(
 /// the web server has sent or is sending. Closing it would fail that request, so it is
 /// served; `header_read_timeout` bounds the wait, and the daemon's `shutdown_timeout` the
 /// whole drain.
-pub async fn serve_framed<F: Framing, IO, A: App>(
-    io: IO,
-    app: Arc<A>,
-    cfg: Arc<ScgiConfig>,
-    _shutdown: CancellationToken,
-) where
+pub async fn serve_framed<F: Framing, IO, A: App>(io: IO, app: Arc<A>, cfg: Arc<ScgiConfig>)
+where
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut read, mut write) = tokio::io::split(io);

@@ -9,7 +9,6 @@ use proto_scgi::{ScgiConfig, serve_connection};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 struct TestApp {
     dropped: mpsc::UnboundedSender<()>,
@@ -64,12 +63,7 @@ async fn server(cfg: ScgiConfig) -> Server {
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(serve_connection(
-                stream,
-                app.clone(),
-                cfg.clone(),
-                CancellationToken::new(),
-            ));
+            tokio::spawn(serve_connection(stream, app.clone(), cfg.clone()));
         }
     });
     Server { addr, dropped }

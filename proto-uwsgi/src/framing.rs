@@ -8,7 +8,6 @@ use bytes::Bytes;
 use gateway_core::{App, Environ, HeadStyle};
 use proto_scgi::{Framing, ScgiConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::sync::CancellationToken;
 
 use crate::parse::{HEADER_LEN, UwsgiError, packet_len, parse};
 
@@ -60,13 +59,9 @@ impl Framing for Uwsgi {
 /// modifier1 other than 0, 431 for vars over the cap) and a log line, and the connection
 /// closes; when the web server closes the connection while the app runs, the app's call is
 /// cancelled.
-pub async fn serve_connection<IO, A: App>(
-    io: IO,
-    app: Arc<A>,
-    cfg: Arc<ScgiConfig>,
-    shutdown: CancellationToken,
-) where
+pub async fn serve_connection<IO, A: App>(io: IO, app: Arc<A>, cfg: Arc<ScgiConfig>)
+where
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
-    proto_scgi::serve_framed::<Uwsgi, IO, A>(io, app, cfg, shutdown).await;
+    proto_scgi::serve_framed::<Uwsgi, IO, A>(io, app, cfg).await;
 }

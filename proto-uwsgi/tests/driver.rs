@@ -9,7 +9,6 @@ use proto_uwsgi::{UwsgiConfig, client, serve_connection};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 struct TestApp {
     dropped: mpsc::UnboundedSender<()>,
@@ -60,12 +59,7 @@ async fn server(cfg: UwsgiConfig) -> Server {
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(serve_connection(
-                stream,
-                app.clone(),
-                cfg.clone(),
-                CancellationToken::new(),
-            ));
+            tokio::spawn(serve_connection(stream, app.clone(), cfg.clone()));
         }
     });
     Server { addr, dropped }

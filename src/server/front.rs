@@ -124,12 +124,10 @@ impl Wire {
                 cfg.clone(),
                 shutdown,
             )),
-            Wire::Scgi(cfg) => {
-                Box::pin(proto_scgi::serve_connection(s, app, cfg.clone(), shutdown))
-            }
-            Wire::Uwsgi(cfg) => {
-                Box::pin(proto_uwsgi::serve_connection(s, app, cfg.clone(), shutdown))
-            }
+            // One request per connection: the shutdown does not cut the wait for it (see
+            // `proto_scgi::serve_framed`), so these drivers take no shutdown signal.
+            Wire::Scgi(cfg) => Box::pin(proto_scgi::serve_connection(s, app, cfg.clone())),
+            Wire::Uwsgi(cfg) => Box::pin(proto_uwsgi::serve_connection(s, app, cfg.clone())),
         }
     }
 }

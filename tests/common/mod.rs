@@ -38,6 +38,35 @@ pub fn example_bin(name: &str) -> PathBuf {
     bin
 }
 
+/// Runs `systemd-analyze verify` (with `args`) on the shipped units named (from `configs/`),
+/// their ExecStart pointed at this build, and asserts that it passes without a warning.
+pub fn verify_units(units: &[&str], args: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut cmd = Command::new("systemd-analyze");
+    cmd.arg("verify").args(args);
+    for unit in units {
+        let text = std::fs::read_to_string(configs.join(unit))
+            .unwrap()
+            .replace("/usr/bin/gatewayd", &gatewayd_bin().display().to_string());
+        std::fs::write(dir.path().join(unit), text).unwrap();
+        cmd.arg(dir.path().join(unit));
+    }
+    let out = cmd
+        .output()
+        .expect("systemd-analyze (Debian's systemd package)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(
+        !text.contains("ignoring") && !text.contains("Unknown"),
+        "{text}"
+    );
+}
+
 /// Runs `gatewayd check --config CONFIG`: its exit code and its stderr.
 pub fn check(config: &Path) -> (Option<i32>, String) {
     let out = Command::new(gatewayd_bin())

@@ -64,7 +64,7 @@ pub struct ResponseWriter {
 impl ResponseWriter {
     /// The writer of `res`, and the body to read and [`push`](Self::push): empty (and never to
     /// read) for a HEAD request or a body known to be empty. A head that cannot be written is
-    /// answered 500 or 502 instead (see [`write_head_or_500_as`]).
+    /// answered 500 or 502 instead (see [`write_head_or_500`]).
     pub fn new(res: Response, head_only: bool) -> (Self, Body) {
         ResponseWriter::with_style(res, head_only, HeadStyle::Cgi)
     }
@@ -73,7 +73,7 @@ impl ResponseWriter {
     /// status line, as its peers expect.
     pub fn with_style(res: Response, head_only: bool, style: HeadStyle) -> (Self, Body) {
         let mut head = BytesMut::with_capacity(256);
-        let body = write_head_or_500_as(res, &mut head, style);
+        let body = write_head_or_500(res, &mut head, style);
         let len = if head_only { Some(0) } else { body.exact_len() };
         let mut w = ResponseWriter {
             head: Some(head),
@@ -275,7 +275,7 @@ pub fn is_final_status(status: u16) -> bool {
 /// that cannot be written (see [`write_response_head`]) is logged and answered instead, as
 /// every CGI-family front-end answers it: 502 for a status that is not final (the app is the
 /// gateway's upstream, and its answer is not one), 500 for a broken header.
-pub(crate) fn write_head_or_500_as(
+pub(crate) fn write_head_or_500(
     res: Response,
     out: &mut BytesMut,
     style: HeadStyle,
@@ -368,7 +368,7 @@ mod tests {
             &b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nLocation: /x\r\n\r\n"[..]
         );
         let mut out = BytesMut::new();
-        write_head_or_500_as(Response::new(100), &mut out, HeadStyle::StatusLine);
+        write_head_or_500(Response::new(100), &mut out, HeadStyle::StatusLine);
         assert!(out.starts_with(b"HTTP/1.1 502 Bad Gateway\r\n"), "{out:?}");
         let (mut w, _) =
             ResponseWriter::with_style(Response::new(204), false, HeadStyle::StatusLine);
@@ -381,7 +381,7 @@ mod tests {
     #[test]
     fn an_interim_status_is_a_502() {
         let mut out = BytesMut::new();
-        write_head_or_500_as(Response::new(100), &mut out, HeadStyle::Cgi);
+        write_head_or_500(Response::new(100), &mut out, HeadStyle::Cgi);
         assert!(out.starts_with(b"Status: 502 Bad Gateway\r\n"), "{out:?}");
     }
 

@@ -5,16 +5,14 @@
 
 use bytes::Bytes;
 
-use super::names::{Found, NameIndex};
 use crate::environ::{Text, same_name};
 use crate::{Environ, Protocol};
 
-/// Variables in the order set, with an index of their names.
+/// Variables in the order set; [`NameIndex`](super::names::NameIndex) finds them by name.
 #[derive(Default)]
 pub(super) struct Vars {
     text: Vec<u8>,
     list: Vec<(Text, Text)>,
-    index: NameIndex,
 }
 
 impl std::fmt::Debug for Vars {
@@ -34,7 +32,6 @@ impl Vars {
         Vars {
             text: Vec::with_capacity(text),
             list: Vec::with_capacity(vars),
-            index: NameIndex::default(),
         }
     }
 
@@ -50,28 +47,15 @@ impl Vars {
         self.bytes_of(&self.list[i].1)
     }
 
-    /// Where `name` is, if set, by scanning: [`NameIndex`] does it below its threshold.
+    /// Where `name` is, if set, by scanning: the name index does it below its threshold.
     pub(super) fn scan(&self, name: &[u8]) -> Option<usize> {
         (0..self.len()).find(|&i| same_name(self.name_at(i), name))
     }
 
-    /// Where `name` is, if set.
-    pub(super) fn find(&self, name: &[u8]) -> Found {
-        self.index.find(self, name)
-    }
-
-    /// The value of `name`, if set.
-    pub(super) fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        self.find(name).at.map(|at| self.value_at(at))
-    }
-
-    /// Adds a variable that [`Vars::find`] did not find.
-    pub(super) fn push(&mut self, name: &[u8], value: &[u8], found: Found) {
+    /// Adds a variable, last.
+    pub(super) fn push(&mut self, name: &[u8], value: &[u8]) {
         let pair = (self.copy(name), self.copy(value));
         self.list.push(pair);
-        let mut index = std::mem::take(&mut self.index);
-        index.added(self, found);
-        self.index = index;
     }
 
     /// Replaces the value of the `i`th variable.
