@@ -10,9 +10,11 @@
 # faces the network.
 # User and group names in `socket_owner`/`socket_group` resolve through glibc's built-in
 # `files` NSS (/etc/passwd, /etc/group); with LDAP or sssd, give numeric ids.
+# The `wsgi` app type is left out: it links libpython dynamically (a Python app runs as a
+# daemon, not as a CGI program started per request).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 host=$(rustc -vV | sed -n 's/^host: //p')
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-  cargo build --release --target "$host" --bin gatewayd "$@" >&2
+  cargo build --release --target "$host" --bin gatewayd --no-default-features --features httpbin "$@" >&2
 echo "$PWD/target/$host/release/gatewayd"

@@ -6,10 +6,12 @@ mod hello;
 mod httpbin;
 mod ping;
 mod status;
+#[cfg(feature = "wsgi")]
+mod wsgi;
 
 use crate::config::Registry;
 
-/// Registers `cgi`, `hello`, `httpbin`, `ping` and `status`.
+/// Registers `cgi`, `hello`, `httpbin`, `ping`, `status` and `wsgi`.
 ///
 /// Without the `httpbin` feature, `httpbin` stays a known name whose factory refuses, so a config
 /// written for the full build fails `gatewayd check` saying why rather than "unknown app type".
@@ -23,6 +25,12 @@ pub fn register_builtins(registry: &mut Registry, stats: &'static gateway_core::
     #[cfg(not(feature = "httpbin"))]
     registry.register("httpbin", |_cfg| -> Result<gateway_core::SharedApp, _> {
         Err("type \"httpbin\" is not built into this gatewayd (cargo feature \"httpbin\")".into())
+    });
+    #[cfg(feature = "wsgi")]
+    registry.register("wsgi", wsgi::factory);
+    #[cfg(not(feature = "wsgi"))]
+    registry.register("wsgi", |_cfg| -> Result<gateway_core::SharedApp, _> {
+        Err("type \"wsgi\" is not built into this gatewayd (cargo feature \"wsgi\")".into())
     });
 }
 

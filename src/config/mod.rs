@@ -141,11 +141,12 @@ fn build_apps(
             toml::de::Deserializer::from(Spanned::new(table.span(), common)),
         )
         .map_err(|e| ConfigError::toml(path, source, &e))?;
-        let cfg = AppConfig::new(name.get_ref().to_string(), Spanned::new(table.span(), own));
         let limits = Limits {
             max_concurrency: common.max_concurrency,
             timeout: common.request_timeout.unwrap_or(server.request_timeout),
         };
+        let cfg = AppConfig::new(name.get_ref().to_string(), Spanned::new(table.span(), own))
+            .with_context(limits, path);
         let app = factory(&cfg, limits).map_err(|e| match e.downcast_ref::<toml::de::Error>() {
             Some(te) => ConfigError::toml(path, source, te),
             None => at(table.span(), format!("app {:?}: {e}", name.get_ref())),

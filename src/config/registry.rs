@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +33,8 @@ pub struct Limits {
 pub struct AppConfig<'a> {
     name: String,
     table: Spanned<DeTable<'a>>,
+    limits: Limits,
+    dir: PathBuf,
 }
 
 impl<'a> AppConfig<'a> {
@@ -41,7 +44,27 @@ impl<'a> AppConfig<'a> {
         AppConfig {
             name: name.into(),
             table,
+            limits: Limits::default(),
+            dir: PathBuf::new(),
         }
+    }
+
+    /// Sets what the daemon holds the instance to, and the config file's directory.
+    pub(crate) fn with_context(mut self, limits: Limits, config_file: &Path) -> Self {
+        self.limits = limits;
+        self.dir = config_file.parent().map(Path::to_owned).unwrap_or_default();
+        self
+    }
+
+    /// The [`Limits`] the daemon holds this instance to (the registry applies them; an app
+    /// that queues work of its own sizes its queue by them).
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// A path from the table, relative to the config file's directory unless absolute.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        self.dir.join(path)
     }
 
     /// An app table from standalone TOML text, e.g. `body = "hi"`: for tests and embedding.

@@ -1,0 +1,107 @@
+//! The app and its pool of Python threads.
+
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+
+use gateway_core::{App, Body, Environ, Response};
+use pyo3::prelude::*;
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+
+use crate::{LoadError, WsgiConfig, load, run};
+
+/// A Python WSGI callable as an [`App`].
+///
+/// Requests queue for its threads; a full queue (the app's `max_concurrency`) answers 503.
+/// Dropping the app ends its threads once they finish the requests they hold.
+pub struct WsgiApp {
+    jobs: SyncSender<Job>,
+}
+
+/// What every request of the app shares.
+pub(crate) struct Context {
+    pub(crate) name: Arc<str>,
+    pub(crate) callable: Py<PyAny>,
+    pub(crate) multithread: bool,
+    pub(crate) multiprocess: bool,
+}
+
+/// One request, handed to a Python thread.
+pub(crate) struct Job {
+    pub(crate) environ: Environ,
+    pub(crate) body: Body,
+    pub(crate) reply: oneshot::Sender<Response>,
+    /// The request's span, entered on the Python thread so its logs carry the request id.
+    pub(crate) span: tracing::Span,
+    pub(crate) handle: Handle,
+}
+
+impl WsgiApp {
+    /// Imports the app (starting the interpreter on first use) and starts its threads.
+    ///
+    /// Fails with the reason and the Python traceback when the module is not found, raises
+    /// on import, or lacks the callable.
+    pub fn load(name: &str, cfg: &WsgiConfig) -> Result<WsgiApp, LoadError> {
+        if !(1..=1024).contains(&cfg.threads) {
+            return Err(LoadError::new(format!(
+                "threads must be 1..=1024, not {}",
+                cfg.threads
+            )));
+        }
+        Python::initialize();
+        let callable = Python::attach(|py| load::import(py, cfg))?;
+        let ctx = Arc::new(Context {
+            name: name.into(),
+            callable,
+            multithread: cfg.threads > 1,
+            multiprocess: cfg.multiprocess,
+        });
+        let (jobs, queue) = mpsc::sync_channel(cfg.queue.max(1));
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..cfg.threads {
+            let (ctx, queue) = (ctx.clone(), queue.clone());
+            std::thread::Builder::new()
+                .name(format!("wsgi-{i}"))
+                .spawn(move || serve(&ctx, &queue))
+                .map_err(|e| LoadError::new(format!("starting a Python thread: {e}")))?;
+        }
+        Ok(WsgiApp { jobs })
+    }
+}
+
+/// A Python thread: attached to the interpreter for its whole life, it releases the GIL
+/// while it waits for a job.
+fn serve(ctx: &Context, queue: &Mutex<mpsc::Receiver<Job>>) {
+    Python::attach(|py| {
+        loop {
+            let job = py.detach(|| queue.lock().ok()?.recv().ok());
+            let Some(job) = job else { break };
+            run::request(py, ctx, job);
+        }
+    });
+}
+
+impl App for WsgiApp {
+    async fn call(&self, environ: Environ, body: Body) -> Response {
+        let Ok(handle) = Handle::try_current() else {
+            return Response::error(500);
+        };
+        let (reply, response) = oneshot::channel();
+        let job = Job {
+            environ,
+            body,
+            reply,
+            span: tracing::Span::current(),
+            handle,
+        };
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return Response::error(503).with_header("Retry-After", "1");
+            }
+            Err(TrySendError::Disconnected(_)) => return Response::error(503),
+        }
+        // No answer at all means the thread dropped the request: its failure is logged there.
+        response.await.unwrap_or_else(|_| Response::error(500))
+    }
+}
