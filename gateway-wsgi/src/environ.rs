@@ -36,9 +36,15 @@ pub(crate) fn build<'py>(
     dict.set_item(intern!(py, "wsgi.errors"), errors)?;
     dict.set_item(intern!(py, "wsgi.multithread"), ctx.multithread)?;
     dict.set_item(intern!(py, "wsgi.multiprocess"), ctx.multiprocess)?;
-    dict.set_item(intern!(py, "wsgi.run_once"), env.protocol() == Protocol::Cgi)?;
+    dict.set_item(
+        intern!(py, "wsgi.run_once"),
+        env.protocol() == Protocol::Cgi,
+    )?;
     dict.set_item(intern!(py, "wsgi.input_terminated"), true)?;
-    dict.set_item(intern!(py, "wsgi.file_wrapper"), FileWrapper::type_object(py))?;
+    dict.set_item(
+        intern!(py, "wsgi.file_wrapper"),
+        FileWrapper::type_object(py),
+    )?;
     Ok(dict)
 }
 
@@ -47,6 +53,9 @@ pub(crate) fn build<'py>(
 pub(crate) fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
     match std::str::from_utf8(bytes) {
         Ok(ascii) if ascii.is_ascii() => PyString::new(py, ascii),
-        _ => PyString::new(py, &bytes.iter().map(|&b| char::from(b)).collect::<String>()),
+        _ => PyString::new(
+            py,
+            &bytes.iter().map(|&b| char::from(b)).collect::<String>(),
+        ),
     }
 }

@@ -66,7 +66,9 @@ impl FileWrapper {
         let pos: u64 = f.call_method0("tell").ok()?.extract().ok()?;
         // SAFETY: `filelike` is alive and holds `fd` open while we hold the GIL; the borrow
         // lasts only for the duplication, after which the copy is ours.
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned().ok()?;
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) }
+            .try_clone_to_owned()
+            .ok()?;
         let mut file = File::from(fd);
         if !file.metadata().ok()?.is_file() {
             return None;
@@ -75,6 +77,8 @@ impl FileWrapper {
         // over and `close()` follows at once, so nobody else moves it.
         file.seek(SeekFrom::Start(pos)).ok()?;
         let file = tokio::fs::File::from_std(file).take(limit.unwrap_or(u64::MAX));
-        Some(Body::from_stream(ReaderStream::with_capacity(file, FILE_CHUNK)))
+        Some(Body::from_stream(ReaderStream::with_capacity(
+            file, FILE_CHUNK,
+        )))
     }
 }

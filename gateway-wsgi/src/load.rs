@@ -37,7 +37,10 @@ pub(crate) fn import(py: Python<'_>, cfg: &WsgiConfig) -> Result<Py<PyAny>, Load
         .module
         .split_once(':')
         .unwrap_or((cfg.module.as_str(), "application"));
-    let dotted = |s: &str| !s.is_empty() && s.split('.').all(|p| !p.is_empty());
+    let dotted = |s: &str| {
+        s.split('.')
+            .all(|p| !p.is_empty() && !p.contains([':', '/', ' ']))
+    };
     if !dotted(module) || !dotted(attr) {
         return Err(LoadError::new(format!(
             "module {:?} is not \"package.module:callable\"",
@@ -46,17 +49,23 @@ pub(crate) fn import(py: Python<'_>, cfg: &WsgiConfig) -> Result<Py<PyAny>, Load
     }
     set_up_path(py, cfg)?;
 
-    let mut obj = py.import(module).map_err(|e| {
-        let msg = match e.is_instance_of::<pyo3::exceptions::PyModuleNotFoundError>(py) {
-            true => format!("module {module:?} not found (sys.path: {})", sys_path(py)),
-            false => format!("importing module {module:?} raised an exception"),
-        };
-        LoadError::python(py, msg, &e)
-    })?
-    .into_any();
+    let mut obj = py
+        .import(module)
+        .map_err(|e| {
+            let msg = match e.is_instance_of::<pyo3::exceptions::PyModuleNotFoundError>(py) {
+                true => format!("module {module:?} not found (sys.path: {})", sys_path(py)),
+                false => format!("importing module {module:?} raised an exception"),
+            };
+            LoadError::python(py, msg, &e)
+        })?
+        .into_any();
     for part in attr.split('.') {
         obj = obj.getattr(part).map_err(|e| {
-            LoadError::python(py, format!("module {module:?} has no attribute {attr:?}"), &e)
+            LoadError::python(
+                py,
+                format!("module {module:?} has no attribute {attr:?}"),
+                &e,
+            )
         })?;
     }
     if !obj.is_callable() {
@@ -77,7 +86,8 @@ fn set_up_path(py: Python<'_>, cfg: &WsgiConfig) -> Result<(), LoadError> {
     let fail = |e: PyErr| LoadError::python(py, "setting up sys.path failed".into(), &e);
     let sys = py.import("sys").map_err(fail)?;
     // An embedded interpreter has no argv; some libraries read sys.argv[0].
-    if !sys.hasattr("argv").map_err(fail)? || sys.getattr("argv").map_err(fail)?.len().ok() == Some(0)
+    if !sys.hasattr("argv").map_err(fail)?
+        || sys.getattr("argv").map_err(fail)?.len().ok() == Some(0)
     {
         sys.setattr("argv", vec!["gatewayd"]).map_err(fail)?;
     }
@@ -96,10 +106,12 @@ fn set_up_path(py: Python<'_>, cfg: &WsgiConfig) -> Result<(), LoadError> {
         front.push(dir.display().to_string());
     }
     if let Some(venv) = &cfg.virtualenv {
-        front.extend(venv_site_packages(py, venv, &sys, &path).map_err(|e| match e {
-            VenvError::Py(e) => fail(e),
-            VenvError::Missing(msg) => LoadError::new(msg),
-        })?);
+        front.extend(
+            venv_site_packages(py, venv, &sys, &path).map_err(|e| match e {
+                VenvError::Py(e) => fail(e),
+                VenvError::Missing(msg) => LoadError::new(msg),
+            })?,
+        );
     }
     for dir in front.iter().rev() {
         let already = path.index(dir.as_str()).ok();
@@ -132,7 +144,10 @@ fn venv_site_packages(
 ) -> Result<Vec<String>, VenvError> {
     let (major, minor): (u8, u8) = {
         let v = sys.getattr("version_info")?;
-        (v.getattr("major")?.extract()?, v.getattr("minor")?.extract()?)
+        (
+            v.getattr("major")?.extract()?,
+            v.getattr("minor")?.extract()?,
+        )
     };
     let site = venv.join(format!("lib/python{major}.{minor}/site-packages"));
     if !site.is_dir() {

@@ -33,7 +33,13 @@ pub(crate) fn request(py: Python<'_>, ctx: &Context, job: Job) {
     let input = Bound::new(py, Input::new(body, handle));
     let called = input.and_then(|input| {
         let errors = Bound::new(py, Errors::new(ctx.name.clone(), span.clone()))?;
-        let env = environ::build(py, ctx, &environ, input.clone().into_any(), errors.into_any())?;
+        let env = environ::build(
+            py,
+            ctx,
+            &environ,
+            input.clone().into_any(),
+            errors.into_any(),
+        )?;
         let result = ctx.callable.bind(py).call1((env, start.clone()))?;
         Ok((input, result))
     });
@@ -55,7 +61,11 @@ pub(crate) fn request(py: Python<'_>, ctx: &Context, job: Job) {
 
 /// Sends the app's result: a list or tuple whole, a file wrapper by the runtime, any other
 /// iterable item by item.
-fn send(py: Python<'_>, start: &Bound<'_, StartResponse>, result: &Bound<'_, PyAny>) -> PyResult<()> {
+fn send(
+    py: Python<'_>,
+    start: &Bound<'_, StartResponse>,
+    result: &Bound<'_, PyAny>,
+) -> PyResult<()> {
     let start = start.get();
     if let Ok(list) = result.cast_exact::<PyList>() {
         return send_whole(py, start, list.iter());

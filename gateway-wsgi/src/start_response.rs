@@ -147,7 +147,8 @@ impl Out {
         if let Some(reply) = self.reply.take() {
             let _ = reply.send(Response::error(status));
         } else if let Some(tx) = self.stream.take() {
-            let _ = py.detach(|| tx.blocking_send(Err("the app raised after its head was sent".into())));
+            let _ = py
+                .detach(|| tx.blocking_send(Err("the app raised after its head was sent".into())));
         }
     }
 
@@ -199,10 +200,7 @@ impl StartResponse {
 
     fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let data = data.cast::<PyBytes>().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "write() takes bytes, not {}",
-                type_name(data)
-            ))
+            PyTypeError::new_err(format!("write() takes bytes, not {}", type_name(data)))
         })?;
         match self.out()?.push(py, bytes_of(data))? {
             Ok(()) => Ok(()),
@@ -226,8 +224,15 @@ fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult
     })?;
     let status = status.to_str()?;
     let code = match status.as_bytes() {
-        [a @ b'1'..=b'9', b @ b'0'..=b'9', c @ b'0'..=b'9', b' ', reason @ ..]
-            if reason.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b)) =>
+        [
+            a @ b'1'..=b'9',
+            b @ b'0'..=b'9',
+            c @ b'0'..=b'9',
+            b' ',
+            reason @ ..,
+        ] if reason
+            .iter()
+            .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b)) =>
         {
             u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
         }
@@ -245,12 +250,16 @@ fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult
     })?;
     let mut out = Vec::with_capacity(list.len());
     for item in list.iter() {
-        let pair = item.cast::<PyTuple>().ok().filter(|t| t.len() == 2).ok_or_else(|| {
-            PyTypeError::new_err(format!(
-                "each header must be a (name, value) tuple, not {}",
-                item.repr().map(|r| r.to_string()).unwrap_or_default()
-            ))
-        })?;
+        let pair = item
+            .cast::<PyTuple>()
+            .ok()
+            .filter(|t| t.len() == 2)
+            .ok_or_else(|| {
+                PyTypeError::new_err(format!(
+                    "each header must be a (name, value) tuple, not {}",
+                    item.repr().map(|r| r.to_string()).unwrap_or_default()
+                ))
+            })?;
         let (name, value) = (pair.get_item(0)?, pair.get_item(1)?);
         let (Ok(name), Ok(value)) = (name.cast::<PyString>(), value.cast::<PyString>()) else {
             return Err(PyTypeError::new_err(format!(
@@ -260,14 +269,17 @@ fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult
         };
         let (name, value) = (name.to_str()?, value.to_str()?);
         if name.is_empty() || !name.bytes().all(is_token) {
-            return Err(PyValueError::new_err(format!("invalid header name {name:?}")));
+            return Err(PyValueError::new_err(format!(
+                "invalid header name {name:?}"
+            )));
         }
         if HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name)) {
             return Err(PyValueError::new_err(format!(
                 "hop-by-hop header {name:?} is the server's to set"
             )));
         }
-        let value = latin1(value).filter(|v| v.iter().all(|&b| b == b'\t' || b >= b' ' && b != 0x7f));
+        let value =
+            latin1(value).filter(|v| v.iter().all(|&b| b == b'\t' || b >= b' ' && b != 0x7f));
         let Some(value) = value else {
             return Err(PyValueError::new_err(format!(
                 "header {name:?} has a value that is not printable latin-1"
