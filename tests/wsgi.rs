@@ -1,0 +1,232 @@
+//! The `wsgi` app type in the daemon: config and `gatewayd check`, the log, errors on the
+//! wire, client aborts, large uploads, virtualenvs. The PEP 3333 rules themselves are tested
+//! against the app directly in gateway-wsgi/tests/pep3333.rs.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Daemon, get, raw_exchange, req, send};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const APPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/gateway-wsgi/tests/apps");
+
+/// A daemon with one HTTP listener and `rules:CALLABLE` mounted at `/` for each callable.
+fn daemon(callables: &[&str]) -> Daemon {
+    let mut config = String::from("[[listen]]\nprotocol = \"http\"\naddress = \"127.0.0.1:0\"\n");
+    for c in callables {
+        config += &format!(
+            "[apps.{c}]\ntype = \"wsgi\"\nmodule = \"rules:{c}\"\npython_path = [\"{APPS}\"]\n\
+             threads = 2\n[[mount]]\npath = \"/{c}\"\napp = \"{c}\"\n"
+        );
+    }
+    Daemon::start(&config)
+}
+
+fn check_error(app_table: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.toml");
+    let config = format!(
+        "[[listen]]\nprotocol = \"http\"\naddress = \"127.0.0.1:0\"\n\n{app_table}\n\
+         [[mount]]\npath = \"/\"\napp = \"site\"\n"
+    );
+    std::fs::write(&path, config).unwrap();
+    let (code, stderr) = common::check(&path);
+    assert_eq!(code, Some(1), "{stderr}");
+    stderr.replace(&path.display().to_string(), "g.toml")
+}
+
+#[test]
+fn check_imports_the_app_and_names_the_table_with_the_traceback() {
+    let table = |module: &str| {
+        format!("[apps.site]\ntype = \"wsgi\"\nmodule = \"{module}\"\npython_path = [\"{APPS}\"]\n")
+    };
+    let e = check_error(&table("no_such_module"));
+    assert!(
+        e.starts_with("g.toml:5:1: app \"site\": module \"no_such_module\" not found"),
+        "{e}"
+    );
+    assert!(
+        e.contains("ModuleNotFoundError: No module named 'no_such_module'"),
+        "{e}"
+    );
+    let e = check_error(&table("rules:nope"));
+    assert!(
+        e.starts_with("g.toml:5:1: app \"site\": module \"rules\" has no attribute \"nope\""),
+        "{e}"
+    );
+    assert!(e.contains("AttributeError"), "{e}");
+    let e = check_error(&table("not_callable"));
+    assert!(
+        e.starts_with(
+            "g.toml:5:1: app \"site\": not_callable:application is a int, not a callable"
+        ),
+        "{e}"
+    );
+    let e = check_error(&table("broken_import"));
+    assert!(
+        e.starts_with("g.toml:5:1: app \"site\": importing module \"broken_import\" raised"),
+        "{e}"
+    );
+    assert!(e.contains("Traceback (most recent call last):"), "{e}");
+    assert!(e.contains("broken_import.py\", line 1, in <module>"), "{e}");
+    let e = check_error("[apps.site]\ntype = \"wsgi\"\nmodule = \"rules:pid\"\nthread = 2\n");
+    assert!(e.starts_with("g.toml:8:1: unknown field `thread`"), "{e}");
+    let e = check_error(&format!("{}threads = 0\n", table("rules:pid")));
+    assert!(e.contains("threads must be 1..=1024, not 0"), "{e}");
+    let e = check_error(&format!(
+        "{}virtualenv = \"/nonexistent\"\n",
+        table("rules:pid")
+    ));
+    assert!(
+        e.contains("virtualenv /nonexistent has no /nonexistent/lib/python3.11/site-packages"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wsgi_errors_go_to_the_log_under_the_app_and_request_id() {
+    let d = daemon(&["environ_keys"]);
+    assert_eq!(get(d.addr(), "/environ_keys").await.status, 200);
+    d.wait_log("parts");
+    let log = d.stderr();
+    let line = log
+        .lines()
+        .find(|l| l.contains("a line for the log"))
+        .expect(&log);
+    assert!(
+        line.contains("WARN") && line.contains("request{id="),
+        "{line}"
+    );
+    assert!(line.contains("app=environ_keys"), "{line}");
+    assert!(
+        log.contains("gatewayd::wsgi: two parts app=environ_keys"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exception_before_the_head_is_a_500_and_its_traceback_goes_to_the_log_only() {
+    let d = daemon(&["raise_before_head"]);
+    let res = get(d.addr(), "/raise_before_head").await;
+    assert_eq!(res.status, 500);
+    assert!(!res.text().contains("secret-detail"), "{}", res.text());
+    d.wait_log("KeyError: 'secret-detail'");
+    assert!(d.stderr().contains("Traceback (most recent call last):"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exception_after_the_head_cuts_the_connection() {
+    let d = daemon(&["raise_in_iteration"]);
+    let raw = b"GET /raise_in_iteration HTTP/1.1\r\nHost: x\r\n\r\n";
+    let got = raw_exchange(d.addr(), raw, |_| false).await;
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 200 OK"), "{got}");
+    assert!(got.contains("first"), "{got}");
+    // The connection closes without the last chunk: the client sees a truncated body.
+    assert!(!got.ends_with("0\r\n\r\n"), "{got}");
+    d.wait_log("the app raised after its head was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_mid_stream_gets_the_result_closed() {
+    let d = daemon(&["slow_stream", "closes"]);
+    let mut conn = tokio::net::TcpStream::connect(d.addr()).await.unwrap();
+    conn.write_all(b"GET /slow_stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0; 4096];
+    assert!(conn.read(&mut buf).await.unwrap() > 0);
+    drop(conn);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = get(d.addr(), "/closes?slow_stream").await.text();
+        if n == "1" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "close() was not called: {n}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100_mb_upload_streams_with_flat_memory() {
+    const MIB: usize = 1 << 20;
+    let d = daemon(&["read_all"]);
+    let status = |field: &str| {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+        s.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
+            .unwrap()
+    };
+    // Warm the interpreter and the paths the upload takes.
+    assert_eq!(
+        send(d.addr(), req("POST", "/read_all", "warm"))
+            .await
+            .status,
+        200
+    );
+    let before = status("VmRSS");
+    let mut conn = tokio::net::TcpStream::connect(d.addr()).await.unwrap();
+    let head = format!(
+        "POST /read_all HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        100 * MIB
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b'x'; MIB];
+    for _ in 0..100 {
+        conn.write_all(&chunk).await.unwrap();
+    }
+    let mut reply = Vec::new();
+    let mut buf = [0; 4096];
+    while !String::from_utf8_lossy(&reply).contains(&format!("{} ", 100 * MIB)) {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&reply));
+        reply.extend_from_slice(&buf[..n]);
+    }
+    let peak = status("VmHWM");
+    assert!(
+        peak < before + 32 * 1024,
+        "VmRSS {before} KiB before, VmHWM {peak} KiB after a 100 MiB upload"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_are_relative_to_the_config_and_the_virtualenv_comes_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("venv/lib/python3.11/site-packages");
+    std::fs::create_dir_all(site.join("extra")).unwrap();
+    // A module of the venv, one a .pth file adds, and one that shadows the standard library's
+    // `this` only if the venv comes first.
+    std::fs::write(site.join("venvmod.py"), "WHERE = 'venv'\n").unwrap();
+    std::fs::write(site.join("extra.pth"), "extra\n").unwrap();
+    std::fs::write(site.join("extra/pthmod.py"), "WHERE = 'pth'\n").unwrap();
+    std::fs::write(site.join("colorsys.py"), "WHERE = 'shadow'\n").unwrap();
+    std::fs::create_dir(dir.path().join("app")).unwrap();
+    std::fs::write(
+        dir.path().join("app/where.py"),
+        "import venvmod, pthmod, colorsys\n\
+         def application(environ, start_response):\n\
+         \x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+         \x20   return [' '.join((venvmod.WHERE, pthmod.WHERE, colorsys.WHERE)).encode()]\n",
+    )
+    .unwrap();
+    let config = String::from(
+        "[[listen]]\nprotocol = \"http\"\naddress = \"127.0.0.1:0\"\n\
+         [apps.where]\ntype = \"wsgi\"\nmodule = \"where\"\npython_path = [\"../app\"]\n\
+         virtualenv = \"../venv\"\n[[mount]]\npath = \"/\"\napp = \"where\"\n",
+    );
+    // The config sits in a folder beside app/ and venv/: its paths are relative to it.
+    std::fs::create_dir(dir.path().join("etc")).unwrap();
+    let path = dir.path().join("etc/g.toml");
+    std::fs::write(&path, &config).unwrap();
+    let d = Daemon::start_with(
+        &common::gatewayd_bin(),
+        &config.replace("../", &format!("{}/", dir.path().display())),
+        &[],
+    );
+    assert_eq!(get(d.addr(), "/").await.text(), "venv pth shadow");
+    let (code, stderr) = common::check(&path);
+    assert_eq!(code, Some(0), "{stderr}");
+}
