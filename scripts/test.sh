@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the end-to-end tests start themselves (real peers, never mocks). The HTTP
 # tests need none beyond the toolchain; the FastCGI, SCGI, uwsgi and CGI front-ends add nginx,
-# lighttpd, Apache (with mod_proxy_uwsgi) and HAProxy here; man-db and curl are for the package
-# test that .ci/run runs next (scripts/deb-test.sh), so that CI installs its peers in one go.
-packages=(nginx lighttpd libfcgi-bin apache2 libapache2-mod-proxy-uwsgi haproxy systemd man-db curl)
+# lighttpd, Apache (with mod_proxy_uwsgi) and HAProxy here; Flask and Django are the frameworks
+# the WSGI tests run (tests/wsgi_gateways.rs); man-db and curl are for the package test that
+# .ci/run runs next (scripts/deb-test.sh), so that CI installs its peers in one go.
+packages=(nginx lighttpd libfcgi-bin apache2 libapache2-mod-proxy-uwsgi haproxy systemd man-db curl python3-flask python3-django)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
