@@ -230,3 +230,26 @@ async fn paths_are_relative_to_the_config_and_the_virtualenv_comes_first() {
     let (code, stderr) = common::check(&path);
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_iterable_with_a_content_length_ends_there_and_is_logged_complete() {
+    let d = daemon(&["iter_with_length"]);
+    for query in ["one", "two"] {
+        let res = get(d.addr(), &format!("/iter_with_length?{query}")).await;
+        assert_eq!((res.status, res.text().as_str()), (200, "hello world"));
+        assert_eq!(res.header("content-length"), Some("11"));
+    }
+    d.wait_log("iter_with_length?two");
+    let log = d.stderr();
+    let lines: Vec<_> = log
+        .lines()
+        .filter(|l| l.contains("gatewayd::access"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("bytes=11") && l.ends_with("complete=true")),
+        "{log}"
+    );
+}

@@ -180,7 +180,15 @@ impl http_body::Body for Counted {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let frame = Pin::new(&mut self.inner).poll_frame(cx);
         match &frame {
-            Poll::Ready(Some(Ok(f))) => self.bytes += f.data_ref().map_or(0, |d| d.len() as u64),
+            Poll::Ready(Some(Ok(f))) => {
+                self.bytes += f.data_ref().map_or(0, |d| d.len() as u64);
+                // A body that knows it has ended (its length reached) is not polled again.
+                if self.inner.is_end_stream()
+                    && let Some(line) = self.line.take()
+                {
+                    line.write(self.bytes, true);
+                }
+            }
             Poll::Ready(None) => {
                 if let Some(line) = self.line.take() {
                     line.write(self.bytes, true);

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use gateway_core::BoxError;
@@ -18,7 +18,21 @@ pub(crate) type Chunk = Result<Bytes, BoxError>;
 
 /// A streamed body: chunks as the app's thread yields them. The channel is short, so a slow
 /// client holds the app's thread back (with the GIL released) instead of filling memory.
-pub(crate) struct Stream(pub(crate) mpsc::Receiver<Chunk>);
+pub(crate) struct Stream {
+    rx: mpsc::Receiver<Chunk>,
+    /// What is left of the app's Content-Length: the body ends there, without waiting for the
+    /// app's thread to say so.
+    left: Option<u64>,
+}
+
+impl Stream {
+    pub(crate) fn new(rx: mpsc::Receiver<Chunk>, content_length: Option<u64>) -> Self {
+        Stream {
+            rx,
+            left: content_length,
+        }
+    }
+}
 
 impl http_body::Body for Stream {
     type Data = Bytes;
@@ -28,7 +42,25 @@ impl http_body::Body for Stream {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.0.poll_recv(cx).map(|c| c.map(|c| c.map(Frame::data)))
+        if self.left == Some(0) {
+            return Poll::Ready(None);
+        }
+        let chunk = ready!(self.rx.poll_recv(cx));
+        if let (Some(Ok(data)), Some(left)) = (&chunk, &mut self.left) {
+            *left = left.saturating_sub(data.len() as u64);
+        }
+        Poll::Ready(chunk.map(|c| c.map(Frame::data)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == Some(0)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.left {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
     }
 }
 

@@ -46,6 +46,11 @@ impl Head {
             .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| &v[..])
     }
+
+    pub(crate) fn content_length(&self) -> Option<u64> {
+        self.header("content-length")
+            .and_then(gateway_core::parse_decimal)
+    }
 }
 
 /// Where the response stands.
@@ -115,8 +120,13 @@ impl Out {
             return Ok(Err(Gone));
         }
         if !self.head_sent() {
+            let length = self.pending.as_ref().and_then(Head::content_length);
+            // The first block is the whole body: send it with the head, no stream needed.
+            if length == Some(data.len() as u64) {
+                return self.finish(Body::from(data));
+            }
             let (tx, rx) = mpsc::channel(STREAM_DEPTH);
-            if let Err(gone) = self.finish(Body::new(Stream(rx)))? {
+            if let Err(gone) = self.finish(Body::new(Stream::new(rx, length)))? {
                 return Ok(Err(gone));
             }
             self.stream = Some(tx);
@@ -124,8 +134,9 @@ impl Out {
         if data.is_empty() {
             return Ok(Ok(()));
         }
+        // No stream: the whole body went with the head, and this is past its Content-Length.
         let Some(tx) = &self.stream else {
-            return Ok(Err(Gone));
+            return Ok(Ok(()));
         };
         match py.detach(|| tx.blocking_send(Ok(data))) {
             Ok(()) => Ok(Ok(())),

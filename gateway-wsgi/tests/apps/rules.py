@@ -238,3 +238,10 @@ def sleep(environ, start_response):
 def pid(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [str(os.getpid()).encode()]
+
+
+def iter_with_length(environ, start_response):
+    """An iterable (as Flask and Django return) whose Content-Length the head gives."""
+    parts = [b"hello ", b"world"] if environ.get("QUERY_STRING") == "two" else [b"hello world"]
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "11")])
+    return iter(parts)
