@@ -70,13 +70,23 @@ impl WsgiApp {
 }
 
 /// A Python thread: attached to the interpreter for its whole life, it releases the GIL
-/// while it waits for a job.
+/// while it waits for a job. Under load it takes the next queued job before letting go of
+/// the GIL: one handover of the GIL and no sleep per request instead of one of each.
 fn serve(ctx: &Context, queue: &Mutex<mpsc::Receiver<Job>>) {
     Python::attach(|py| {
         loop {
             let job = py.detach(|| queue.lock().ok()?.recv().ok());
-            let Some(job) = job else { break };
-            run::request(py, ctx, job);
+            let Some(mut job) = job else { break };
+            loop {
+                run::request(py, ctx, job);
+                // `try_lock`: another thread holding the queue is asleep in `recv`, and the
+                // next job is its to take.
+                let next = queue.try_lock().ok().and_then(|q| q.try_recv().ok());
+                match next {
+                    Some(next) => job = next,
+                    None => break,
+                }
+            }
         }
     });
 }
