@@ -319,6 +319,37 @@ pub const APP_TYPES: &[Table] = &[
         doc: "Live counters, as php-fpm's status page: JSON, or Prometheus text with ?format=prometheus or a path ending in /metrics. No keys of its own.",
         keys: &[],
     },
+    Table {
+        name: "wsgi",
+        header: "type = \"wsgi\"",
+        doc: "A Python WSGI app (PEP 3333), in CPython embedded in the daemon. The module is imported when the config is loaded (also by gatewayd check, which prints the traceback of a failed import). Paths are relative to the config file.",
+        keys: &[
+            key(
+                "module",
+                "string",
+                None,
+                "Required. \"package.module:callable\"; the callable defaults to application.",
+            ),
+            key(
+                "python_path",
+                "array of paths",
+                Some("[]"),
+                "Directories put first on sys.path, in order.",
+            ),
+            key(
+                "virtualenv",
+                "path",
+                None,
+                "A virtualenv of the same Python version whose site-packages come before the system's.",
+            ),
+            key(
+                "threads",
+                "integer",
+                Some("8"),
+                "Python threads of the app in each process (1 to 1024); the GIL is released whenever one waits.",
+            ),
+        ],
+    },
 ];
 
 /// The config the package installs, shown as the example of gatewayd.toml(5).
