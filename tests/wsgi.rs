@@ -253,3 +253,21 @@ async fn an_iterable_with_a_content_length_ends_there_and_is_logged_complete() {
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_its_timeout_is_a_504_and_its_result_is_closed() {
+    let config = format!(
+        "[[listen]]\nprotocol = \"http\"\naddress = \"127.0.0.1:0\"\n\
+         [apps.slow]\ntype = \"wsgi\"\nmodule = \"rules:slow_first\"\npython_path = [\"{APPS}\"]\n\
+         request_timeout = \"1s\"\n[[mount]]\npath = \"/slow\"\napp = \"slow\"\n\
+         [apps.closes]\ntype = \"wsgi\"\nmodule = \"rules:closes\"\npython_path = [\"{APPS}\"]\n\
+         [[mount]]\npath = \"/closes\"\napp = \"closes\"\n"
+    );
+    let d = Daemon::start(&config);
+    assert_eq!(get(d.addr(), "/slow").await.status, 504);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(d.addr(), "/closes?slow_first").await.text() != "1" {
+        assert!(Instant::now() < deadline, "close() was not called");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

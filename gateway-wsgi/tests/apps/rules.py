@@ -245,3 +245,10 @@ def iter_with_length(environ, start_response):
     parts = [b"hello ", b"world"] if environ.get("QUERY_STRING") == "two" else [b"hello world"]
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "11")])
     return iter(parts)
+
+
+def slow_first(environ, start_response):
+    """A body whose first item takes 2 s: past a 1 s request_timeout the client has its 504,
+    and the result must still be closed once the thread gets there."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return Result(environ, "slow_first", [b"late"], slow=2)
