@@ -106,18 +106,29 @@ impl Wire {
         conn: ConnInfo,
         app: Arc<impl App>,
         shutdown: CancellationToken,
+        retire: &Option<CancellationToken>,
     ) -> BoxFuture<'static, ()>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         match self {
-            Wire::Http(cfg) => Box::pin(proto_http::serve_connection(
-                s,
-                conn,
-                app,
-                cfg.clone(),
-                shutdown,
-            )),
+            Wire::Http(cfg) => match retire {
+                None => Box::pin(proto_http::serve_connection(
+                    s,
+                    conn,
+                    app,
+                    cfg.clone(),
+                    shutdown,
+                )),
+                Some(retire) => Box::pin(proto_http::serve_connection_retiring(
+                    s,
+                    conn,
+                    app,
+                    cfg.clone(),
+                    shutdown,
+                    retire.clone(),
+                )),
+            },
             Wire::Fastcgi(cfg) => Box::pin(proto_fastcgi::serve_connection(
                 s,
                 app,
