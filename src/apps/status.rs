@@ -63,6 +63,14 @@ impl App for Status {
     }
 }
 
+/// A per-worker metric: name, type, help, and its value from a worker's counters.
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Snapshot) -> f64,
+);
+
 /// Every worker of a master, this one included.
 struct Fleet {
     /// The sum over the workers, with the master's uptime.
@@ -126,7 +134,7 @@ impl Fleet {
 
     /// The Prometheus page's additions: each worker's own series, labelled by slot and pid.
     fn prometheus(&self, out: &mut String) {
-        let series: [(&str, &str, &str, fn(&Snapshot) -> f64); 3] = [
+        let series: [Series; 3] = [
             (
                 "gatewayd_worker_requests_total",
                 "counter",
