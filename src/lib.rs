@@ -148,12 +148,17 @@ impl Daemon {
                 if let Some(code) = master::run_if_worker(&arg.config, &self.registry, self.stats) {
                     return code;
                 }
-                // `processes = N`: a master, which builds no app. A config that does not even
-                // read as a plan fails below, with the same error as ever.
-                if let Ok(plan) = Config::load_plan(&arg.config, &self.registry)
-                    && plan.server.processes.is_some()
-                {
-                    return master::run_master(plan, self.registry, log_format);
+                // `processes = N`: a master, which builds no app, not even to report an error.
+                // Without the key, an invalid config fails below with the same error as ever.
+                match Config::load_plan(&arg.config, &self.registry) {
+                    Ok(plan) if plan.server.processes.is_some() => {
+                        return master::run_master(plan, self.registry, log_format);
+                    }
+                    Err(e) if config::names_processes(&arg.config) => {
+                        eprintln!("{e}");
+                        return ExitCode::FAILURE;
+                    }
+                    _ => {}
                 }
                 let config = match Config::load(&arg.config, &self.registry) {
                     Ok(config) => config,

@@ -601,3 +601,117 @@ fn processes_must_be_a_sane_count_at_its_place() {
         assert!(String::from_utf8_lossy(&out.stderr).contains(&expected));
     }
 }
+
+#[tokio::test]
+async fn systemd_hears_the_master_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&path).unwrap();
+    let d = Daemon::start_full(
+        &common::gatewayd_bin(),
+        &config(2, "x", ""),
+        &[],
+        &[
+            ("NOTIFY_SOCKET", path.display().to_string()),
+            ("WATCHDOG_USEC", "200000".into()),
+        ],
+    );
+    let mut seen = String::new();
+    let expect = async |needle: &str, seen: &mut String| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 4096];
+        while !seen.contains(needle) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, socket.recv(&mut buf)).await {
+                Ok(Ok(n)) => {
+                    seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    seen.push('\n');
+                }
+                _ => panic!("no {needle:?} among:\n{seen}"),
+            }
+        }
+    };
+    expect("READY=1", &mut seen).await;
+    expect("STATUS=serving on 4 listeners with 2 workers", &mut seen).await;
+    expect("WATCHDOG=1", &mut seen).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = socket.try_recv(&mut buf) {
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    // The workers have no socket to tell systemd they are ready: one READY, the master's.
+    assert_eq!(seen.matches("READY=1").count(), 1, "{seen}");
+    seen.clear();
+    rewrite_and_hup(&d, &config(2, "y", ""));
+    expect("RELOADING=1", &mut seen).await;
+    expect(
+        "STATUS=reloaded; serving on 4 listeners with 2 workers",
+        &mut seen,
+    )
+    .await;
+    assert!(seen.contains("READY=1"), "{seen}");
+    seen.clear();
+    d.signal(SIGTERM);
+    expect("STOPPING=1", &mut seen).await;
+}
+
+#[tokio::test]
+async fn the_master_takes_systemds_sockets_and_hands_them_down() {
+    let port = common::peers::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.toml");
+    let text = config(2, "activated", "")
+        .replace("address = \"127.0.0.1:0\"", "address = \"systemd:web\"")
+        .replace("{dir}", &dir.path().display().to_string());
+    // One socket from systemd for the three TCP entries would not do: keep only HTTP on it.
+    let text = text
+        .replace(
+            "protocol = \"scgi\"\naddress = \"systemd:web\"",
+            "protocol = \"scgi\"\naddress = \"127.0.0.1:0\"",
+        )
+        .replace(
+            "protocol = \"uwsgi\"\naddress = \"systemd:web\"",
+            "protocol = \"uwsgi\"\naddress = \"127.0.0.1:0\"",
+        );
+    std::fs::write(&path, text).unwrap();
+    let mut child = std::process::Command::new("systemd-socket-activate")
+        .args([
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "--fdname=web",
+            "-E",
+            "RUST_LOG=info",
+        ])
+        .arg(common::gatewayd_bin())
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+        .spawn()
+        .expect("systemd-socket-activate (Debian's systemd package)");
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The first connection starts gatewayd; its workers answer it.
+    let reply = tokio::time::timeout(Duration::from_secs(15), get(addr, "/hello"))
+        .await
+        .expect("an answer");
+    let log = || std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+    assert_eq!(reply.text(), "activated", "{}", log());
+    let page = get(addr, "/status").await.json();
+    assert_eq!(
+        page["workers"].as_array().map(Vec::len),
+        Some(2),
+        "{page:#}"
+    );
+    assert_eq!(
+        page["master"]["pid"],
+        child.id(),
+        "systemd's child is the master"
+    );
+    nix::sys::signal::kill(Pid::from_raw(child.id() as i32), SIGTERM).unwrap();
+    assert!(child.wait().unwrap().success(), "{}", log());
+}

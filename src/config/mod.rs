@@ -74,6 +74,20 @@ impl Config {
     }
 }
 
+/// Whether the file at `path` sets `[server] processes`, however wrong the rest of it is (a
+/// file that is not TOML does not).
+pub fn names_processes(path: &Path) -> bool {
+    let Ok(source) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    let Ok(doc) = source.parse::<toml::Table>() else {
+        return false;
+    };
+    doc.get("server")
+        .and_then(|s| s.as_table())
+        .is_some_and(|s| s.contains_key("processes"))
+}
+
 /// A config checked without building its apps: its `[server]` and `[[listen]]`, and the text
 /// it was read from, for workers to build the apps from.
 #[derive(Debug, Clone)]
