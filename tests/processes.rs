@@ -701,12 +701,13 @@ async fn the_master_takes_systemds_sockets_and_hands_them_down() {
         .expect("an answer");
     let log = || std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
     assert_eq!(reply.text(), "activated", "{}", log());
+    // A worker serves as soon as it is ready, the other may still be starting.
+    until("two workers", async || {
+        let page = get(addr, "/status").await.json();
+        page["workers"].as_array().map(Vec::len) == Some(2)
+    })
+    .await;
     let page = get(addr, "/status").await.json();
-    assert_eq!(
-        page["workers"].as_array().map(Vec::len),
-        Some(2),
-        "{page:#}"
-    );
     assert_eq!(
         page["master"]["pid"],
         child.id(),

@@ -129,11 +129,13 @@ impl Wire {
                     retire.clone(),
                 )),
             },
+            // A web server's kept connection is not ours to keep once a new worker serves:
+            // it drains as on a stop (nginx retries a request on a kept connection that closed).
             Wire::Fastcgi(cfg) => Box::pin(proto_fastcgi::serve_connection(
                 s,
                 app,
                 cfg.clone(),
-                shutdown,
+                retire.clone().unwrap_or(shutdown),
             )),
             // One request per connection: the shutdown does not cut the wait for it (see
             // `proto_scgi::serve_framed`), so these drivers take no shutdown signal.

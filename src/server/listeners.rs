@@ -31,9 +31,10 @@ pub(super) struct Listeners {
     /// One budget for the unread request bodies of every FastCGI listener, kept across
     /// reloads (a reload only changes its size).
     body_budget: Arc<BodyBudget>,
-    /// A worker of a master: fired when a new worker has taken over. The accept loops stop
-    /// without taking the backlog (the other workers serve it) and HTTP connections close
-    /// after their next response (see [`proto_http::serve_connection_retiring`]).
+    /// A worker of a master: fired when a new worker has taken over (and on a stop). The
+    /// accept loops stop without taking the backlog (the other workers serve it), HTTP
+    /// connections close after their next response (see
+    /// [`proto_http::serve_connection_retiring`]) and FastCGI ones drain as on a stop.
     retire: Option<CancellationToken>,
 }
 

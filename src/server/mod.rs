@@ -106,7 +106,8 @@ pub(crate) async fn serve_worker(
 
     let app = Arc::new(Reloadable::new(config.router, stats));
     let shutdown = CancellationToken::new();
-    let retire = CancellationToken::new();
+    // A stop is a retirement too: what watches only `retire` stops either way.
+    let retire = shutdown.child_token();
     let tracker = TaskTracker::new();
     let mut listeners =
         Listeners::new(app, stats, shutdown.clone(), tracker.clone()).retiring(retire.clone());
