@@ -716,3 +716,28 @@ async fn the_master_takes_systemds_sockets_and_hands_them_down() {
     nix::sys::signal::kill(Pid::from_raw(child.id() as i32), SIGTERM).unwrap();
     assert!(child.wait().unwrap().success(), "{}", log());
 }
+
+#[test]
+fn a_first_worker_that_cannot_build_its_apps_fails_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.toml");
+    let text = config(2, "x", "")
+        .replace("body = ", "bdy = ")
+        .replace("{dir}", &dir.path().display().to_string());
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(common::gatewayd_bin())
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let place = format!("{}:23:1: unknown field `bdy`", path.display());
+    assert!(err.contains(&place), "the worker's error, placed: {err}");
+    assert!(err.contains("before it was ready"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
+    assert!(
+        !dir.path().join("fcgi.sock").exists(),
+        "the socket is removed"
+    );
+}

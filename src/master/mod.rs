@@ -60,7 +60,7 @@ pub(crate) fn run_if_worker(
     let handoff = match handoff::Handoff::from_env()? {
         Ok(handoff) => handoff,
         Err(e) => {
-            eprintln!("gatewayd: {e}");
+            worker::report(format_args!("gatewayd: {e}"));
             return Some(ExitCode::FAILURE);
         }
     };

@@ -24,7 +24,9 @@ pub(crate) fn run(
     let source = match handoff.read_source() {
         Ok(source) => source,
         Err(e) => {
-            eprintln!("gatewayd: worker: cannot read the config its master handed down: {e}");
+            report(format_args!(
+                "gatewayd: worker: cannot read the config its master handed down: {e}"
+            ));
             return ExitCode::FAILURE;
         }
     };
@@ -45,7 +47,7 @@ pub(crate) fn run(
     let config = match Config::parse(path, &source, registry) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("{e}");
+            report(e);
             return ExitCode::FAILURE;
         }
     };
@@ -56,7 +58,7 @@ pub(crate) fn run(
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("gatewayd: cannot start the runtime: {e}");
+            report(format_args!("gatewayd: cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -86,8 +88,15 @@ pub(crate) fn run(
         Err(e) => {
             tracing::error!("{e:#}");
             crate::logging::flush();
-            eprintln!("gatewayd: {e:#}");
+            report(format_args!("gatewayd: {e:#}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// One line on stderr in one write: the workers of a master share it, and several may fail
+/// at once on the same config.
+pub(super) fn report(message: impl std::fmt::Display) {
+    let line = format!("{message}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
