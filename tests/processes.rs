@@ -674,7 +674,7 @@ async fn the_master_takes_systemds_sockets_and_hands_them_down() {
             "protocol = \"uwsgi\"\naddress = \"127.0.0.1:0\"",
         );
     std::fs::write(&path, text).unwrap();
-    let mut child = std::process::Command::new("systemd-socket-activate")
+    let child = std::process::Command::new("systemd-socket-activate")
         .args([
             "-l",
             &format!("127.0.0.1:{port}"),
@@ -689,6 +689,7 @@ async fn the_master_takes_systemds_sockets_and_hands_them_down() {
         .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
         .spawn()
         .expect("systemd-socket-activate (Debian's systemd package)");
+    let mut child = KillOnDrop(child);
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let deadline = Instant::now() + Duration::from_secs(5);
     while std::net::TcpStream::connect(addr).is_err() {
@@ -710,11 +711,21 @@ async fn the_master_takes_systemds_sockets_and_hands_them_down() {
     let page = get(addr, "/status").await.json();
     assert_eq!(
         page["master"]["pid"],
-        child.id(),
+        child.0.id(),
         "systemd's child is the master"
     );
-    nix::sys::signal::kill(Pid::from_raw(child.id() as i32), SIGTERM).unwrap();
-    assert!(child.wait().unwrap().success(), "{}", log());
+    nix::sys::signal::kill(Pid::from_raw(child.0.id() as i32), SIGTERM).unwrap();
+    assert!(child.0.wait().unwrap().success(), "{}", log());
+}
+
+/// A child that a failed test does not leave running (its workers follow their master).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
