@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod listen;
 pub mod logging;
+mod master;
 pub mod server;
 pub mod systemd;
 pub mod testkit;
@@ -125,12 +126,12 @@ impl Daemon {
             Command::Check(_) => logging::init_sync(cli.log_format, "info"),
             Command::Serve(_) => logging::init(cli.log_format, "info", self.stats),
         }
-        let code = self.run_command(cli.command);
+        let code = self.run_command(cli.command, cli.log_format);
         logging::flush();
         code
     }
 
-    fn run_command(self, command: Command) -> ExitCode {
+    fn run_command(self, command: Command, log_format: logging::LogFormat) -> ExitCode {
         match command {
             Command::Cgi(arg) => cgi::run(&arg.config, &self.registry),
             Command::Check(arg) => match Config::load(&arg.config, &self.registry) {
@@ -144,6 +145,21 @@ impl Daemon {
                 }
             },
             Command::Serve(arg) => {
+                if let Some(code) = master::run_if_worker(&arg.config, &self.registry, self.stats) {
+                    return code;
+                }
+                // `processes = N`: a master, which builds no app, not even to report an error.
+                // Without the key, an invalid config fails below with the same error as ever.
+                match Config::load_plan(&arg.config, &self.registry) {
+                    Ok(plan) if plan.server.processes.is_some() => {
+                        return master::run_master(plan, self.registry, log_format);
+                    }
+                    Err(e) if config::names_processes(&arg.config) => {
+                        eprintln!("{e}");
+                        return ExitCode::FAILURE;
+                    }
+                    _ => {}
+                }
                 let config = match Config::load(&arg.config, &self.registry) {
                     Ok(config) => config,
                     Err(e) => {

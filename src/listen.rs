@@ -18,6 +18,9 @@ pub struct Listener {
     /// What it speaks.
     pub protocol: Protocol,
     socket: Socket,
+    /// The address as its binder showed it, for a socket handed down by a master (a unix
+    /// socket's own address is the private path it was bound at before its rename).
+    shown_as: Option<String>,
 }
 
 enum Socket {
@@ -32,6 +35,29 @@ struct SocketFile(PathBuf);
 impl Drop for SocketFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A bound socket that a master keeps open for its workers (see [`Listener::into_held`]).
+/// A unix socket's file is removed when it is dropped.
+pub struct Held {
+    /// What it speaks.
+    pub protocol: Protocol,
+    fd: std::os::fd::OwnedFd,
+    /// The address as bound, as [`Listener`] shows it.
+    name: String,
+    _file: Option<SocketFile>,
+}
+
+impl std::os::fd::AsFd for Held {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl fmt::Display for Held {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
     }
 }
 
@@ -55,6 +81,7 @@ impl Listener {
         Ok(Listener {
             protocol: cfg.protocol,
             socket,
+            shown_as: None,
         })
     }
 
@@ -76,6 +103,38 @@ impl Listener {
 }
 
 impl Listener {
+    /// Takes over a listening socket a master process passed down on `fd` (it stays the
+    /// master's to bind and remove); close-on-exec from now on, so that what this process
+    /// spawns (CGI scripts) does not hold it.
+    pub fn inherited(fd: i32, protocol: Protocol, shown_as: String) -> io::Result<Listener> {
+        use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+        check_listening(fd)?;
+        // SAFETY: the descriptor stays open for this call; `inherit` takes it over next.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(io::Error::from)?;
+        Ok(Listener {
+            protocol,
+            socket: inherit(fd)?,
+            shown_as: Some(shown_as),
+        })
+    }
+
+    /// The socket without its runtime registration, for a master that only hands it down:
+    /// no reactor of the master's is woken by the connections its workers accept.
+    pub fn into_held(self) -> io::Result<Held> {
+        let name = self.to_string();
+        let (fd, file) = match self.socket {
+            Socket::Tcp(l) => (std::os::fd::OwnedFd::from(l.into_std()?), None),
+            Socket::Unix(l, file) => (std::os::fd::OwnedFd::from(l.into_std()?), file),
+        };
+        Ok(Held {
+            protocol: self.protocol,
+            fd,
+            name,
+            _file: file,
+        })
+    }
+
     /// Takes every connection the kernel has already completed, without waiting: called when
     /// the listener closes, so that they are served instead of reset.
     pub fn drain_backlog(&self) -> Vec<(Stream, ConnInfo)> {
@@ -114,6 +173,9 @@ impl fmt::Display for Listener {
     /// The bound address: `127.0.0.1:41234` (with the real port when 0 was asked) or
     /// `unix:/run/x.sock`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(shown) = &self.shown_as {
+            return f.write_str(shown);
+        }
         match &self.socket {
             Socket::Tcp(l) => match l.local_addr() {
                 Ok(a) => write!(f, "{a}"),

@@ -23,7 +23,7 @@ pub use environ::{
 };
 pub use guard::ambiguity;
 pub use response::{from_http, into_http};
-pub use serve::{HttpConfig, serve_connection};
+pub use serve::{HttpConfig, serve_connection, serve_connection_retiring};
 /// The raw-head watch, public only for the differential fuzz target (`fuzz/`), which holds it
 /// against hyper's own parser.
 #[doc(hidden)]

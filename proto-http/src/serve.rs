@@ -61,6 +61,37 @@ pub async fn serve_connection<I, A: App>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    serve(io, conn, app, config, shutdown, None).await;
+}
+
+/// [`serve_connection`] for a process that is being replaced while others keep serving the
+/// same socket: once `retire` fires, the next response says `Connection: close` and the
+/// connection closes after it, so that the client reconnects (to another process) without a
+/// request of its own ever meeting a closed connection. An idle connection is not closed for
+/// it: it waits for that next request, or its keep-alive timeout, or `shutdown`.
+pub async fn serve_connection_retiring<I, A: App>(
+    io: I,
+    conn: ConnInfo,
+    app: Arc<A>,
+    config: Arc<HttpConfig>,
+    shutdown: CancellationToken,
+    retire: CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    serve(io, conn, app, config, shutdown, Some(retire)).await;
+}
+
+async fn serve<I, A: App>(
+    io: I,
+    conn: ConnInfo,
+    app: Arc<A>,
+    config: Arc<HttpConfig>,
+    shutdown: CancellationToken,
+    retire: Option<CancellationToken>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (io, verdict) = Sniffed::new(io, config.max_head_size.max(8192));
     let busy = InRequest::default();
     let io = HeadTimer::new(io, config.header_read_timeout, busy.clone());
@@ -74,6 +105,7 @@ pub async fn serve_connection<I, A: App>(
         busy,
         verdict,
         next: AtomicUsize::new(0),
+        retire,
     });
     let service = service_fn(move |req| {
         let shared = shared.clone();
@@ -83,7 +115,13 @@ pub async fn serve_connection<I, A: App>(
             .verdict
             .refuses(shared.next.fetch_add(1, Ordering::Relaxed));
         async move {
-            let res = handle(&shared, req, refused).await;
+            let mut res = handle(&shared, req, refused).await;
+            if shared.retire.as_ref().is_some_and(|r| r.is_cancelled()) {
+                res.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
             Ok::<_, Infallible>(res.map(|body| shared.busy.track(body)))
         }
     });
@@ -119,6 +157,8 @@ struct PerConnection<A> {
     busy: InRequest,
     verdict: Verdict,
     next: AtomicUsize,
+    /// See [`serve_connection_retiring`].
+    retire: Option<CancellationToken>,
 }
 
 async fn handle<A: App>(

@@ -1,5 +1,9 @@
 //! `status`: live counters, like php-fpm's status page. JSON by default; Prometheus text with
 //! `?format=prometheus` (or a path ending in `/metrics`).
+//!
+//! Under a master (`processes = N`), whichever worker answers shows the totals of every
+//! worker, then each worker on its own (its own counters live, the others' from their status
+//! files, see `master::counters`).
 
 use std::fmt::Write as _;
 
@@ -27,16 +31,28 @@ pub(super) struct Status(&'static Stats);
 
 impl App for Status {
     async fn call(&self, env: Environ, _body: Body) -> Response {
-        let snapshot = self.0.snapshot();
+        let own = self.0.snapshot();
+        let fleet = Fleet::gather(&own);
+        let snapshot = fleet.as_ref().map_or(&own, |f| &f.total);
         let prometheus = env.path_info().ends_with(b"/metrics")
             || form_urlencoded::parse(env.query_string())
                 .any(|(k, v)| k == "format" && v == "prometheus");
         let res = match prometheus {
-            true => Response::new(200)
-                .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-                .with_body(prometheus_text(&snapshot)),
+            true => {
+                let mut text = prometheus_text(snapshot);
+                if let Some(fleet) = &fleet {
+                    fleet.prometheus(&mut text);
+                }
+                Response::new(200)
+                    .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                    .with_body(text)
+            }
             false => {
-                let mut body = serde_json::to_vec_pretty(&json_doc(&snapshot)).unwrap_or_default();
+                let mut doc = json_doc(snapshot);
+                if let (Some(fleet), Value::Object(map)) = (&fleet, &mut doc) {
+                    fleet.json(map);
+                }
+                let mut body = serde_json::to_vec_pretty(&doc).unwrap_or_default();
                 body.push(b'\n');
                 Response::new(200)
                     .with_header("Content-Type", "application/json")
@@ -44,6 +60,110 @@ impl App for Status {
             }
         };
         res.with_header("Cache-Control", "no-store")
+    }
+}
+
+/// A per-worker metric: name, type, help, and its value from a worker's counters.
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Snapshot) -> f64,
+);
+
+/// Every worker of a master, this one included.
+struct Fleet {
+    /// The sum over the workers, with the master's uptime.
+    total: Snapshot,
+    /// `(slot, pid, counters)`, by slot.
+    workers: Vec<(usize, u32, Snapshot)>,
+    master_pid: u32,
+    master_uptime: f64,
+    processes: usize,
+}
+
+impl Fleet {
+    /// The fleet this worker belongs to; `None` in a single process.
+    fn gather(own: &Snapshot) -> Option<Fleet> {
+        let peers = crate::master::peers()?;
+        let me = std::process::id();
+        let mut workers: Vec<(usize, u32, Snapshot)> = crate::master::read_all(&peers.dir, me)
+            .iter()
+            .map(|c| (c.slot, c.pid, c.snapshot(own)))
+            .collect();
+        workers.push((peers.slot, me, own.clone()));
+        workers.sort_by_key(|(slot, pid, _)| (*slot, *pid));
+        let master_uptime = (crate::master::now() - peers.master.started).max(0.0);
+        let all: Vec<Snapshot> = workers.iter().map(|(_, _, s)| s.clone()).collect();
+        let total = crate::master::total(&all, std::time::Duration::from_secs_f64(master_uptime))?;
+        Some(Fleet {
+            total,
+            workers,
+            master_pid: peers.master.pid,
+            master_uptime,
+            processes: peers.master.processes,
+        })
+    }
+
+    /// The JSON page's additions: who answered, the master, each worker.
+    fn json(&self, doc: &mut Map<String, Value>) {
+        doc.insert("pid".into(), std::process::id().into());
+        doc.insert(
+            "master".into(),
+            json!({ "pid": self.master_pid, "uptime_seconds": self.master_uptime, "processes": self.processes }),
+        );
+        let workers: Vec<Value> = self
+            .workers
+            .iter()
+            .map(|(slot, pid, s)| {
+                let open: i64 = s.connections.iter().map(|(_, n)| n).sum();
+                json!({
+                    "slot": slot,
+                    "pid": pid,
+                    "uptime_seconds": s.uptime.as_secs_f64(),
+                    "requests_total": s.total(),
+                    "in_flight": s.in_flight,
+                    "bytes_sent": s.bytes,
+                    "connections": open,
+                    "dropped_log_lines": s.dropped_log_lines,
+                })
+            })
+            .collect();
+        doc.insert("workers".into(), Value::Array(workers));
+    }
+
+    /// The Prometheus page's additions: each worker's own series, labelled by slot and pid.
+    fn prometheus(&self, out: &mut String) {
+        let series: [Series; 3] = [
+            (
+                "gatewayd_worker_requests_total",
+                "counter",
+                "Requests answered by one worker process.",
+                |s| s.total() as f64,
+            ),
+            (
+                "gatewayd_worker_requests_in_flight",
+                "gauge",
+                "Requests of one worker process whose response has not finished.",
+                |s| s.in_flight as f64,
+            ),
+            (
+                "gatewayd_worker_uptime_seconds",
+                "gauge",
+                "Seconds since one worker process started.",
+                |s| s.uptime.as_secs_f64(),
+            ),
+        ];
+        for (name, kind, help, value) in series {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (slot, pid, s) in &self.workers {
+                let _ = writeln!(out, "{name}{{slot=\"{slot}\",pid=\"{pid}\"}} {}", value(s));
+            }
+        }
+        let _ = writeln!(out, "# HELP gatewayd_workers Worker processes running.");
+        let _ = writeln!(out, "# TYPE gatewayd_workers gauge");
+        let _ = writeln!(out, "gatewayd_workers {}", self.workers.len());
     }
 }
 

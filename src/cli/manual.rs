@@ -100,6 +100,12 @@ pub const TABLES: &[Table] = &[
                 "Runtime threads; 0 means one per CPU core. Read at start, not on reload.",
             ),
             key(
+                "processes",
+                "integer",
+                None,
+                "Worker processes under a master process, as uWSGI's processes and gunicorn's workers: the master binds every listener once and builds no app; each worker is gatewayd started afresh on those sockets, builds its own apps (its own interpreter, for app types that embed one) and serves as one process does, the kernel spreading connections over them. 1 to 1024. A worker that dies is replaced (100 ms after, doubling up to 10 s while they keep dying); SIGHUP replaces the workers one by one; the status page totals every worker. Unset: one process, no master.",
+            ),
+            key(
                 "body_buffer_budget",
                 "size",
                 Some("\"64MiB\""),
@@ -460,6 +466,17 @@ pub fn gatewayd_8() -> String {
         "SIGHUP",
         "Re-read the config. An invalid one is logged with its FILE:LINE:COL and the old one \
          stays; a valid one swaps every app and mount at once and keeps the sockets that stay.",
+    );
+    paragraph(
+        &mut roff,
+        "With [server] processes, the signals go to the master. SIGTERM and SIGINT are \
+         forwarded to every worker, each drains as above, and the master exits 0 when all have \
+         exited (killing what is left 5 s past shutdown_timeout). SIGHUP is a chain reload: the \
+         master checks the config, then for each worker starts a new one on the new config, \
+         waits until it is ready, and tells the old one to finish what it began (SIGUSR2, the \
+         master's own word to its workers) before the next; a config the master refuses, or \
+         whose first new worker fails, leaves the old workers serving. Sockets stay as bound at \
+         start: listener changes need a restart.",
     );
 
     section(&mut roff, "ENVIRONMENT");

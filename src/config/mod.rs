@@ -19,7 +19,7 @@ use toml::de::{DeTable, DeValue};
 
 pub use error::ConfigError;
 pub(crate) use schema::duration;
-pub use schema::{ListenAddress, ListenConfig, MountConfig, ServerConfig};
+pub use schema::{ListenAddress, ListenConfig, MAX_PROCESSES, MountConfig, ServerConfig};
 
 /// A validated config with its apps built and mounted.
 pub struct Config {
@@ -43,38 +43,7 @@ impl Config {
 
     /// Validates `source` as the contents of `path`.
     pub fn parse(path: &Path, source: &str, registry: &Registry) -> Result<Config, ConfigError> {
-        let toml_err = |e: toml::de::Error| ConfigError::toml(path, source, &e);
-        let raw: schema::RawConfig = toml::from_str(source).map_err(toml_err)?;
-        let doc = DeTable::parse(source).map_err(toml_err)?;
-
-        let apps = build_apps(path, source, doc.get_ref(), registry, &raw.server)?;
-        let mut router = Router::new();
-        for mount in &raw.mount {
-            let Some(app) = apps.get(mount.app.get_ref()) else {
-                return Err(ConfigError::at(
-                    path,
-                    source,
-                    Some(mount.app.span()),
-                    format!(
-                        "mount {:?} names app {:?}, which no [apps.*] table defines",
-                        mount.path.get_ref(),
-                        mount.app.get_ref()
-                    ),
-                ));
-            };
-            let app = match mount.lint {
-                true => SharedApp::new(Lint::new(app.clone())),
-                false => app.clone(),
-            };
-            router
-                .mount_shared(mount.path.get_ref(), app)
-                .map_err(|e| {
-                    ConfigError::at(path, source, Some(mount.path.span()), e.to_string())
-                })?;
-        }
-        for listen in &raw.listen {
-            check_listen(path, source, listen)?;
-        }
+        let (raw, router) = parse_with(path, source, registry, Build::Apps)?;
         Ok(Config {
             path: path.to_owned(),
             server: raw.server,
@@ -82,6 +51,103 @@ impl Config {
             router,
         })
     }
+
+    /// Reads `path` as [`Config::load`] does, but builds no app: what a master process needs.
+    pub fn load_plan(path: &Path, registry: &Registry) -> Result<Plan, ConfigError> {
+        let source = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::file(path, format!("cannot read the config: {e}")))?;
+        Config::parse_plan(path, &source, registry)
+    }
+
+    /// Validates `source` as [`Config::parse`] does, except what only an app's own factory can
+    /// check (its type's keys, a CGI root...): no factory runs, so no app is built and no
+    /// interpreter starts. A master binds the listeners on this and leaves the apps to its
+    /// workers, whose own [`Config::parse`] is the full check.
+    pub fn parse_plan(path: &Path, source: &str, registry: &Registry) -> Result<Plan, ConfigError> {
+        let (raw, _) = parse_with(path, source, registry, Build::Nothing)?;
+        Ok(Plan {
+            path: path.to_owned(),
+            source: source.to_owned(),
+            server: raw.server,
+            listen: raw.listen,
+        })
+    }
+}
+
+/// Whether the file at `path` sets `[server] processes`, however wrong the rest of it is (a
+/// file that is not TOML does not).
+pub fn names_processes(path: &Path) -> bool {
+    let Ok(source) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    let Ok(doc) = source.parse::<toml::Table>() else {
+        return false;
+    };
+    doc.get("server")
+        .and_then(|s| s.as_table())
+        .is_some_and(|s| s.contains_key("processes"))
+}
+
+/// A config checked without building its apps: its `[server]` and `[[listen]]`, and the text
+/// it was read from, for workers to build the apps from.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// The file's text as read.
+    pub source: String,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[[listen]]`, in file order.
+    pub listen: Vec<ListenConfig>,
+}
+
+/// Whether [`parse_with`] runs the app factories.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Build {
+    Apps,
+    /// Each app is a stand-in that answers 503: the mounts are still checked.
+    Nothing,
+}
+
+/// The whole validation, with the apps built or stood in for.
+fn parse_with(
+    path: &Path,
+    source: &str,
+    registry: &Registry,
+    build: Build,
+) -> Result<(schema::RawConfig, Router), ConfigError> {
+    let toml_err = |e: toml::de::Error| ConfigError::toml(path, source, &e);
+    let raw: schema::RawConfig = toml::from_str(source).map_err(toml_err)?;
+    let doc = DeTable::parse(source).map_err(toml_err)?;
+
+    let apps = build_apps(path, source, doc.get_ref(), registry, &raw.server, build)?;
+    let mut router = Router::new();
+    for mount in &raw.mount {
+        let Some(app) = apps.get(mount.app.get_ref()) else {
+            return Err(ConfigError::at(
+                path,
+                source,
+                Some(mount.app.span()),
+                format!(
+                    "mount {:?} names app {:?}, which no [apps.*] table defines",
+                    mount.path.get_ref(),
+                    mount.app.get_ref()
+                ),
+            ));
+        };
+        let app = match mount.lint {
+            true => SharedApp::new(Lint::new(app.clone())),
+            false => app.clone(),
+        };
+        router
+            .mount_shared(mount.path.get_ref(), app)
+            .map_err(|e| ConfigError::at(path, source, Some(mount.path.span()), e.to_string()))?;
+    }
+    for listen in &raw.listen {
+        check_listen(path, source, listen)?;
+    }
+    Ok((raw, router))
 }
 
 /// Builds each `[apps.NAME]` with the factory of its `type`.
@@ -91,6 +157,7 @@ fn build_apps(
     doc: &DeTable<'_>,
     registry: &Registry,
     server: &ServerConfig,
+    build: Build,
 ) -> Result<BTreeMap<String, SharedApp>, ConfigError> {
     let at = |span, msg: String| ConfigError::at(path, source, Some(span), msg);
     let Some(apps) = doc.get("apps") else {
@@ -147,6 +214,12 @@ fn build_apps(
         };
         let cfg = AppConfig::new(name.get_ref().to_string(), Spanned::new(table.span(), own))
             .with_context(limits, path);
+        if build == Build::Nothing {
+            let stand_in =
+                gateway_core::app_fn(|_, _| async { gateway_core::Response::error(503) });
+            built.insert(name.get_ref().to_string(), SharedApp::new(stand_in));
+            continue;
+        }
         let app = factory(&cfg, limits).map_err(|e| match e.downcast_ref::<toml::de::Error>() {
             Some(te) => ConfigError::toml(path, source, te),
             None => at(table.span(), format!("app {:?}: {e}", name.get_ref())),

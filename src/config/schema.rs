@@ -54,6 +54,11 @@ pub struct ServerConfig {
     /// The runtime's worker threads; `0` (the default) means one per CPU core. Read at start:
     /// a reload keeps the running count.
     pub workers: usize,
+    /// Worker processes under a master that binds the listeners once (uWSGI's `processes`):
+    /// for apps that use one core per process (an interpreter with a global lock). Absent: one
+    /// process, no master.
+    #[serde(deserialize_with = "processes")]
+    pub processes: Option<usize>,
     /// What FastCGI connections may hold in all of unread request bodies (`"64MiB"`). A
     /// multiplexing connection (`max_requests > 1`) buffers each body its app has not read
     /// yet; past this budget, a connection stops reading its socket until bodies are consumed
@@ -73,8 +78,23 @@ impl Default for ServerConfig {
             send_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(60),
             workers: 0,
+            processes: None,
             body_buffer_budget: 64 << 20,
         }
+    }
+}
+
+/// The most worker processes `processes` takes: more is a typo, not a machine.
+pub const MAX_PROCESSES: usize = 1024;
+
+/// `processes = N`, 1 to [`MAX_PROCESSES`]; the error carries the value's place.
+fn processes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let n = i64::deserialize(d)?;
+    match usize::try_from(n) {
+        Ok(n @ 1..=MAX_PROCESSES) => Ok(Some(n)),
+        _ => Err(de::Error::custom(format!(
+            "processes must be 1 to {MAX_PROCESSES} (worker processes), not {n}"
+        ))),
     }
 }
 
@@ -137,8 +157,14 @@ impl ListenConfig {
     /// FastCGI on the listening socket inherited on descriptor 0, with default limits: what a
     /// web server that spawned us expects.
     pub fn inherited_fastcgi() -> Self {
+        ListenConfig::inherited(Protocol::FastCgi)
+    }
+
+    /// `protocol` with default limits (`[server]`'s), on a socket that is not bound from this
+    /// entry (it says `fd:0`): a web server's, or a master's whose entry is gone.
+    pub fn inherited(protocol: Protocol) -> Self {
         ListenConfig {
-            protocol: Protocol::FastCgi,
+            protocol,
             address: Spanned::new(0..0, ListenAddress::Fd(0)),
             socket_mode: None,
             socket_owner: None,

@@ -266,3 +266,56 @@ fn a_listener_speaks_a_socket_protocol() {
     );
     assert!(e.contains("`http`, `fastcgi`, `scgi`, `uwsgi`"), "{e}");
 }
+
+#[test]
+fn processes_is_a_count_of_worker_processes() {
+    let path = Path::new("g.toml");
+    assert_eq!(
+        Config::parse(path, GOOD, &registry())
+            .map(|c| c.server.processes)
+            .ok(),
+        Some(None)
+    );
+    let four = good_but("[server]\n", "[server]\nprocesses = 4\n");
+    let plan = Config::parse_plan(path, &four, &registry()).map(|p| p.server.processes);
+    assert_eq!(plan.ok(), Some(Some(4)));
+    for bad in ["0", "1025", "-1"] {
+        let src = good_but("[server]\n", &format!("[server]\nprocesses = {bad}\n"));
+        let want =
+            format!("g.toml:3:13: processes must be 1 to 1024 (worker processes), not {bad}");
+        assert_eq!(error(&src), want);
+    }
+    let text = good_but("[server]\n", "[server]\nprocesses = \"4\"\n");
+    assert!(
+        error(&text).starts_with("g.toml:3:13: "),
+        "{}",
+        error(&text)
+    );
+}
+
+#[test]
+fn a_plan_builds_no_app_and_checks_the_rest() {
+    let path = Path::new("g.toml");
+    // Only the cgi factory knows that its root is missing: the plan does not run it.
+    let cgi = good_but(
+        "[apps.hi]\n",
+        "[apps.cgi]\ntype = \"cgi\"\nroot = \"/nonexistent/cgi-bin\"\n\n[apps.hi]\n",
+    );
+    let plan = Config::parse_plan(path, &cgi, &registry()).map(|p| p.listen.len());
+    assert_eq!(plan.ok(), Some(2));
+    assert!(Config::parse(path, &cgi, &registry()).is_err());
+    // What is not an app type's own is checked as by `parse`, with the same place.
+    for broken in [
+        good_but("type = \"hello\"", "type = \"nope\""),
+        good_but("app = \"hi\"", "app = \"missing\""),
+        good_but(
+            "address = \"127.0.0.1:0\"\n",
+            "address = \"127.0.0.1:0\"\nsocket_mode = \"0600\"\n",
+        ),
+    ] {
+        let plan = Config::parse_plan(path, &broken, &registry())
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(plan, Some(error(&broken)));
+    }
+}

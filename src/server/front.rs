@@ -106,23 +106,36 @@ impl Wire {
         conn: ConnInfo,
         app: Arc<impl App>,
         shutdown: CancellationToken,
+        retire: &Option<CancellationToken>,
     ) -> BoxFuture<'static, ()>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         match self {
-            Wire::Http(cfg) => Box::pin(proto_http::serve_connection(
-                s,
-                conn,
-                app,
-                cfg.clone(),
-                shutdown,
-            )),
+            Wire::Http(cfg) => match retire {
+                None => Box::pin(proto_http::serve_connection(
+                    s,
+                    conn,
+                    app,
+                    cfg.clone(),
+                    shutdown,
+                )),
+                Some(retire) => Box::pin(proto_http::serve_connection_retiring(
+                    s,
+                    conn,
+                    app,
+                    cfg.clone(),
+                    shutdown,
+                    retire.clone(),
+                )),
+            },
+            // A web server's kept connection is not ours to keep once a new worker serves:
+            // it drains as on a stop (nginx retries a request on a kept connection that closed).
             Wire::Fastcgi(cfg) => Box::pin(proto_fastcgi::serve_connection(
                 s,
                 app,
                 cfg.clone(),
-                shutdown,
+                retire.clone().unwrap_or(shutdown),
             )),
             // One request per connection: the shutdown does not cut the wait for it (see
             // `proto_scgi::serve_framed`), so these drivers take no shutdown signal.

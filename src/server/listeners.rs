@@ -31,6 +31,11 @@ pub(super) struct Listeners {
     /// One budget for the unread request bodies of every FastCGI listener, kept across
     /// reloads (a reload only changes its size).
     body_budget: Arc<BodyBudget>,
+    /// A worker of a master: fired when a new worker has taken over (and on a stop). The
+    /// accept loops stop without taking the backlog (the other workers serve it), HTTP
+    /// connections close after their next response (see
+    /// [`proto_http::serve_connection_retiring`]) and FastCGI ones drain as on a stop.
+    retire: Option<CancellationToken>,
 }
 
 struct Running {
@@ -55,7 +60,14 @@ impl Listeners {
             shutdown,
             tracker,
             body_budget: Arc::new(BodyBudget::default()),
+            retire: None,
         }
+    }
+
+    /// Listeners of a worker process, which `retire` hands over to its successor.
+    pub(super) fn retiring(mut self, retire: CancellationToken) -> Self {
+        self.retire = Some(retire);
+        self
     }
 
     /// How many listeners are open.
@@ -104,31 +116,61 @@ impl Listeners {
         for (key, cfg, listener) in fresh {
             println!("listening {} {listener}", listener.protocol);
             tracing::info!(protocol = %listener.protocol, address = %listener, "listening");
-            let front = Arc::new(ArcSwap::from_pointee(Front::new(cfg, server, budget)));
-            let stop = self.shutdown.child_token();
-            let gauge = self
-                .stats
-                .connections(&format!("{} {listener}", listener.protocol));
-            let accept = AcceptLoop {
-                connections: gauge,
-                listener,
-                front: front.clone(),
-                app: self.app.clone(),
-                stop: stop.clone(),
-                shutdown: self.shutdown.clone(),
-                tracker: self.tracker.clone(),
-            };
-            self.tracker.spawn(accept.run());
-            self.running.push(Running { key, front, stop });
+            let front = Front::new(cfg, server, &self.body_budget);
+            self.start(key, front, listener);
         }
         std::io::stdout().flush().ok();
         Ok(())
+    }
+
+    /// Serves the sockets a master passed down, each with the `[[listen]]` entry of its key in
+    /// this worker's config. A socket whose entry the config no longer has, or now gives
+    /// another protocol, is still served as it was bound (listener changes need a restart of
+    /// the master), with `[server]`'s limits.
+    pub(super) fn adopt(
+        &mut self,
+        sockets: Vec<(String, Listener)>,
+        wanted: &[ListenConfig],
+        server: &ServerConfig,
+    ) {
+        let wanted = keyed(wanted);
+        for (key, listener) in sockets {
+            let entry = wanted
+                .iter()
+                .find(|(k, cfg)| *k == key && cfg.protocol == listener.protocol)
+                .map(|(_, cfg)| (*cfg).clone());
+            let cfg = entry.unwrap_or_else(|| ListenConfig::inherited(listener.protocol));
+            let front = Front::new(&cfg, server, &self.body_budget);
+            tracing::debug!(protocol = %listener.protocol, address = %listener, "serving");
+            self.start(key, front, listener);
+        }
+    }
+
+    /// Starts accepting on `listener`.
+    fn start(&mut self, key: String, front: Front, listener: Listener) {
+        let front = Arc::new(ArcSwap::from_pointee(front));
+        let stop = self.shutdown.child_token();
+        let gauge = self
+            .stats
+            .connections(&format!("{} {listener}", listener.protocol));
+        let accept = AcceptLoop {
+            connections: gauge,
+            listener,
+            front: front.clone(),
+            app: self.app.clone(),
+            stop: stop.clone(),
+            shutdown: self.shutdown.clone(),
+            retire: self.retire.clone(),
+            tracker: self.tracker.clone(),
+        };
+        self.tracker.spawn(accept.run());
+        self.running.push(Running { key, front, stop });
     }
 }
 
 /// Each entry with its key: the address, and which occurrence of that address it is, so that
 /// two `127.0.0.1:0` entries are two listeners, and each keeps its socket across reloads.
-fn keyed(wanted: &[ListenConfig]) -> Vec<(String, &ListenConfig)> {
+pub(crate) fn keyed(wanted: &[ListenConfig]) -> Vec<(String, &ListenConfig)> {
     let mut keyed: Vec<(String, &ListenConfig)> = Vec::with_capacity(wanted.len());
     for cfg in wanted {
         let address = cfg.address.get_ref().to_string();
@@ -149,7 +191,16 @@ struct AcceptLoop {
     app: Arc<Reloadable>,
     stop: CancellationToken,
     shutdown: CancellationToken,
+    retire: Option<CancellationToken>,
     tracker: TaskTracker,
+}
+
+/// Fires with `retire`; never without one.
+async fn retired(retire: &Option<CancellationToken>) {
+    match retire {
+        Some(token) => token.cancelled().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl AcceptLoop {
@@ -160,6 +211,11 @@ impl AcceptLoop {
             let accepted = tokio::select! {
                 biased;
                 () = self.stop.cancelled() => break,
+                // The backlog is the other workers' to serve: leave it to them.
+                () = retired(&self.retire) => {
+                    tracing::debug!(address = %self.listener, "stopped accepting");
+                    return;
+                }
                 r = async {
                     let permit = front.connections.clone().acquire_owned().await;
                     (permit, self.listener.accept().await)
@@ -199,13 +255,18 @@ impl AcceptLoop {
     ) {
         let (app, shutdown) = (self.app.clone(), self.shutdown.clone());
         let timeout = front.send_timeout;
+        let retire = &self.retire;
         let served = match stream {
-            Stream::Tcp(s) => front
-                .wire
-                .serve(SendTimeout::new(s, timeout), conn, app, shutdown),
-            Stream::Unix(s) => front
-                .wire
-                .serve(SendTimeout::new(s, timeout), conn, app, shutdown),
+            Stream::Tcp(s) => {
+                front
+                    .wire
+                    .serve(SendTimeout::new(s, timeout), conn, app, shutdown, retire)
+            }
+            Stream::Unix(s) => {
+                front
+                    .wire
+                    .serve(SendTimeout::new(s, timeout), conn, app, shutdown, retire)
+            }
         };
         let open = self.connections.clone();
         open.fetch_add(1, Ordering::Relaxed);

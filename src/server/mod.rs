@@ -17,6 +17,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub(crate) use listeners::keyed;
 pub use stack::Reloadable;
 
 use crate::config::{Config, ListenAddress, ListenConfig};
@@ -86,6 +87,72 @@ pub async fn serve(
     Ok(())
 }
 
+/// Serves as one worker of a master (`processes`): on the sockets the master bound and
+/// passed down (`(key, socket)`), with the apps of `config`, until SIGTERM or SIGINT (drain as
+/// [`serve`] does) or SIGUSR2, the master's word that a new worker has taken this one's place:
+/// stop accepting, finish what was begun, close each kept-alive HTTP connection after its next
+/// response, all within `shutdown_timeout`. SIGHUP is the master's to handle: a worker does
+/// not reload, it is replaced. `ready` runs once every socket is served.
+pub(crate) async fn serve_worker(
+    stats: &'static Stats,
+    config: Config,
+    sockets: Vec<(String, crate::listen::Listener)>,
+    ready: impl FnOnce(),
+) -> anyhow::Result<()> {
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
+    let mut sighup = signal(SignalKind::hangup()).context("cannot catch SIGHUP")?;
+    let mut sigusr2 = signal(SignalKind::user_defined2()).context("cannot catch SIGUSR2")?;
+
+    let app = Arc::new(Reloadable::new(config.router, stats));
+    let shutdown = CancellationToken::new();
+    // A stop is a retirement too: what watches only `retire` stops either way.
+    let retire = shutdown.child_token();
+    let tracker = TaskTracker::new();
+    let mut listeners =
+        Listeners::new(app, stats, shutdown.clone(), tracker.clone()).retiring(retire.clone());
+    listeners.adopt(sockets, &config.listen, &config.server);
+    trim::spawn(stats);
+    ready();
+
+    let timeout = config.server.shutdown_timeout;
+    let name = loop {
+        tokio::select! {
+            _ = sigterm.recv() => break "SIGTERM",
+            _ = sigint.recv() => break "SIGINT",
+            _ = sigusr2.recv() => break "SIGUSR2",
+            _ = sighup.recv() => {
+                tracing::info!("SIGHUP ignored: the master reloads by replacing its workers");
+            }
+        }
+    };
+    tracker.close();
+    let deadline = tokio::time::Instant::now() + timeout;
+    if name == "SIGUSR2" {
+        tracing::info!(?timeout, "replaced; finishing what was begun");
+        retire.cancel();
+        // A shutdown meanwhile (the master's SIGTERM) closes idle connections at once.
+        tokio::select! {
+            () = tracker.wait() => {
+                tracing::info!("drained; exiting");
+                return Ok(());
+            }
+            () = tokio::time::sleep_until(deadline) => {}
+            _ = sigterm.recv() => {}
+            _ = sigint.recv() => {}
+        }
+    } else {
+        tracing::info!(signal = name, ?timeout, "draining");
+    }
+    shutdown.cancel();
+    drain(
+        &tracker,
+        deadline.saturating_duration_since(tokio::time::Instant::now()),
+    )
+    .await;
+    Ok(())
+}
+
 /// Loads `path` again and applies it; on any error nothing has changed.
 async fn reload(
     path: &Path,
@@ -103,7 +170,7 @@ async fn reload(
 
 /// The listeners of the config, plus FastCGI on descriptor 0 when a web server spawned us with
 /// a listening socket there (and the config does not name it).
-fn with_stdin(mut wanted: Vec<ListenConfig>) -> Vec<ListenConfig> {
+pub(crate) fn with_stdin(mut wanted: Vec<ListenConfig>) -> Vec<ListenConfig> {
     let names_fd0 = wanted
         .iter()
         .any(|l| *l.address.get_ref() == ListenAddress::Fd(0));
