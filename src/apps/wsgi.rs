@@ -5,10 +5,6 @@ use gateway_wsgi::{WsgiApp, WsgiConfig};
 
 use crate::config::AppConfig;
 
-/// Set by the master in the worker processes it starts: the app then runs in several
-/// processes (`wsgi.multiprocess`).
-pub(crate) const MULTIPROCESS_ENV: &str = "GATEWAYD_PROCESSES";
-
 /// The factory for `type = "wsgi"`: keys `module`, `python_path`, `virtualenv`, `threads`.
 ///
 /// Paths are relative to the config file's directory. Loading imports the app, so
@@ -19,6 +15,18 @@ pub(super) fn factory(cfg: &AppConfig<'_>) -> Result<WsgiApp, BoxError> {
     wsgi.python_path = wsgi.python_path.iter().map(|p| cfg.resolve(p)).collect();
     wsgi.virtualenv = wsgi.virtualenv.as_deref().map(|p| cfg.resolve(p));
     wsgi.queue = cfg.limits().max_concurrency;
-    wsgi.multiprocess = std::env::var(MULTIPROCESS_ENV).is_ok_and(|n| n != "1");
+    wsgi.multiprocess = processes() > 1;
     Ok(WsgiApp::load(cfg.name(), &wsgi)?)
+}
+
+/// How many worker processes run the app: the master's `processes`, as it hands it to each
+/// worker; 1 without a master.
+fn processes() -> usize {
+    let Ok(handoff) = std::env::var(crate::master::WORKER_ENV) else {
+        return 1;
+    };
+    form_urlencoded::parse(handoff.as_bytes())
+        .find(|(k, _)| k == "processes")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(1)
 }

@@ -252,3 +252,15 @@ def slow_first(environ, start_response):
     and the result must still be closed once the thread gets there."""
     start_response("200 OK", [("Content-Type", "text/plain")])
     return Result(environ, "slow_first", [b"late"], slow=2)
+
+
+def segfault(environ, start_response):
+    """A C extension that crashes: the process dies by SIGSEGV."""
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+def exit_now(environ, start_response):
+    """os._exit: the process ends without unwinding."""
+    os._exit(1)
