@@ -29,6 +29,7 @@ mod input;
 mod load;
 mod log;
 mod pool;
+mod queue;
 mod run;
 mod start_response;
 

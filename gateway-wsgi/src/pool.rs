@@ -1,13 +1,14 @@
 //! The app and its pool of Python threads.
 
-use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::pin::pin;
+use std::sync::Arc;
 
 use gateway_core::{App, Body, Environ, Response};
 use pyo3::prelude::*;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
+use crate::queue::{Queue, Refused, STALL};
 use crate::{LoadError, WsgiConfig, load, run};
 
 /// A Python WSGI callable as an [`App`].
@@ -15,7 +16,13 @@ use crate::{LoadError, WsgiConfig, load, run};
 /// Requests queue for its threads; a full queue (the app's `max_concurrency`) answers 503.
 /// Dropping the app ends its threads once they finish the requests they hold.
 pub struct WsgiApp {
-    jobs: SyncSender<Job>,
+    queue: Arc<Queue<Job>>,
+}
+
+impl Drop for WsgiApp {
+    fn drop(&mut self) {
+        self.queue.close();
+    }
 }
 
 /// What every request of the app shares.
@@ -56,8 +63,7 @@ impl WsgiApp {
             multithread: cfg.threads > 1,
             multiprocess: cfg.multiprocess,
         });
-        let (jobs, queue) = mpsc::sync_channel(cfg.queue.max(1));
-        let queue = Arc::new(Mutex::new(queue));
+        let queue = Arc::new(Queue::new(cfg.queue));
         for i in 0..cfg.threads {
             let (ctx, queue) = (ctx.clone(), queue.clone());
             std::thread::Builder::new()
@@ -65,24 +71,19 @@ impl WsgiApp {
                 .spawn(move || serve(&ctx, &queue))
                 .map_err(|e| LoadError::new(format!("starting a Python thread: {e}")))?;
         }
-        Ok(WsgiApp { jobs })
+        Ok(WsgiApp { queue })
     }
 }
 
 /// A Python thread: attached to the interpreter for its whole life, it releases the GIL
 /// while it waits for a job. Under load it takes the next queued job before letting go of
 /// the GIL: one handover of the GIL and no sleep per request instead of one of each.
-fn serve(ctx: &Context, queue: &Mutex<mpsc::Receiver<Job>>) {
+fn serve(ctx: &Context, queue: &Queue<Job>) {
     Python::attach(|py| {
-        loop {
-            let job = py.detach(|| queue.lock().ok()?.recv().ok());
-            let Some(mut job) = job else { break };
+        while let Some(mut job) = py.detach(|| queue.take()) {
             loop {
                 run::request(py, ctx, job);
-                // `try_lock`: another thread holding the queue is asleep in `recv`, and the
-                // next job is its to take.
-                let next = queue.try_lock().ok().and_then(|q| q.try_recv().ok());
-                match next {
+                match queue.next() {
                     Some(next) => job = next,
                     None => break,
                 }
@@ -104,14 +105,26 @@ impl App for WsgiApp {
             span: tracing::Span::current(),
             handle,
         };
-        match self.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
+        let queued = match self.queue.push(job) {
+            Ok(queued) => queued,
+            Err((Refused::Full, _)) => {
                 return Response::error(503).with_header("Retry-After", "1");
             }
-            Err(TrySendError::Disconnected(_)) => return Response::error(503),
-        }
+            Err((Refused::Closed, _)) => return Response::error(503),
+        };
         // No answer at all means the thread dropped the request: its failure is logged there.
-        response.await.unwrap_or_else(|_| Response::error(500))
+        let mut response = pin!(response);
+        if !queued.left_to_busy {
+            return response.await.unwrap_or_else(|_| Response::error(500));
+        }
+        // Left to the threads at work: while they are waiting rather than computing, wake
+        // another for the requests that wait.
+        loop {
+            tokio::select! {
+                biased;
+                res = &mut response => return res.unwrap_or_else(|_| Response::error(500)),
+                () = tokio::time::sleep(STALL) => self.queue.nudge(),
+            }
+        }
     }
 }
