@@ -131,3 +131,80 @@ impl<T> Queue<T> {
         self.ready.notify_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::thread;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Waits until `n` threads are idle on the queue.
+    fn until_idle(q: &Queue<u32>, n: usize) {
+        while q.lock().idle < n {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_job_with_nobody_at_work_wakes_an_idle_thread() {
+        let q = Arc::new(Queue::new(8));
+        let t = thread::spawn({
+            let q = q.clone();
+            move || q.take()
+        });
+        until_idle(&q, 1);
+        let queued = q.push(7).ok().unwrap();
+        assert!(!queued.left_to_busy);
+        assert_eq!(t.join().unwrap(), Some(7));
+    }
+
+    #[test]
+    fn a_job_behind_a_thread_at_work_is_left_to_it_until_it_stalls() {
+        let q = Arc::new(Queue::new(8));
+        // One thread at work (it took a job and has not finished it), one idle.
+        q.push(1).ok().unwrap();
+        assert_eq!(q.take(), Some(1));
+        let idle = thread::spawn({
+            let q = q.clone();
+            move || q.take()
+        });
+        until_idle(&q, 1);
+        // As if the busy thread had just finished a job.
+        q.lock().progress = Instant::now();
+        let queued = q.push(2).ok().unwrap();
+        assert!(queued.left_to_busy, "the busy thread takes it next");
+        thread::sleep(Duration::from_millis(20));
+        assert!(!idle.is_finished(), "the idle thread was woken");
+        // Still at work after STALL: a nudge wakes the idle thread for the waiting job.
+        q.nudge();
+        assert_eq!(idle.join().unwrap(), Some(2));
+        // The busy thread finishes: nothing waits, it is no longer busy.
+        assert_eq!(q.next(), None);
+        assert_eq!(q.lock().busy, 1, "the woken thread is at work");
+    }
+
+    #[test]
+    fn a_busy_thread_takes_the_next_job_without_going_idle() {
+        let q = Queue::new(8);
+        q.push(1).ok().unwrap();
+        assert_eq!(q.take(), Some(1));
+        q.push(2).ok().unwrap();
+        assert_eq!(q.next(), Some(2));
+        assert_eq!(q.next(), None);
+        assert_eq!(q.lock().busy, 0);
+    }
+
+    #[test]
+    fn a_full_or_closed_queue_refuses() {
+        let q = Queue::new(1);
+        q.push(1).ok().unwrap();
+        assert!(matches!(q.push(2), Err((Refused::Full, 2))));
+        q.close();
+        assert!(matches!(q.push(3), Err((Refused::Closed, 3))));
+        // Closed: what was queued is still served, then the threads end.
+        assert_eq!(q.take(), Some(1));
+        assert_eq!(q.take(), None);
+    }
+}
