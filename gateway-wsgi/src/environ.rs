@@ -1,5 +1,7 @@
 //! The `environ` dict of one request.
 
+use std::collections::HashMap;
+
 use gateway_core::{Environ, Protocol};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -12,13 +14,14 @@ use crate::pool::Context;
 pub(crate) fn build<'py>(
     py: Python<'py>,
     ctx: &Context,
+    names: &mut Names,
     env: &Environ,
     input: Bound<'py, PyAny>,
     errors: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     for (name, value) in env.iter() {
-        dict.set_item(latin1(py, name), latin1(py, value))?;
+        dict.set_item(names.get(py, name), latin1(py, value))?;
     }
     // PEP 3333 lets these be absent; apps and wsgiref.validate expect them.
     for key in [
@@ -46,6 +49,28 @@ pub(crate) fn build<'py>(
         FileWrapper::type_object(py),
     )?;
     Ok(dict)
+}
+
+/// The variable names a Python thread has seen, as `str` objects kept from one request to
+/// the next: a key made once hashes once. Bounded, since header names are the client's to
+/// choose; past the bound a name is made afresh each time.
+#[derive(Default)]
+pub(crate) struct Names(HashMap<Box<[u8]>, Py<PyString>>);
+
+/// Names kept per thread: the CGI variables and the headers clients commonly send fit.
+const MAX_NAMES: usize = 128;
+
+impl Names {
+    fn get<'py>(&mut self, py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
+        if let Some(s) = self.0.get(name) {
+            return s.bind(py).clone();
+        }
+        let s = latin1(py, name);
+        if self.0.len() < MAX_NAMES {
+            self.0.insert(name.into(), s.clone().unbind());
+        }
+        s
+    }
 }
 
 /// Bytes as a `str` of the same code points (PEP 3333's "native strings"), so any byte, UTF-8

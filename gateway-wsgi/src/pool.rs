@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
+use crate::environ::Names;
 use crate::queue::{Queue, Refused, STALL};
 use crate::{LoadError, WsgiConfig, load, run};
 
@@ -79,10 +80,11 @@ impl WsgiApp {
 /// while it waits for a job. Under load it takes the next queued job before letting go of
 /// the GIL: one handover of the GIL and no sleep per request instead of one of each.
 fn serve(ctx: &Context, queue: &Queue<Job>) {
+    let mut names = Names::default();
     Python::attach(|py| {
         while let Some(mut job) = py.detach(|| queue.take()) {
             loop {
-                run::request(py, ctx, job);
+                run::request(py, ctx, &mut names, job);
                 match queue.next() {
                     Some(next) => job = next,
                     None => break,

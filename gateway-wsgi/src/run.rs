@@ -1,11 +1,12 @@
 //! One request on a Python thread: call the app, send its result, close it.
 
 use gateway_core::Body;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::body::{Chunks, bytes_of};
-use crate::environ;
+use crate::environ::{self, Names};
 use crate::file_wrapper::FileWrapper;
 use crate::input::Input;
 use crate::load::traceback;
@@ -13,7 +14,7 @@ use crate::log::Errors;
 use crate::pool::{Context, Job};
 use crate::start_response::{Gone, StartResponse};
 
-pub(crate) fn request(py: Python<'_>, ctx: &Context, job: Job) {
+pub(crate) fn request(py: Python<'_>, ctx: &Context, names: &mut Names, job: Job) {
     let Job {
         environ,
         body,
@@ -36,6 +37,7 @@ pub(crate) fn request(py: Python<'_>, ctx: &Context, job: Job) {
         let env = environ::build(
             py,
             ctx,
+            names,
             &environ,
             input.clone().into_any(),
             errors.into_any(),
@@ -48,11 +50,16 @@ pub(crate) fn request(py: Python<'_>, ctx: &Context, job: Job) {
         Err(e) => return fail(py, ctx, &start, None, &e),
     };
     let sent = send(py, &start, &result);
-    // PEP 3333: close() once, whatever happened, and after the last item.
-    let closed = match result.hasattr("close") {
-        Ok(true) => result.call_method0("close").map(drop),
-        Ok(false) => Ok(()),
-        Err(e) => Err(e),
+    // PEP 3333: close() once, whatever happened, and after the last item. A list or tuple has
+    // none (and asking costs an AttributeError).
+    let plain = result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>();
+    let closed = match plain {
+        true => Ok(()),
+        false => match result.hasattr(intern!(py, "close")) {
+            Ok(true) => result.call_method0(intern!(py, "close")).map(drop),
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        },
     };
     if let Err(e) = sent.and(closed) {
         fail(py, ctx, &start, Some(&input), &e);
