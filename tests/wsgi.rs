@@ -271,3 +271,45 @@ async fn a_request_past_its_timeout_is_a_504_and_its_result_is_closed() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// gatewayd run once as a CGI program on `rules:CALLABLE`: its stdout and stderr.
+fn cgi_run(callable: &str) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("g.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[apps.a]\ntype = \"wsgi\"\nmodule = \"rules:{callable}\"\npython_path = [\"{APPS}\"]\n\
+             [[mount]]\npath = \"/\"\napp = \"a\"\n"
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::gatewayd_bin())
+        .env_clear()
+        .env("GATEWAYD_CONFIG", &config)
+        .env("GATEWAY_INTERFACE", "CGI/1.1")
+        .env("REQUEST_METHOD", "GET")
+        .env("SCRIPT_NAME", "")
+        .env("PATH_INFO", "/")
+        .env("QUERY_STRING", "")
+        .env("SERVER_NAME", "localhost")
+        .env("SERVER_PORT", "80")
+        .env("SERVER_PROTOCOL", "HTTP/1.1")
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_print_goes_to_the_log_not_into_a_cgi_response() {
+    let (stdout, stderr) = cgi_run("printing");
+    assert!(stdout.starts_with("Status: 200 OK\r\n"), "{stdout}");
+    assert!(stdout.ends_with("\r\n\r\nanswer"), "{stdout}");
+    assert!(!stdout.contains("printed by the app"), "{stdout}");
+    assert!(stderr.contains("printed by the app"), "{stderr}");
+}

@@ -91,6 +91,16 @@ fn set_up_path(py: Python<'_>, cfg: &WsgiConfig) -> Result<(), LoadError> {
     {
         sys.setattr("argv", vec!["gatewayd"]).map_err(fail)?;
     }
+    // A print() must not reach the response: as a CGI program, stdout is the response. It
+    // goes to stderr, the log's stream, in every mode.
+    if sys
+        .getattr("stdout")
+        .map_err(fail)?
+        .is(&sys.getattr("__stdout__").map_err(fail)?)
+    {
+        sys.setattr("stdout", sys.getattr("stderr").map_err(fail)?)
+            .map_err(fail)?;
+    }
     let path = sys
         .getattr("path")
         .and_then(|p| Ok(p.cast_into::<PyList>()?))

@@ -25,6 +25,7 @@ use crate::logging::LogFormat;
 
 pub(crate) use counters::{now, peers, read_all, total};
 /// The variable a worker process finds its handoff in (see `handoff`).
+#[cfg(feature = "wsgi")]
 pub(crate) use handoff::ENV as WORKER_ENV;
 
 /// Runs the master on `plan` until SIGTERM or SIGINT.

@@ -264,3 +264,10 @@ def segfault(environ, start_response):
 def exit_now(environ, start_response):
     """os._exit: the process ends without unwinding."""
     os._exit(1)
+
+
+def printing(environ, start_response):
+    """print() from an app: to the log, never into the response (CGI's stdout)."""
+    print("printed by the app")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"answer"]
