@@ -313,3 +313,47 @@ fn a_print_goes_to_the_log_not_into_a_cgi_response() {
     assert!(!stdout.contains("printed by the app"), "{stdout}");
     assert!(stderr.contains("printed by the app"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_config_checks_and_serves_the_guestbook() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let path = std::path::Path::new(root).join("configs/wsgi.toml");
+    let (code, stderr) = common::check(&path);
+    assert_eq!(code, Some(0), "{stderr}");
+    // The same config on free ports, its app path made absolute.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replace("../examples/wsgi", &format!("{root}/examples/wsgi"))
+        .lines()
+        .map(|l| match l.starts_with("address = ") {
+            true => "address = \"127.0.0.1:0\"",
+            false => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let d = Daemon::start(&text);
+    let page = get(d.addr(), "/app/").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text().contains("<h1>Guestbook</h1>"),
+        "{}",
+        page.text()
+    );
+    assert!(
+        page.text().contains("href=\"/app/environ\""),
+        "{}",
+        page.text()
+    );
+    let echo = send(d.addr(), req("POST", "/app/echo", "hello")).await;
+    assert_eq!(echo.text(), "hello");
+    assert!(
+        get(d.addr(), "/app/")
+            .await
+            .text()
+            .contains("<li>hello</li>")
+    );
+    assert_eq!(
+        get(d.addr(), "/app/stream").await.text(),
+        "line 0\nline 1\nline 2\nline 3\nline 4\n"
+    );
+}
