@@ -116,12 +116,7 @@ fn set_up_path(py: Python<'_>, cfg: &WsgiConfig) -> Result<(), LoadError> {
         front.push(dir.display().to_string());
     }
     if let Some(venv) = &cfg.virtualenv {
-        front.extend(
-            venv_site_packages(py, venv, &sys, &path).map_err(|e| match e {
-                VenvError::Py(e) => fail(e),
-                VenvError::Missing(msg) => LoadError::new(msg),
-            })?,
-        );
+        front.extend(venv_site_packages(py, venv, &sys, &path)?);
     }
     for dir in front.iter().rev() {
         let already = path.index(dir.as_str()).ok();
@@ -133,17 +128,6 @@ fn set_up_path(py: Python<'_>, cfg: &WsgiConfig) -> Result<(), LoadError> {
     Ok(())
 }
 
-enum VenvError {
-    Py(PyErr),
-    Missing(String),
-}
-
-impl From<PyErr> for VenvError {
-    fn from(e: PyErr) -> Self {
-        VenvError::Py(e)
-    }
-}
-
 /// The entries `site.addsitedir` adds for the virtualenv (its site-packages and what its
 /// `.pth` files name), taken back off the end of `sys.path` so that they can go first.
 fn venv_site_packages(
@@ -151,33 +135,38 @@ fn venv_site_packages(
     venv: &Path,
     sys: &Bound<'_, PyModule>,
     path: &Bound<'_, PyList>,
-) -> Result<Vec<String>, VenvError> {
-    let (major, minor): (u8, u8) = {
-        let v = sys.getattr("version_info")?;
-        (
-            v.getattr("major")?.extract()?,
-            v.getattr("minor")?.extract()?,
-        )
+) -> Result<Vec<String>, LoadError> {
+    let fail = |e: PyErr| LoadError::python(py, "setting up the virtualenv failed".into(), &e);
+    let version = sys.getattr("version_info").map_err(fail)?;
+    let part = |name: &str| -> Result<u8, LoadError> {
+        version
+            .getattr(name)
+            .and_then(|v| v.extract())
+            .map_err(fail)
     };
+    let (major, minor) = (part("major")?, part("minor")?);
     let site = venv.join(format!("lib/python{major}.{minor}/site-packages"));
     if !site.is_dir() {
-        return Err(VenvError::Missing(format!(
+        return Err(LoadError::new(format!(
             "virtualenv {} has no {} (is it a Python {major}.{minor} virtualenv?)",
             venv.display(),
             site.display()
         )));
     }
     let before = path.len();
-    py.import("site")?
-        .call_method1("addsitedir", (site.display().to_string(),))?;
-    let mut added = Vec::new();
-    while path.len() > before {
-        let last = path.len() - 1;
-        added.push(path.get_item(last)?.extract::<String>()?);
-        path.del_item(last)?;
-    }
-    added.reverse();
-    Ok(added)
+    let added = (|| {
+        py.import("site")?
+            .call_method1("addsitedir", (site.display().to_string(),))?;
+        let mut added = Vec::new();
+        while path.len() > before {
+            let last = path.len() - 1;
+            added.push(path.get_item(last)?.extract::<String>()?);
+            path.del_item(last)?;
+        }
+        added.reverse();
+        Ok(added)
+    })();
+    added.map_err(fail)
 }
 
 fn sys_path(py: Python<'_>) -> String {

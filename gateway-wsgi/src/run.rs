@@ -83,7 +83,7 @@ fn send(
     if let Ok(wrapper) = result.cast_exact::<FileWrapper>() {
         let mut out = start.out()?;
         if !out.head_sent() && out.pending().is_some() {
-            let limit = out.pending().and_then(|h| h.content_length());
+            let limit = out.content_length();
             if let Some(body) = wrapper.get().native_body(py, limit) {
                 let _ = out.finish(body)?;
                 return Ok(());

@@ -33,30 +33,10 @@ pub(crate) struct StartResponse {
     out: Mutex<Out>,
 }
 
-/// A status and headers, checked and encoded.
-pub(crate) struct Head {
-    status: u16,
-    headers: Vec<(Bytes, Bytes)>,
-}
-
-impl Head {
-    pub(crate) fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| &v[..])
-    }
-
-    pub(crate) fn content_length(&self) -> Option<u64> {
-        self.header("content-length")
-            .and_then(gateway_core::parse_decimal)
-    }
-}
-
 /// Where the response stands.
 pub(crate) struct Out {
-    /// The head from the last `start_response`, not sent yet.
-    pending: Option<Head>,
+    /// The head from the last `start_response` (a response without its body), not sent yet.
+    pending: Option<Response>,
     /// Until the head is sent: where the response goes.
     reply: Option<oneshot::Sender<Response>>,
     /// After a streamed head: where its body goes.
@@ -94,8 +74,14 @@ impl Out {
         self.reply.is_none()
     }
 
-    pub(crate) fn pending(&self) -> Option<&Head> {
+    pub(crate) fn pending(&self) -> Option<&Response> {
         self.pending.as_ref()
+    }
+
+    /// The pending head's Content-Length.
+    pub(crate) fn content_length(&self) -> Option<u64> {
+        let head = self.pending.as_ref()?;
+        gateway_core::parse_decimal(head.header("content-length")?)
     }
 
     /// Sends the pending head with `body`: the whole response.
@@ -104,13 +90,7 @@ impl Out {
         let Some(reply) = self.reply.take() else {
             return Err(PyRuntimeError::new_err("the response was already sent"));
         };
-        let res = Response {
-            status: head.status,
-            headers: head.headers,
-            body,
-            extensions: Default::default(),
-        };
-        Ok(reply.send(res).map_err(|_| self.went()))
+        Ok(reply.send(head.with_body(body)).map_err(|_| self.went()))
     }
 
     /// Sends `data` after the head, sending the head first (with a streamed body) if it is
@@ -120,7 +100,7 @@ impl Out {
             return Ok(Err(Gone));
         }
         if !self.head_sent() {
-            let length = self.pending.as_ref().and_then(Head::content_length);
+            let length = self.content_length();
             // The first block is the whole body: send it with the head, no stream needed.
             if length == Some(data.len() as u64) {
                 return self.finish(Body::from(data));
@@ -163,7 +143,7 @@ impl Out {
         }
     }
 
-    fn take_head(&mut self) -> PyResult<Head> {
+    fn take_head(&mut self) -> PyResult<Response> {
         self.pending.take().ok_or_else(|| {
             PyAssertionError::new_err("the app sent a body before calling start_response()")
         })
@@ -229,7 +209,7 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 
 /// Checks `status` (`"NNN reason"`) and `headers` (a list of `(str, str)`), as
 /// `wsgiref.validate` does, and encodes them (latin-1).
-fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<Head> {
+fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<Response> {
     let status = status.cast::<PyString>().map_err(|_| {
         PyTypeError::new_err(format!("status must be a str, not {}", type_name(status)))
     })?;
@@ -279,7 +259,7 @@ fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult
             )));
         };
         let (name, value) = (name.to_str()?, value.to_str()?);
-        if name.is_empty() || !name.bytes().all(is_token) {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
             return Err(PyValueError::new_err(format!(
                 "invalid header name {name:?}"
             )));
@@ -289,8 +269,7 @@ fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult
                 "hop-by-hop header {name:?} is the server's to set"
             )));
         }
-        let value =
-            latin1(value).filter(|v| v.iter().all(|&b| b == b'\t' || b >= b' ' && b != 0x7f));
+        let value = latin1(value).filter(|v| http::HeaderValue::from_bytes(v).is_ok());
         let Some(value) = value else {
             return Err(PyValueError::new_err(format!(
                 "header {name:?} has a value that is not printable latin-1"
@@ -298,18 +277,12 @@ fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult
         };
         out.push((Bytes::copy_from_slice(name.as_bytes()), Bytes::from(value)));
     }
-    Ok(Head {
-        status: code,
-        headers: out,
-    })
+    let mut head = Response::new(code);
+    head.headers = out;
+    Ok(head)
 }
 
 /// `s` as latin-1 bytes, if every character is in latin-1.
 fn latin1(s: &str) -> Option<Vec<u8>> {
     s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
-}
-
-/// An RFC 9110 `tchar`.
-fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }

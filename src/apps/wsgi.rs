@@ -19,14 +19,8 @@ pub(super) fn factory(cfg: &AppConfig<'_>) -> Result<WsgiApp, BoxError> {
     Ok(WsgiApp::load(cfg.name(), &wsgi)?)
 }
 
-/// How many worker processes run the app: the master's `processes`, as it hands it to each
+/// How many worker processes run the app: the master's `processes`, as it handed it to this
 /// worker; 1 without a master.
 fn processes() -> usize {
-    let Ok(handoff) = std::env::var(crate::master::WORKER_ENV) else {
-        return 1;
-    };
-    form_urlencoded::parse(handoff.as_bytes())
-        .find(|(k, _)| k == "processes")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(1)
+    crate::master::peers().map_or(1, |p| p.master.processes)
 }

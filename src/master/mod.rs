@@ -24,9 +24,6 @@ use crate::config::{Plan, Registry};
 use crate::logging::LogFormat;
 
 pub(crate) use counters::{now, peers, read_all, total};
-/// The variable a worker process finds its handoff in (see `handoff`).
-#[cfg(feature = "wsgi")]
-pub(crate) use handoff::ENV as WORKER_ENV;
 
 /// Runs the master on `plan` until SIGTERM or SIGINT.
 pub(crate) fn run_master(plan: Plan, registry: Registry, log_format: LogFormat) -> ExitCode {
