@@ -167,11 +167,7 @@ impl Daemon {
                         return ExitCode::FAILURE;
                     }
                 };
-                let mut builder = tokio::runtime::Builder::new_multi_thread();
-                if config.server.workers > 0 {
-                    builder.worker_threads(config.server.workers);
-                }
-                let runtime = match builder.enable_all().build() {
+                let runtime = match server::runtime(config.server.workers) {
                     Ok(rt) => rt,
                     Err(e) => {
                         eprintln!("gatewayd: cannot start the runtime: {e}");

@@ -51,11 +51,7 @@ pub(crate) fn run(
             return ExitCode::FAILURE;
         }
     };
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if config.server.workers > 0 {
-        builder.worker_threads(config.server.workers);
-    }
-    let runtime = match builder.enable_all().build() {
+    let runtime = match crate::server::runtime(config.server.workers) {
         Ok(rt) => rt,
         Err(e) => {
             report(format_args!("gatewayd: cannot start the runtime: {e}"));

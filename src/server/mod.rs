@@ -24,6 +24,16 @@ use crate::config::{Config, ListenAddress, ListenConfig};
 use crate::{listen, systemd};
 use listeners::Listeners;
 
+/// The multi-threaded runtime a serving process runs on: `workers` threads, or one per core
+/// when 0.
+pub(crate) fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if workers > 0 {
+        builder.worker_threads(workers);
+    }
+    builder.enable_all().build()
+}
+
 /// Runs until SIGTERM or SIGINT, then stops accepting, lets in-flight requests finish for up
 /// to `shutdown_timeout`, and returns (whatever is left is cancelled with the runtime).
 ///
