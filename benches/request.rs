@@ -3,7 +3,7 @@
 //! it), and the response made ready for hyper. What is left of a request is hyper's and the
 //! kernel's.
 //!
-//! `cargo bench --bench request`
+//! `cargo bench --bench request 2>/dev/null` (the last one writes access lines to stderr)
 
 use std::hint::black_box;
 use std::path::Path;
@@ -99,6 +99,11 @@ fn request(c: &mut Criterion) {
             |res| res.map(into_http),
             criterion::BatchSize::SmallInput,
         )
+    });
+    // Last: the logger is global. Its lines go to stderr (run with `2>/dev/null`).
+    gatewayd::logging::init(gatewayd::logging::LogFormat::Text, "info", stats);
+    c.bench_function("stack/hello, access log on", |b| {
+        b.iter(|| stack.call(env.clone(), Body::empty()).now_or_never())
     });
 }
 

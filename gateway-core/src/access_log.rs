@@ -1,5 +1,5 @@
-//! `AccessLog`: one `tracing` line per request, written when its response is complete, inside a
-//! span that carries its request id; the same numbers feed [`Stats`].
+//! `AccessLog`: one `tracing` line per request, written when its response is complete, under
+//! its [request id](crate::request_id); the same numbers feed [`Stats`].
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,14 +8,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
-use tracing::Instrument;
 
 use crate::{App, Body, BoxError, Environ, Protocol, Response, Stats};
 
 /// Logs each request at `info` on the target `gatewayd::access`: protocol, method, path,
-/// status, body bytes, duration (to the end of the body) and peer. Everything the app logs runs
-/// inside the span `request{id=N}`, so its lines match the access line (with the access target
-/// off, neither the span nor the line's strings are made). Whole bodies are
+/// status, body bytes, duration (to the end of the body) and peer. The app's call runs with its
+/// [request id](crate::request_id) current, so its own lines can match the access line (with
+/// the access target off, no id is given and the line's strings are not made). Whole bodies are
 /// logged at once; a streamed body is counted as it goes and logged when it ends or is
 /// dropped (a client that went away).
 #[derive(Debug)]
@@ -50,31 +49,44 @@ struct Line {
 
 /// The access line's own fields, built only when it will be written.
 struct Logged {
-    span: tracing::Span,
-    method: String,
-    path: String,
-    peer: String,
+    id: u64,
+    /// Method, path and peer, one after the other (one allocation for the three).
+    text: String,
+    /// Where the path and the peer start in `text`.
+    path_at: usize,
+    peer_at: usize,
 }
 
 impl Logged {
     fn new(id: u64, env: &Environ) -> Self {
-        let path = match env.request_uri() {
-            Some(uri) => String::from_utf8_lossy(uri).into_owned(),
-            None => {
-                let mut uri = String::from_utf8_lossy(env.script_name()).into_owned();
-                uri.push_str(&String::from_utf8_lossy(env.path_info()));
-                if !env.query_string().is_empty() {
-                    uri.push('?');
-                    uri.push_str(&String::from_utf8_lossy(env.query_string()));
-                }
-                uri
-            }
+        // `from_utf8` first: it is several times faster than `from_utf8_lossy` on valid text.
+        let lossy = |b| match std::str::from_utf8(b) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(b),
         };
+        let method = env.method();
+        let peer = lossy(env.remote_addr());
+        let mut text = String::with_capacity(64);
+        text.push_str(method);
+        let path_at = text.len();
+        match env.request_uri() {
+            Some(uri) => text.push_str(&lossy(uri)),
+            None => {
+                text.push_str(&lossy(env.script_name()));
+                text.push_str(&lossy(env.path_info()));
+                if !env.query_string().is_empty() {
+                    text.push('?');
+                    text.push_str(&lossy(env.query_string()));
+                }
+            }
+        }
+        let peer_at = text.len();
+        text.push_str(&peer);
         Logged {
-            span: tracing::info_span!(target: "gatewayd::access", "request", id),
-            method: env.method().to_owned(),
-            path,
-            peer: String::from_utf8_lossy(env.remote_addr()).into_owned(),
+            id,
+            text,
+            path_at,
+            peer_at,
         }
     }
 }
@@ -86,16 +98,17 @@ impl Line {
             .stats()
             .end(self.protocol, self.status, bytes, took);
         let Some(logged) = self.logged else { return };
-        let _entered = logged.span.enter();
+        let _entered = crate::request_id::enter(logged.id);
+        let text = &logged.text;
         tracing::info!(
             target: "gatewayd::access",
-            protocol = %self.protocol,
-            method = %logged.method,
-            path = %logged.path,
+            protocol = self.protocol.as_str(),
+            method = &text[..logged.path_at],
+            path = &text[logged.path_at..logged.peer_at],
             status = self.status,
             bytes,
             micros = took.as_micros() as u64,
-            peer = %logged.peer,
+            peer = &text[logged.peer_at..],
             complete,
         );
     }
@@ -104,8 +117,8 @@ impl Line {
 impl<A: App> App for AccessLog<A> {
     async fn call(&self, env: Environ, body: Body) -> Response {
         let logging = Logging::begin(self.stats, &self.next_id, &env);
-        let res = match logging.span() {
-            Some(span) => self.inner.call(env, body).instrument(span.clone()).await,
+        let res = match logging.id() {
+            Some(id) => crate::request_id::Scoped::new(id, self.inner.call(env, body)).await,
             None => self.inner.call(env, body).await,
         };
         logging.finish(res)
@@ -133,9 +146,9 @@ impl Logging {
         }
     }
 
-    /// The request's span, when its access line will be written: the call runs inside it.
-    fn span(&self) -> Option<&tracing::Span> {
-        self.logged.as_ref().map(|l| &l.span)
+    /// The request's id, when its access line will be written: the call runs with it current.
+    fn id(&self) -> Option<u64> {
+        self.logged.as_ref().map(|l| l.id)
     }
 
     /// The call answered `res`: counted and logged now for a whole body, or once a streamed

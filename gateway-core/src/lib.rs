@@ -38,6 +38,7 @@ mod lint;
 mod path;
 mod recover;
 mod redirect;
+pub mod request_id;
 mod response;
 mod router;
 mod shutdown;

@@ -1,5 +1,5 @@
 //! `wsgi.errors`: what the app writes there goes to the log, line by line, under the app's
-//! name and the request's span (its id).
+//! name and the request's id.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,21 +12,23 @@ const MAX_LINE: usize = 8 * 1024;
 #[pyclass(module = "gatewayd", frozen)]
 pub(crate) struct Errors {
     app: Arc<str>,
-    span: tracing::Span,
+    id: Option<u64>,
     line: Mutex<String>,
 }
 
 impl Errors {
-    pub(crate) fn new(app: Arc<str>, span: tracing::Span) -> Self {
+    pub(crate) fn new(app: Arc<str>, id: Option<u64>) -> Self {
         Errors {
             app,
-            span,
+            id,
             line: Mutex::new(String::new()),
         }
     }
 
     fn emit(&self, line: &str) {
-        tracing::warn!(target: "gatewayd::wsgi", parent: &self.span, app = %self.app, "{line}");
+        // The app may keep the stream past its request, and write from any thread.
+        let _entered = self.id.map(gateway_core::request_id::enter);
+        tracing::warn!(target: "gatewayd::wsgi", app = %self.app, "{line}");
     }
 }
 

@@ -39,8 +39,8 @@ pub(crate) struct Job {
     pub(crate) environ: Environ,
     pub(crate) body: Body,
     pub(crate) reply: oneshot::Sender<Response>,
-    /// The request's span, entered on the Python thread so its logs carry the request id.
-    pub(crate) span: tracing::Span,
+    /// The request's id, current on the Python thread so its logs carry it.
+    pub(crate) id: Option<u64>,
     pub(crate) handle: Handle,
 }
 
@@ -104,7 +104,7 @@ impl App for WsgiApp {
             environ,
             body,
             reply,
-            span: tracing::Span::current(),
+            id: gateway_core::request_id::current(),
             handle,
         };
         let queued = match self.queue.push(job) {

@@ -19,21 +19,21 @@ pub(crate) fn request(py: Python<'_>, ctx: &Context, names: &mut Names, job: Job
         environ,
         body,
         reply,
-        span,
+        id,
         handle,
     } = job;
     // The client left, or its deadline passed, while the request queued.
     if reply.is_closed() {
         return;
     }
-    let _entered = span.enter();
+    let _entered = id.map(gateway_core::request_id::enter);
     let start = match Bound::new(py, StartResponse::new(reply)) {
         Ok(s) => s,
         Err(e) => return log_failure(py, ctx, &e, "building start_response"),
     };
     let input = Bound::new(py, Input::new(body, handle));
     let called = input.and_then(|input| {
-        let errors = Bound::new(py, Errors::new(ctx.name.clone(), span.clone()))?;
+        let errors = Bound::new(py, Errors::new(ctx.name.clone(), id))?;
         let env = environ::build(
             py,
             ctx,

@@ -3,35 +3,35 @@
 //! thread: formatting them for every line cost the access log more than the line's `write`.
 
 use std::cell::RefCell;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::FormatTime;
-
-/// UTC, to the microsecond.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Utc;
-
-impl FormatTime for Utc {
-    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
-        let since = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        thread_local! {
-            static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
-        }
-        SECOND.with(|cell| {
-            let mut cached = cell.borrow_mut();
-            let (second, text) = &mut *cached;
-            if *second != since.as_secs() {
-                *second = since.as_secs();
-                text.clear();
-                let _ = write_second(text, since.as_secs());
-            }
-            write!(w, "{text}.{:06}Z", since.subsec_micros())
-        })
+/// Writes the time now, UTC, to the microsecond.
+pub(crate) fn write_now(w: &mut impl fmt::Write) -> fmt::Result {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    thread_local! {
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
     }
+    SECOND.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        let (second, text) = &mut *cached;
+        if *second != since.as_secs() {
+            *second = since.as_secs();
+            text.clear();
+            let _ = write_second(text, since.as_secs());
+        }
+        w.write_str(text)
+    })?;
+    // `.uuuuuuZ`, by hand: `{:06}` goes through the formatter's padding.
+    let mut micros = since.subsec_micros();
+    let mut frac = *b".000000Z";
+    for digit in frac[1..7].iter_mut().rev() {
+        *digit = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    w.write_str(std::str::from_utf8(&frac).map_err(|_| fmt::Error)?)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` for seconds since the epoch (Howard Hinnant's `civil_from_days`).
@@ -59,6 +59,15 @@ fn write_second(out: &mut String, secs: u64) -> std::fmt::Result {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn now_has_six_digits_of_microseconds() {
+        let mut out = String::new();
+        write_now(&mut out).unwrap();
+        assert_eq!(out.len(), "2026-12-01T16:23:13.000123Z".len(), "{out}");
+        assert!(out.ends_with('Z') && out.as_bytes()[19] == b'.', "{out}");
+        assert!(out[20..26].bytes().all(|b| b.is_ascii_digit()), "{out}");
+    }
 
     #[test]
     fn civil_dates() {

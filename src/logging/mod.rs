@@ -2,12 +2,15 @@
 
 mod buffered;
 mod clock;
+mod format;
 mod warnings;
 
 use std::io::IsTerminal as _;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+
+use format::Lines;
 
 /// How log lines are written to stderr.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -49,17 +52,17 @@ where
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_timer(clock::Utc)
-        .with_writer(writer);
-    let installed = match (format, journald) {
-        (LogFormat::Json, _) => builder.json().try_init(),
-        (LogFormat::Text, true) => builder.with_ansi(false).without_time().try_init(),
-        (LogFormat::Text, false) => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
+    let (lines, ansi) = match format {
+        LogFormat::Json => (Lines::Json, false),
+        LogFormat::Text if journald => (Lines::Text { time: false }, false),
+        LogFormat::Text => (Lines::Text { time: true }, std::io::stderr().is_terminal()),
     };
+    let installed = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .event_format(lines)
+        .with_writer(writer)
+        .try_init();
     if installed.is_ok() {
         route_panics();
     }

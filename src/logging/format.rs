@@ -1,0 +1,365 @@
+//! The log line, in tracing-subscriber's text or JSON shape, with the request id of
+//! [`gateway_core::request_id`] where tracing-subscriber would print the request's span.
+//!
+//! Written here rather than with tracing-subscriber's `Format` because the request is no
+//! longer a span (a span per request was most of the access log's cost), and that `Format`
+//! prints spans only. The shapes are theirs: text
+//! `2026-12-01T16:03:13.903904Z  INFO request{id=1}: gatewayd::access: protocol=http ...`,
+//! JSON `{"timestamp":..,"level":..,"fields":{..},"target":..,"span":{"id":1,"name":"request"},"spans":[..]}`.
+
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use super::clock::write_now;
+
+/// How one event becomes one line.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Lines {
+    /// `time` off under journald, which stamps each line itself.
+    Text {
+        time: bool,
+    },
+    Json,
+}
+
+impl<S, N> FormatEvent<S, N> for Lines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        match *self {
+            Lines::Text { time } => text(ctx, &mut w, event, time),
+            Lines::Json => json(&mut w, event),
+        }
+    }
+}
+
+fn text<S, N>(
+    ctx: &FmtContext<'_, S, N>,
+    w: &mut Writer<'_>,
+    event: &Event<'_>,
+    time: bool,
+) -> fmt::Result
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    // The line is put together in a plain `String` and handed over whole: `Writer` is a
+    // `dyn fmt::Write`, a call through a pointer for every piece.
+    thread_local! {
+        static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+    }
+    LINE.with(|line| match line.try_borrow_mut() {
+        Ok(mut line) => {
+            line.clear();
+            let written = text_line(ctx, &mut *line, w.has_ansi_escapes(), event, time);
+            written.and_then(|()| w.write_str(&line))
+        }
+        // An event logged while formatting one (a `Debug` impl that logs).
+        Err(_) => text_line(ctx, w, w.has_ansi_escapes(), event, time),
+    })
+}
+
+fn text_line<S, N>(
+    ctx: &FmtContext<'_, S, N>,
+    w: &mut impl fmt::Write,
+    ansi: bool,
+    event: &Event<'_>,
+    time: bool,
+) -> fmt::Result
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    let meta = event.metadata();
+    if time {
+        write_now(w)?;
+        w.write_char(' ')?;
+    }
+    let (level, colour) = match *meta.level() {
+        Level::TRACE => ("TRACE", "35"),
+        Level::DEBUG => ("DEBUG", "34"),
+        Level::INFO => (" INFO", "32"),
+        Level::WARN => (" WARN", "33"),
+        Level::ERROR => ("ERROR", "31"),
+    };
+    if ansi {
+        write!(w, "\x1b[{colour}m{level}\x1b[0m ")?;
+    } else {
+        w.write_str(level)?;
+        w.write_char(' ')?;
+    }
+    let mut spans = false;
+    if let Some(id) = gateway_core::request_id::current() {
+        w.write_str("request{id=")?;
+        w.write_str(itoa::Buffer::new().format(id))?;
+        w.write_str("}:")?;
+        spans = true;
+    }
+    let access = meta.target() == ACCESS;
+    // The libraries' own spans (hyper's, at debug level), as tracing-subscriber prints them;
+    // none is around an access line worth the lookup.
+    for span in ctx
+        .event_scope()
+        .filter(|_| !access)
+        .into_iter()
+        .flat_map(|s| s.from_root())
+    {
+        w.write_str(span.name())?;
+        if let Some(fields) = span.extensions().get::<FormattedFields<N>>()
+            && !fields.is_empty()
+        {
+            write!(w, "{{{fields}}}")?;
+        }
+        w.write_char(':')?;
+        spans = true;
+    }
+    if spans {
+        w.write_char(' ')?;
+    }
+    if ansi {
+        write!(w, "\x1b[2m{}:\x1b[0m ", meta.target())?;
+    } else {
+        w.write_str(meta.target())?;
+        w.write_str(": ")?;
+    }
+    let mut fields = TextFields {
+        w,
+        first: true,
+        bare: access,
+        result: Ok(()),
+    };
+    event.record(&mut fields);
+    fields.result?;
+    w.write_char('\n')
+}
+
+/// The access line's target: its strings are written bare (they always were, as `%` fields).
+const ACCESS: &str = "gatewayd::access";
+
+/// Fields as tracing-subscriber's default visitor writes them: the message bare, then
+/// `name=value` with values in their `Debug` form (so a `str` field is quoted and a `%` one
+/// is not), separated by spaces.
+struct TextFields<'a, W> {
+    w: &'a mut W,
+    first: bool,
+    /// `str` values unquoted.
+    bare: bool,
+    result: fmt::Result,
+}
+
+impl<W: fmt::Write> TextFields<'_, W> {
+    /// Writes ` name=` (or ` ` for the message) and says whether the field is to be written.
+    fn name(&mut self, field: &Field) -> bool {
+        if self.result.is_err() || field.name().starts_with("log.") {
+            return false;
+        }
+        if !std::mem::take(&mut self.first) {
+            self.result = self.w.write_char(' ');
+        }
+        let name = field.name();
+        if self.result.is_ok() && name != "message" {
+            self.result = self
+                .w
+                .write_str(name.strip_prefix("r#").unwrap_or(name))
+                .and_then(|()| self.w.write_char('='));
+        }
+        self.result.is_ok()
+    }
+}
+
+impl<W: fmt::Write> Visit for TextFields<'_, W> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match self.bare || field.name() == "message" {
+            true if self.name(field) => self.result = self.w.write_str(value),
+            true => {}
+            false => self.record_debug(field, &value),
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if self.name(field) {
+            self.result = self.w.write_str(itoa::Buffer::new().format(value));
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if self.name(field) {
+            self.result = self.w.write_str(itoa::Buffer::new().format(value));
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if self.name(field) {
+            self.result = self.w.write_str(if value { "true" } else { "false" });
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.record_debug(field, &format_args!("{value}"));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.name(field) {
+            self.result = write!(self.w, "{value:?}");
+        }
+    }
+}
+
+fn json(w: &mut Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    let meta = event.metadata();
+    w.write_str("{\"timestamp\":\"")?;
+    write_now(w)?;
+    write!(w, "\",\"level\":\"{}\",\"fields\":{{", meta.level())?;
+    let mut fields = JsonFields {
+        w,
+        first: true,
+        result: Ok(()),
+    };
+    event.record(&mut fields);
+    fields.result?;
+    w.write_str("},\"target\":")?;
+    string(w, meta.target())?;
+    if let Some(id) = gateway_core::request_id::current() {
+        write!(
+            w,
+            ",\"span\":{{\"id\":{id},\"name\":\"request\"}},\"spans\":[{{\"id\":{id},\"name\":\"request\"}}]"
+        )?;
+    }
+    w.write_str("}\n")
+}
+
+/// Fields as tracing-subscriber's JSON writes them: numbers and booleans as such, everything
+/// else a string (a `Debug` value in its `Debug` form).
+struct JsonFields<'a, 'w> {
+    w: &'a mut Writer<'w>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl JsonFields<'_, '_> {
+    /// Writes `"name":` and says whether the field is to be written.
+    fn name(&mut self, field: &Field) -> bool {
+        if self.result.is_err() || field.name().starts_with("log.") {
+            return false;
+        }
+        let sep = if self.first { "" } else { "," };
+        self.first = false;
+        self.result = write!(self.w, "{sep}\"{}\":", field.name());
+        self.result.is_ok()
+    }
+
+    fn raw(&mut self, field: &Field, value: impl fmt::Display) {
+        if self.name(field) {
+            self.result = write!(self.w, "{value}");
+        }
+    }
+}
+
+impl Visit for JsonFields<'_, '_> {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.raw(field, itoa::Buffer::new().format(value));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.raw(field, itoa::Buffer::new().format(value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.raw(field, value);
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        match value.is_finite() {
+            true => self.raw(field, value),
+            false => self.record_debug(field, &value),
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if self.name(field) {
+            self.result = string(self.w, value);
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.record_debug(field, &format_args!("{value}"));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.name(field) {
+            self.result = (|| {
+                self.w.write_char('"')?;
+                write!(Escaped(self.w), "{value:?}")?;
+                self.w.write_char('"')
+            })();
+        }
+    }
+}
+
+/// A JSON string.
+fn string(w: &mut Writer<'_>, s: &str) -> fmt::Result {
+    w.write_char('"')?;
+    Escaped(w).write_str(s)?;
+    w.write_char('"')
+}
+
+/// Escapes what passes through for the inside of a JSON string (RFC 8259, section 7).
+struct Escaped<'a, 'w>(&'a mut Writer<'w>);
+
+impl fmt::Write for Escaped<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while let Some(i) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
+            self.0.write_str(&rest[..i])?;
+            let c = rest.as_bytes()[i];
+            match c {
+                b'"' => self.0.write_str("\\\"")?,
+                b'\\' => self.0.write_str("\\\\")?,
+                b'\n' => self.0.write_str("\\n")?,
+                b'\r' => self.0.write_str("\\r")?,
+                b'\t' => self.0.write_str("\\t")?,
+                _ => write!(self.0, "\\u{c:04x}")?,
+            }
+            rest = &rest[i + 1..];
+        }
+        self.0.write_str(rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escaped(s: &str) -> String {
+        let mut out = String::new();
+        let mut w = Writer::new(&mut out);
+        string(&mut w, s).unwrap();
+        out
+    }
+
+    #[test]
+    fn json_strings_are_escaped_as_serde_json_would() {
+        for s in [
+            "plain",
+            "a\"b\\c",
+            "line\nnext\r\ttab",
+            "\u{1}\u{1f}",
+            "é ✓ \u{7f}",
+        ] {
+            assert_eq!(escaped(s), serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
+}
