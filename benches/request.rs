@@ -102,6 +102,9 @@ fn request(c: &mut Criterion) {
     });
     // Last: the logger is global. Its lines go to stderr (run with `2>/dev/null`).
     gatewayd::logging::init(gatewayd::logging::LogFormat::Text, "info", stats);
+    let config =
+        Config::parse(Path::new("bench.toml"), CONFIG, &registry).expect("the config is valid");
+    let stack = Reloadable::new(config.router, stats);
     c.bench_function("stack/hello, access log on", |b| {
         b.iter(|| stack.call(env.clone(), Body::empty()).now_or_never())
     });

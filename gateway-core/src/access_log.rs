@@ -1,5 +1,6 @@
-//! `AccessLog`: one `tracing` line per request, written when its response is complete, under
-//! its [request id](crate::request_id); the same numbers feed [`Stats`].
+//! `AccessLog`: one line per request, written when its response is complete, under its
+//! [request id](crate::request_id), to an [`AccessSink`] (a `tracing` event unless the gateway
+//! gives its own); the same numbers feed [`Stats`].
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,27 +12,107 @@ use http_body::{Frame, SizeHint};
 
 use crate::{App, Body, BoxError, Environ, Protocol, Response, Stats};
 
-/// Logs each request at `info` on the target `gatewayd::access`: protocol, method, path,
-/// status, body bytes, duration (to the end of the body) and peer. The app's call runs with its
+/// Logs each request to its [`AccessSink`] (by default an `info` event on the target
+/// `gatewayd::access`): protocol, method, path, status, body bytes, duration (to the end of
+/// the body) and peer. The app's call runs with its
 /// [request id](crate::request_id) current, so its own lines can match the access line (with
-/// the access target off, no id is given and the line's strings are not made). Whole bodies are
+/// the sink off, no id is given and the line's strings are not made). Whole bodies are
 /// logged at once; a streamed body is counted as it goes and logged when it ends or is
 /// dropped (a client that went away).
-#[derive(Debug)]
 pub struct AccessLog<A> {
     inner: A,
     next_id: AtomicU64,
     stats: &'static Stats,
+    sink: &'static dyn AccessSink,
+}
+
+impl<A: std::fmt::Debug> std::fmt::Debug for AccessLog<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessLog")
+            .field("inner", &self.inner)
+            .field("next_id", &self.next_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<A> AccessLog<A> {
-    /// Logs every request to `inner`, and counts it in `stats`.
+    /// Logs every request to `inner` as a `tracing` event ([`TracingSink`]), and counts it in
+    /// `stats`.
     pub fn new(inner: A, stats: &'static Stats) -> Self {
+        Self::with_sink(inner, stats, &TracingSink)
+    }
+
+    /// Logs every request to `inner` into `sink`, and counts it in `stats`.
+    pub fn with_sink(inner: A, stats: &'static Stats, sink: &'static dyn AccessSink) -> Self {
         AccessLog {
             inner,
             next_id: AtomicU64::new(1),
             stats,
+            sink,
         }
+    }
+}
+
+/// One request's access line, as [`AccessLog`] hands it to its [`AccessSink`].
+#[derive(Clone, Copy, Debug)]
+pub struct AccessLine<'a> {
+    /// The request id, the one [`request_id::current`](crate::request_id::current) gave the
+    /// app's own lines.
+    pub id: u64,
+    /// The front-end that served it.
+    pub protocol: Protocol,
+    /// `REQUEST_METHOD`.
+    pub method: &'a str,
+    /// `REQUEST_URI`, or `SCRIPT_NAME`, `PATH_INFO` and `QUERY_STRING` put together.
+    pub path: &'a str,
+    /// The response status.
+    pub status: u16,
+    /// Body bytes sent.
+    pub bytes: u64,
+    /// From the call to the end of the body.
+    pub micros: u64,
+    /// `REMOTE_ADDR`.
+    pub peer: &'a str,
+    /// `false` when the body was cut short (the client went away, or the body failed).
+    pub complete: bool,
+}
+
+/// Where [`AccessLog`] writes its lines.
+///
+/// gatewayd's daemon gives a sink that formats each line straight into its log buffer: a
+/// `tracing` event costs more than the line itself (the dispatch, the filter, the
+/// subscriber's formatting plumbing), and every request writes one.
+pub trait AccessSink: Send + Sync {
+    /// Whether lines are wanted at all; asked once per request, before anything is made for
+    /// its line.
+    fn enabled(&self) -> bool;
+    /// Writes one line.
+    fn write(&self, line: &AccessLine<'_>);
+}
+
+/// The default [`AccessSink`]: an `info` event on the target `gatewayd::access` with the
+/// line's fields, so `RUST_LOG` filters it like any other.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TracingSink;
+
+impl AccessSink for TracingSink {
+    fn enabled(&self) -> bool {
+        tracing::enabled!(target: "gatewayd::access", tracing::Level::INFO)
+    }
+
+    fn write(&self, line: &AccessLine<'_>) {
+        let _entered = crate::request_id::enter(line.id);
+        tracing::info!(
+            target: "gatewayd::access",
+            protocol = line.protocol.as_str(),
+            method = line.method,
+            path = line.path,
+            status = line.status,
+            bytes = line.bytes,
+            micros = line.micros,
+            peer = line.peer,
+            complete = line.complete,
+        );
     }
 }
 
@@ -50,6 +131,7 @@ struct Line {
 /// The access line's own fields, built only when it will be written.
 struct Logged {
     id: u64,
+    sink: &'static dyn AccessSink,
     /// Method, path and peer, one after the other (one allocation for the three).
     text: String,
     /// Where the path and the peer start in `text`.
@@ -58,7 +140,7 @@ struct Logged {
 }
 
 impl Logged {
-    fn new(id: u64, env: &Environ) -> Self {
+    fn new(id: u64, sink: &'static dyn AccessSink, env: &Environ) -> Self {
         // `from_utf8` first: it is several times faster than `from_utf8_lossy` on valid text.
         let lossy = |b| match std::str::from_utf8(b) {
             Ok(s) => std::borrow::Cow::Borrowed(s),
@@ -84,6 +166,7 @@ impl Logged {
         text.push_str(&peer);
         Logged {
             id,
+            sink,
             text,
             path_at,
             peer_at,
@@ -98,25 +181,24 @@ impl Line {
             .stats()
             .end(self.protocol, self.status, bytes, took);
         let Some(logged) = self.logged else { return };
-        let _entered = crate::request_id::enter(logged.id);
         let text = &logged.text;
-        tracing::info!(
-            target: "gatewayd::access",
-            protocol = self.protocol.as_str(),
-            method = &text[..logged.path_at],
-            path = &text[logged.path_at..logged.peer_at],
-            status = self.status,
+        logged.sink.write(&AccessLine {
+            id: logged.id,
+            protocol: self.protocol,
+            method: &text[..logged.path_at],
+            path: &text[logged.path_at..logged.peer_at],
+            status: self.status,
             bytes,
-            micros = took.as_micros() as u64,
-            peer = &text[logged.peer_at..],
+            micros: took.as_micros() as u64,
+            peer: &text[logged.peer_at..],
             complete,
-        );
+        });
     }
 }
 
 impl<A: App> App for AccessLog<A> {
     async fn call(&self, env: Environ, body: Body) -> Response {
-        let logging = Logging::begin(self.stats, &self.next_id, &env);
+        let logging = Logging::begin(self.stats, self.sink, &self.next_id, &env);
         let res = match logging.id() {
             Some(id) => crate::request_id::Scoped::new(id, self.inner.call(env, body)).await,
             None => self.inner.call(env, body).await,
@@ -136,12 +218,19 @@ struct Logging {
 
 impl Logging {
     /// A request starts; `next_id` numbers the requests.
-    fn begin(stats: &'static Stats, next_id: &AtomicU64, env: &Environ) -> Self {
+    fn begin(
+        stats: &'static Stats,
+        sink: &'static dyn AccessSink,
+        next_id: &AtomicU64,
+        env: &Environ,
+    ) -> Self {
+        let id = || next_id.fetch_add(1, Ordering::Relaxed);
         Logging {
             start: Instant::now(),
             protocol: env.protocol(),
-            logged: tracing::enabled!(target: "gatewayd::access", tracing::Level::INFO)
-                .then(|| Box::new(Logged::new(next_id.fetch_add(1, Ordering::Relaxed), env))),
+            logged: sink
+                .enabled()
+                .then(|| Box::new(Logged::new(id(), sink, env))),
             in_flight: stats.begin(),
         }
     }

@@ -46,7 +46,7 @@ mod stack;
 mod stats;
 mod throttle;
 
-pub use access_log::AccessLog;
+pub use access_log::{AccessLine, AccessLog, AccessSink, TracingSink};
 pub use app::{App, AppFn, SharedApp, app_fn};
 pub use body::{Body, BodyError, BoxError};
 pub use cgi::{

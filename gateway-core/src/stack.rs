@@ -2,7 +2,9 @@
 
 use std::future::Future;
 
-use crate::{AccessLog, App, Body, CatchPanic, Environ, LocalRedirects, Response, Stats};
+use crate::{
+    AccessLog, AccessSink, App, Body, CatchPanic, Environ, LocalRedirects, Response, Stats,
+};
 
 /// [`AccessLog`], [`CatchPanic`] and [`LocalRedirects`] around `app`, in that order: what
 /// every request goes through, whatever the gateway. Their futures nest into one.
@@ -23,8 +25,13 @@ pub struct GatewayStack<A>(AccessLog<CatchPanic<LocalRedirects<A>>>);
 impl<A: App> GatewayStack<A> {
     /// The stack around `app` (usually the router), counting its requests in `stats`.
     pub fn new(app: A, stats: &'static Stats) -> Self {
+        Self::with_sink(app, stats, &crate::TracingSink)
+    }
+
+    /// The stack around `app`, its access lines written to `sink`.
+    pub fn with_sink(app: A, stats: &'static Stats, sink: &'static dyn AccessSink) -> Self {
         let inner = CatchPanic::new(LocalRedirects::new(app));
-        GatewayStack(AccessLog::new(inner, stats))
+        GatewayStack(AccessLog::with_sink(inner, stats, sink))
     }
 }
 

@@ -64,6 +64,13 @@ impl Buffered {
     }
 }
 
+impl Buffered {
+    /// Appends one whole line, as an event's writer would.
+    pub(crate) fn push(&self, line: &[u8]) {
+        let _ = self.make_writer().write_all(line);
+    }
+}
+
 /// Writes every buffered line now: at exit, and before anything else goes to stderr.
 pub(crate) fn flush() {
     if let Some(shared) = INSTALLED.get() {

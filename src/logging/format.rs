@@ -84,30 +84,9 @@ where
     N: for<'a> FormatFields<'a> + 'static,
 {
     let meta = event.metadata();
-    if time {
-        write_now(w)?;
-        w.write_char(' ')?;
-    }
-    let (level, colour) = match *meta.level() {
-        Level::TRACE => ("TRACE", "35"),
-        Level::DEBUG => ("DEBUG", "34"),
-        Level::INFO => (" INFO", "32"),
-        Level::WARN => (" WARN", "33"),
-        Level::ERROR => ("ERROR", "31"),
-    };
-    if ansi {
-        write!(w, "\x1b[{colour}m{level}\x1b[0m ")?;
-    } else {
-        w.write_str(level)?;
-        w.write_char(' ')?;
-    }
-    let mut spans = false;
-    if let Some(id) = gateway_core::request_id::current() {
-        w.write_str("request{id=")?;
-        w.write_str(itoa::Buffer::new().format(id))?;
-        w.write_str("}:")?;
-        spans = true;
-    }
+    let id = gateway_core::request_id::current();
+    prefix(w, ansi, time, *meta.level(), id)?;
+    let mut spans = id.is_some();
     let access = meta.target() == ACCESS;
     // The libraries' own spans (hyper's, at debug level), as tracing-subscriber prints them;
     // none is around an access line worth the lookup.
@@ -129,12 +108,7 @@ where
     if spans {
         w.write_char(' ')?;
     }
-    if ansi {
-        write!(w, "\x1b[2m{}:\x1b[0m ", meta.target())?;
-    } else {
-        w.write_str(meta.target())?;
-        w.write_str(": ")?;
-    }
+    target(w, ansi, meta.target())?;
     let mut fields = TextFields {
         w,
         first: true,
@@ -146,8 +120,53 @@ where
     w.write_char('\n')
 }
 
+/// A text line's start: time, level and request id, as tracing-subscriber's `Full` writes
+/// them (the id where it would print the span `request{id=N}`, and without the space that
+/// follows a span list: the caller adds it once it knows of other spans).
+pub(crate) fn prefix(
+    w: &mut impl fmt::Write,
+    ansi: bool,
+    time: bool,
+    level: Level,
+    id: Option<u64>,
+) -> fmt::Result {
+    if time {
+        write_now(w)?;
+        w.write_char(' ')?;
+    }
+    let (level, colour) = match level {
+        Level::TRACE => ("TRACE", "35"),
+        Level::DEBUG => ("DEBUG", "34"),
+        Level::INFO => (" INFO", "32"),
+        Level::WARN => (" WARN", "33"),
+        Level::ERROR => ("ERROR", "31"),
+    };
+    if ansi {
+        write!(w, "\x1b[{colour}m{level}\x1b[0m ")?;
+    } else {
+        w.write_str(level)?;
+        w.write_char(' ')?;
+    }
+    if let Some(id) = id {
+        w.write_str("request{id=")?;
+        w.write_str(itoa::Buffer::new().format(id))?;
+        w.write_str("}:")?;
+    }
+    Ok(())
+}
+
+/// `target: `, dimmed on a terminal.
+pub(crate) fn target(w: &mut impl fmt::Write, ansi: bool, target: &str) -> fmt::Result {
+    if ansi {
+        write!(w, "\x1b[2m{target}:\x1b[0m ")
+    } else {
+        w.write_str(target)?;
+        w.write_str(": ")
+    }
+}
+
 /// The access line's target: its strings are written bare (they always were, as `%` fields).
-const ACCESS: &str = "gatewayd::access";
+pub(crate) const ACCESS: &str = "gatewayd::access";
 
 /// Fields as tracing-subscriber's default visitor writes them: the message bare, then
 /// `name=value` with values in their `Debug` form (so a `str` field is quoted and a `%` one
@@ -232,11 +251,20 @@ fn json(w: &mut Writer<'_>, event: &Event<'_>) -> fmt::Result {
     fields.result?;
     w.write_str("},\"target\":")?;
     string(w, meta.target())?;
-    if let Some(id) = gateway_core::request_id::current() {
-        write!(
-            w,
-            ",\"span\":{{\"id\":{id},\"name\":\"request\"}},\"spans\":[{{\"id\":{id},\"name\":\"request\"}}]"
-        )?;
+    json_end(w, gateway_core::request_id::current())
+}
+
+/// A JSON line's end: the request as tracing-subscriber writes the current span and the span
+/// list, then the closing brace.
+pub(crate) fn json_end(w: &mut impl fmt::Write, id: Option<u64>) -> fmt::Result {
+    if let Some(id) = id {
+        let mut digits = itoa::Buffer::new();
+        let id = digits.format(id);
+        w.write_str(",\"span\":{\"id\":")?;
+        w.write_str(id)?;
+        w.write_str(",\"name\":\"request\"},\"spans\":[{\"id\":")?;
+        w.write_str(id)?;
+        w.write_str(",\"name\":\"request\"}]")?;
     }
     w.write_str("}\n")
 }
@@ -310,16 +338,16 @@ impl Visit for JsonFields<'_, '_> {
 }
 
 /// A JSON string.
-fn string(w: &mut Writer<'_>, s: &str) -> fmt::Result {
+pub(crate) fn string(w: &mut impl fmt::Write, s: &str) -> fmt::Result {
     w.write_char('"')?;
     Escaped(w).write_str(s)?;
     w.write_char('"')
 }
 
 /// Escapes what passes through for the inside of a JSON string (RFC 8259, section 7).
-struct Escaped<'a, 'w>(&'a mut Writer<'w>);
+struct Escaped<'a, W>(&'a mut W);
 
-impl fmt::Write for Escaped<'_, '_> {
+impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let mut rest = s;
         while let Some(i) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {

@@ -1,5 +1,6 @@
 //! Logs on `tracing`: human-readable by default, JSON on request; `RUST_LOG` filters.
 
+mod access;
 mod buffered;
 mod clock;
 mod format;
@@ -30,22 +31,34 @@ pub enum LogFormat {
 /// (`JOURNAL_STREAM` set) text lines carry no colour and no timestamp: the journal adds its own.
 pub fn init(format: LogFormat, default_level: &str, stats: &'static gateway_core::Stats) {
     match buffered::Buffered::start(stats) {
-        Ok(writer) => install(format, default_level, writer),
-        Err(_) => install(format, default_level, std::io::stderr),
+        Ok(writer) => install(format, default_level, writer.clone(), Some(writer)),
+        Err(_) => install(format, default_level, std::io::stderr, None),
     }
 }
 
 /// [`init`], writing each line to stderr at once, without a thread: for one-request processes.
 pub fn init_sync(format: LogFormat, default_level: &str) {
-    install(format, default_level, std::io::stderr);
+    install(format, default_level, std::io::stderr, None);
 }
+
+/// Where the app stack writes its access lines: into the log [`init`] installed, formatted
+/// as its other lines are but without a `tracing` event; a `tracing` event when the daemon's
+/// logger is not installed (tests, benches, CGI mode).
+pub fn access_sink() -> &'static dyn gateway_core::AccessSink {
+    match SINK.get() {
+        Some(sink) => sink,
+        None => &gateway_core::TracingSink,
+    }
+}
+
+static SINK: std::sync::OnceLock<access::Sink> = std::sync::OnceLock::new();
 
 /// Writes the lines [`init`]'s writer holds: at exit, and before anything else goes to stderr.
 pub fn flush() {
     buffered::flush();
 }
 
-fn install<W>(format: LogFormat, default_level: &str, writer: W)
+fn install<W>(format: LogFormat, default_level: &str, writer: W, buffer: Option<buffered::Buffered>)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
@@ -65,6 +78,12 @@ where
         .try_init();
     if installed.is_ok() {
         route_panics();
+        let _ = SINK.set(access::Sink {
+            enabled: tracing::enabled!(target: "gatewayd::access", tracing::Level::INFO),
+            lines,
+            ansi,
+            out: buffer,
+        });
     }
 }
 

@@ -17,16 +17,20 @@ impl Reloadable {
     /// Serves `router` until [`Reloadable::swap`], counting in `stats`.
     pub fn new(router: Router, stats: &'static Stats) -> Self {
         Reloadable {
-            current: ArcSwap::from_pointee(GatewayStack::new(router, stats)),
+            current: ArcSwap::from_pointee(stack(router, stats)),
             stats,
         }
     }
 
     /// From now on, serve `router`.
     pub fn swap(&self, router: Router) {
-        let stack = GatewayStack::new(router, self.stats);
-        self.current.store(Arc::new(stack));
+        self.current.store(Arc::new(stack(router, self.stats)));
     }
+}
+
+/// The stack around `router`, its access lines in the daemon's log.
+fn stack(router: Router, stats: &'static Stats) -> GatewayStack<Router> {
+    GatewayStack::with_sink(router, stats, crate::logging::access_sink())
 }
 
 impl App for Reloadable {
