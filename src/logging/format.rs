@@ -2,8 +2,8 @@
 //! [`gateway_core::request_id`] where tracing-subscriber would print the request's span.
 //!
 //! Written here rather than with tracing-subscriber's `Format` because the request is no
-//! longer a span (a span per request was most of the access log's cost), and that `Format`
-//! prints spans only. The shapes are theirs: text
+//! longer a span (a span per request cost a slab entry, its fields formatted, and filter
+//! lookups on every poll), and that `Format` prints spans only. The shapes are theirs: text
 //! `2026-12-01T16:03:13.903904Z  INFO request{id=1}: gatewayd::access: protocol=http ...`,
 //! JSON `{"timestamp":..,"level":..,"fields":{..},"target":..,"span":{"id":1,"name":"request"},"spans":[..]}`.
 
