@@ -69,7 +69,11 @@ pub fn run(config: &Path, registry: &Registry) -> ExitCode {
             None if chunked => stdin::to_end().limit(limit),
             _ => Body::empty(),
         };
-        let app = gateway_core::GatewayStack::new(config.router, gateway_core::Stats::leak());
+        let app = gateway_core::GatewayStack::with_sink(
+            config.router,
+            gateway_core::Stats::leak(),
+            crate::logging::access_sink(),
+        );
         let res = app.call(env, body).await;
         write(res, head_only).await
     });

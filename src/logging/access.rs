@@ -4,7 +4,7 @@
 //! request`).
 
 use std::cell::RefCell;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::io::Write as _;
 
 use gateway_core::{AccessLine, AccessSink};
@@ -55,7 +55,6 @@ impl AccessSink for Sink {
 impl Sink {
     fn text(&self, w: &mut String, time: bool, line: &AccessLine<'_>) -> fmt::Result {
         prefix(w, self.ansi, time, Level::INFO, Some(line.id))?;
-        w.write_char(' ')?;
         target(w, self.ansi, ACCESS)?;
         let mut n = itoa::Buffer::new();
         for (name, value) in [

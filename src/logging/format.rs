@@ -7,7 +7,6 @@
 //! `2026-12-01T16:03:13.903904Z  INFO request{id=1}: gatewayd::access: protocol=http ...`,
 //! JSON `{"timestamp":..,"level":..,"fields":{..},"target":..,"span":{"id":1,"name":"request"},"spans":[..]}`.
 
-use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
@@ -56,73 +55,31 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    // The line is put together in a plain `String` and handed over whole: `Writer` is a
-    // `dyn fmt::Write`, a call through a pointer for every piece.
-    thread_local! {
-        static LINE: RefCell<String> = const { RefCell::new(String::new()) };
-    }
-    LINE.with(|line| match line.try_borrow_mut() {
-        Ok(mut line) => {
-            line.clear();
-            let written = text_line(ctx, &mut *line, w.has_ansi_escapes(), event, time);
-            written.and_then(|()| w.write_str(&line))
-        }
-        // An event logged while formatting one (a `Debug` impl that logs).
-        Err(_) => text_line(ctx, w, w.has_ansi_escapes(), event, time),
-    })
-}
-
-fn text_line<S, N>(
-    ctx: &FmtContext<'_, S, N>,
-    w: &mut impl fmt::Write,
-    ansi: bool,
-    event: &Event<'_>,
-    time: bool,
-) -> fmt::Result
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
     let meta = event.metadata();
-    let id = gateway_core::request_id::current();
-    prefix(w, ansi, time, *meta.level(), id)?;
-    let mut spans = id.is_some();
-    let access = meta.target() == ACCESS;
-    // The libraries' own spans (hyper's, at debug level), as tracing-subscriber prints them;
-    // none is around an access line worth the lookup.
-    for span in ctx
-        .event_scope()
-        .filter(|_| !access)
-        .into_iter()
-        .flat_map(|s| s.from_root())
-    {
+    let ansi = w.has_ansi_escapes();
+    prefix(
+        w,
+        ansi,
+        time,
+        *meta.level(),
+        gateway_core::request_id::current(),
+    )?;
+    // The libraries' own spans (hyper's, at debug level), as tracing-subscriber prints them.
+    for span in ctx.event_scope().into_iter().flat_map(|s| s.from_root()) {
         w.write_str(span.name())?;
         if let Some(fields) = span.extensions().get::<FormattedFields<N>>()
             && !fields.is_empty()
         {
             write!(w, "{{{fields}}}")?;
         }
-        w.write_char(':')?;
-        spans = true;
-    }
-    if spans {
-        w.write_char(' ')?;
+        w.write_str(": ")?;
     }
     target(w, ansi, meta.target())?;
-    let mut fields = TextFields {
-        w,
-        first: true,
-        bare: access,
-        result: Ok(()),
-    };
-    event.record(&mut fields);
-    fields.result?;
-    w.write_char('\n')
+    fields(w, event)
 }
 
 /// A text line's start: time, level and request id, as tracing-subscriber's `Full` writes
-/// them (the id where it would print the span `request{id=N}`, and without the space that
-/// follows a span list: the caller adds it once it knows of other spans).
+/// them (the id where it would print the span `request{id=N}`).
 pub(crate) fn prefix(
     w: &mut impl fmt::Write,
     ansi: bool,
@@ -150,7 +107,7 @@ pub(crate) fn prefix(
     if let Some(id) = id {
         w.write_str("request{id=")?;
         w.write_str(itoa::Buffer::new().format(id))?;
-        w.write_str("}:")?;
+        w.write_str("}: ")?;
     }
     Ok(())
 }
@@ -165,8 +122,20 @@ pub(crate) fn target(w: &mut impl fmt::Write, ansi: bool, target: &str) -> fmt::
     }
 }
 
-/// The access line's target: its strings are written bare (they always were, as `%` fields).
+/// The access line's target.
 pub(crate) const ACCESS: &str = "gatewayd::access";
+
+/// An event's fields and the line's end.
+pub(crate) fn fields(w: &mut impl fmt::Write, event: &Event<'_>) -> fmt::Result {
+    let mut fields = TextFields {
+        w,
+        first: true,
+        result: Ok(()),
+    };
+    event.record(&mut fields);
+    fields.result?;
+    w.write_char('\n')
+}
 
 /// Fields as tracing-subscriber's default visitor writes them: the message bare, then
 /// `name=value` with values in their `Debug` form (so a `str` field is quoted and a `%` one
@@ -174,8 +143,6 @@ pub(crate) const ACCESS: &str = "gatewayd::access";
 struct TextFields<'a, W> {
     w: &'a mut W,
     first: bool,
-    /// `str` values unquoted.
-    bare: bool,
     result: fmt::Result,
 }
 
@@ -201,10 +168,10 @@ impl<W: fmt::Write> TextFields<'_, W> {
 
 impl<W: fmt::Write> Visit for TextFields<'_, W> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        match self.bare || field.name() == "message" {
-            true if self.name(field) => self.result = self.w.write_str(value),
-            true => {}
-            false => self.record_debug(field, &value),
+        match field.name() {
+            "message" if self.name(field) => self.result = self.w.write_str(value),
+            "message" => {}
+            _ => self.record_debug(field, &value),
         }
     }
 

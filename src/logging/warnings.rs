@@ -3,17 +3,17 @@
 //! A CGI program starts once per request, and tracing-subscriber's fmt layer sets up a span
 //! registry (slab shards allocated up front) and a filter for each start: about 5% of a whole
 //! CGI request. CGI mode needs neither spans nor filtering below WARN, so unless `RUST_LOG`
-//! asks for more, this subscriber stands in. It is the part of `fmt` that CGI uses: the
-//! level, the target, the message and the fields.
+//! asks for more, this subscriber stands in. It writes its lines as the daemon's text log
+//! does ([`format`]), without the time (the host's error log stamps them).
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 
-use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata};
+
+use super::format;
 
 /// Writes events at WARN and ERROR to stderr; spans are not tracked.
 pub(super) struct Warnings;
@@ -45,9 +45,11 @@ impl tracing::Subscriber for Warnings {
 
     fn event(&self, event: &Event<'_>) {
         let meta = event.metadata();
-        let mut line = format!("{:>5} {}: ", meta.level(), meta.target());
-        event.record(&mut Fields(&mut line));
-        line.push('\n');
+        let mut line = String::new();
+        let id = gateway_core::request_id::current();
+        let _ = format::prefix(&mut line, false, false, *meta.level(), id)
+            .and_then(|()| format::target(&mut line, false, meta.target()))
+            .and_then(|()| format::fields(&mut line, event));
         // One write per line: lines from several processes do not interleave in the host's log.
         let _ = std::io::stderr().write_all(line.as_bytes());
     }
@@ -55,23 +57,4 @@ impl tracing::Subscriber for Warnings {
     fn enter(&self, _: &Id) {}
 
     fn exit(&self, _: &Id) {}
-}
-
-/// The message first, then `name=value` for every other field.
-struct Fields<'a>(&'a mut String);
-
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let _ = match field.name() {
-            "message" => write!(self.0, "{value:?}"),
-            name => write!(self.0, " {name}={value:?}"),
-        };
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        let _ = match field.name() {
-            "message" => write!(self.0, "{value}"),
-            name => write!(self.0, " {name}={value:?}"),
-        };
-    }
 }
