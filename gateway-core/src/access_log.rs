@@ -118,14 +118,10 @@ impl AccessSink for TracingSink {
 
 /// What the access line says, held until the body ends.
 struct Line {
-    /// Ends the request's time in flight when the line is written (or dropped unwritten).
-    in_flight: crate::stats::InFlight<'static>,
-    start: Instant,
-    protocol: Protocol,
+    /// The call's start, protocol and line, and its time in flight, which ends when the line
+    /// is written (or dropped unwritten).
+    call: Logging,
     status: u16,
-    /// `None` when the access target is off: then a request costs [`Stats`] and nothing more
-    /// (boxed, so that a request future that does not log stays small).
-    logged: Option<Box<Logged>>,
 }
 
 /// The access line's own fields, built only when it will be written.
@@ -176,18 +172,19 @@ impl Logged {
 
 impl Line {
     fn write(self, bytes: u64, complete: bool) {
-        let took = self.start.elapsed();
-        self.in_flight
+        let Line { call, status } = self;
+        let took = call.start.elapsed();
+        call.in_flight
             .stats()
-            .end(self.protocol, self.status, bytes, took);
-        let Some(logged) = self.logged else { return };
+            .end(call.protocol, status, bytes, took);
+        let Some(logged) = call.logged else { return };
         let text = &logged.text;
         logged.sink.write(&AccessLine {
             id: logged.id,
-            protocol: self.protocol,
+            protocol: call.protocol,
             method: &text[..logged.path_at],
             path: &text[logged.path_at..logged.peer_at],
-            status: self.status,
+            status,
             bytes,
             micros: took.as_micros() as u64,
             peer: &text[logged.peer_at..],
@@ -213,6 +210,8 @@ struct Logging {
     start: Instant,
     protocol: Protocol,
     in_flight: crate::stats::InFlight<'static>,
+    /// `None` when the sink is off: then a request costs [`Stats`] and nothing more (boxed,
+    /// so that a request future that does not log stays small).
     logged: Option<Box<Logged>>,
 }
 
@@ -244,11 +243,8 @@ impl Logging {
     /// body ends.
     fn finish(self, mut res: Response) -> Response {
         let line = Line {
-            in_flight: self.in_flight,
-            start: self.start,
-            protocol: self.protocol,
+            call: self,
             status: res.status,
-            logged: self.logged,
         };
         match res.body.exact_len() {
             Some(len) => line.write(len, true),
