@@ -1,14 +1,22 @@
-//! The daemon's log writer. A request's thread appends its whole line to a shared buffer and
-//! makes no system call; one writer thread empties the buffer to stderr at most 100 ms after
-//! its first line (sooner once it holds 64 KiB), so the access log costs a copy, not a `write`.
+//! The daemon's log writer. A request's thread appends its whole line to a buffer and makes no
+//! system call; one writer thread empties the buffers to stderr at most 100 ms after their
+//! first line (sooner once one holds 64 KiB), so the access log costs a copy, not a `write`.
 //!
-//! Lines stay whole and in order: only the writer thread and [`flush`] write, one batch at a
-//! time, and journald's stream reader splits on newlines, not on writes. A line that finds the
-//! buffer full (stderr is slower than the requests) is dropped and counted in
+//! Access lines go to a buffer of the thread's own ([`Buffered::push`]), so that the runtime's
+//! threads, each writing a line per request, never share a lock or a cache line; other lines
+//! (events, rarer) go to one shared buffer. A batch is the shared lines, then each thread's
+//! lines: in order within a thread, but across threads a batch's access lines can be up to
+//! 100 ms out of time order, as with nginx's `access_log … buffer=` or Apache's `BufferedLogs`.
+//! Each line carries its own timestamp.
+//!
+//! Lines stay whole: only the writer thread and [`flush`] write, one batch at a time, and
+//! journald's stream reader splits on newlines, not on writes. A line that finds its buffer full
+//! (stderr is slower than the requests) is dropped and counted in
 //! [`Stats`](gateway_core::Stats), which the status page shows: never lost silently.
 
+use std::cell::RefCell;
 use std::io::Write;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use gateway_core::Stats;
@@ -18,10 +26,17 @@ use tracing_subscriber::fmt::MakeWriter;
 const COALESCE: Duration = Duration::from_millis(100);
 /// A batch this big is written at once.
 const EAGER: usize = 64 * 1024;
-/// Past this many buffered bytes, lines are dropped: seconds of lines at any realistic rate.
+/// A buffer's room: a batch and the line that made it eager, without growing. A buffer that
+/// a burst grew past `KEEP` is given back at its next write rather than kept for ever;
+/// below that it keeps its room (growing and shrinking at each batch cost page faults and
+/// other cores' TLB flushes).
+const ROOM: usize = 2 * EAGER;
+const KEEP: usize = 1 << 20;
+/// Past this many buffered bytes (in the shared buffer, or in one thread's), lines are dropped:
+/// seconds of lines at any realistic rate.
 const CAPACITY: usize = 8 << 20;
 
-/// The installed writer's buffer, for [`flush`].
+/// The installed writer's buffers, for [`flush`].
 static INSTALLED: OnceLock<Arc<Shared>> = OnceLock::new();
 
 /// A [`MakeWriter`] whose lines a background thread writes to stderr.
@@ -29,45 +44,134 @@ static INSTALLED: OnceLock<Arc<Shared>> = OnceLock::new();
 pub(crate) struct Buffered(Arc<Shared>);
 
 struct Shared {
-    /// Lines not yet taken by a writer.
-    pending: Mutex<Vec<u8>>,
+    /// Lines not yet taken by a writer, and what the writer thread waits for.
+    pending: Mutex<Pending>,
     /// Wakes the writer thread: a first line, or a batch worth writing now.
     wake: Condvar,
-    /// The batch being written, swapped with `pending`; its lock orders the batches.
-    writing: Mutex<Vec<u8>>,
+    /// The batch being written, taken from `pending` and the threads' buffers; its lock orders
+    /// the batches.
+    writing: Mutex<Batch>,
+    /// Each thread's access lines (see [`Buffered::push`]).
+    threads: Mutex<Vec<Arc<ThreadLines>>>,
     capacity: usize,
     /// Where a line dropped for want of room is counted.
     stats: &'static Stats,
 }
 
+#[derive(Default)]
+pub(crate) struct Pending {
+    lines: Vec<u8>,
+    /// A thread's buffer has had its first line since the last batch.
+    threads_dirty: bool,
+    /// A thread's buffer is worth writing now.
+    eager: bool,
+}
+
+/// One thread's access lines; locked by the writer only to take them, once a batch.
+#[derive(Default)]
+struct ThreadLines(Mutex<Vec<u8>>);
+
+/// The buffers of one batch, swapped out whole (the writer copies nothing), and the emptied
+/// ones it hands back.
+#[derive(Default)]
+struct Batch {
+    shared: Vec<u8>,
+    threads: Vec<Vec<u8>>,
+    spare: Vec<Vec<u8>>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.shared.is_empty() && self.threads.is_empty()
+    }
+
+    /// Empties the batch, keeping its buffers for the next.
+    fn clear(&mut self) {
+        for mut buf in self
+            .threads
+            .drain(..)
+            .chain([std::mem::take(&mut self.shared)])
+        {
+            buf.clear();
+            if buf.capacity() > KEEP {
+                buf.shrink_to(ROOM);
+            }
+            self.spare.push(buf);
+        }
+        self.shared = self.spare.pop().unwrap_or_default();
+    }
+}
+
 impl Buffered {
     /// Starts the writer thread. `GATEWAYD_LOG_BUFFER` (bytes; undocumented) shrinks the
-    /// buffer, for tests that make it overflow.
+    /// buffers, for tests that make them overflow.
     pub(crate) fn start(stats: &'static Stats) -> std::io::Result<Buffered> {
         let capacity = std::env::var("GATEWAYD_LOG_BUFFER")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(CAPACITY);
-        let shared = Arc::new(Shared {
-            pending: Mutex::new(Vec::with_capacity(EAGER)),
-            wake: Condvar::new(),
-            writing: Mutex::new(Vec::with_capacity(EAGER)),
-            capacity,
-            stats,
-        });
-        let worker = shared.clone();
+        let buffered = Buffered::new(capacity, stats);
+        let worker = buffered.0.clone();
         std::thread::Builder::new()
             .name("gatewayd-log".into())
             .spawn(move || worker.run())?;
-        let _ = INSTALLED.set(shared.clone());
-        Ok(Buffered(shared))
+        let _ = INSTALLED.set(buffered.0.clone());
+        Ok(buffered)
     }
-}
 
-impl Buffered {
-    /// Appends one whole line, as an event's writer would.
+    fn new(capacity: usize, stats: &'static Stats) -> Buffered {
+        Buffered(Arc::new(Shared {
+            pending: Mutex::new(Pending {
+                lines: Vec::with_capacity(ROOM),
+                ..Pending::default()
+            }),
+            wake: Condvar::new(),
+            writing: Mutex::new(Batch::default()),
+            threads: Mutex::new(Vec::new()),
+            capacity,
+            stats,
+        }))
+    }
+
+    /// Appends one whole line to this thread's own buffer. Only the first line of a batch and
+    /// the one that makes it big touch anything shared (a notify is a system call).
     pub(crate) fn push(&self, line: &[u8]) {
-        let _ = self.make_writer().write_all(line);
+        thread_local! {
+            /// The writer this thread's buffer belongs to (one in the daemon; tests make more).
+            static MINE: RefCell<Option<(Weak<Shared>, Arc<ThreadLines>)>> =
+                const { RefCell::new(None) };
+        }
+        let pushed = MINE.try_with(|mine| {
+            let mut mine = mine.try_borrow_mut().ok()?;
+            // The `Weak` keeps the writer's allocation, so an equal address is the same writer.
+            if !matches!(&*mine, Some((owner, _)) if owner.as_ptr() == Arc::as_ptr(&self.0)) {
+                let lines = Arc::new(ThreadLines(Mutex::new(Vec::with_capacity(ROOM))));
+                lock(&self.0.threads).push(lines.clone());
+                *mine = Some((Arc::downgrade(&self.0), lines));
+            }
+            let (_, lines) = mine.as_ref()?;
+            let mut buf = lock(&lines.0);
+            let before = buf.len();
+            if before >= self.0.capacity {
+                drop(buf);
+                self.0.stats.log_line_dropped();
+                return Some(());
+            }
+            buf.extend_from_slice(line);
+            let after = buf.len();
+            drop(buf);
+            if before == 0 || (before < EAGER && after >= EAGER) {
+                let mut pending = lock(&self.0.pending);
+                pending.threads_dirty = true;
+                pending.eager |= after >= EAGER;
+                self.0.wake.notify_one();
+            }
+            Some(())
+        });
+        // A thread being torn down, or a line written from inside another's formatting.
+        if !matches!(pushed, Ok(Some(()))) {
+            let _ = self.make_writer().write_all(line);
+        }
     }
 }
 
@@ -89,11 +193,11 @@ impl Shared {
         loop {
             pending = self
                 .wake
-                .wait_while(pending, |p| p.is_empty())
+                .wait_while(pending, |p| p.lines.is_empty() && !p.threads_dirty)
                 .unwrap_or_else(|p| p.into_inner());
             pending = self
                 .wake
-                .wait_timeout_while(pending, COALESCE, |p| p.len() < EAGER)
+                .wait_timeout_while(pending, COALESCE, |p| p.lines.len() < EAGER && !p.eager)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
             drop(pending);
@@ -105,14 +209,41 @@ impl Shared {
     /// Takes the buffered lines and writes them; errors are dropped (stderr has no one to tell).
     fn write_pending(&self) {
         let mut batch = lock(&self.writing);
-        std::mem::swap(&mut *lock(&self.pending), &mut *batch);
+        self.take(&mut batch);
         if batch.is_empty() {
             return;
         }
-        let _ = std::io::stderr().lock().write_all(&batch);
+        let mut stderr = std::io::stderr().lock();
+        for buf in std::iter::once(&batch.shared).chain(&batch.threads) {
+            let _ = stderr.write_all(buf);
+        }
+        drop(stderr);
         batch.clear();
-        // A burst's buffer is given back rather than kept for ever.
-        batch.shrink_to(EAGER);
+    }
+
+    /// Swaps the shared lines, then each thread's, into `batch`, leaving empty buffers behind.
+    fn take(&self, batch: &mut Batch) {
+        {
+            let mut pending = lock(&self.pending);
+            std::mem::swap(&mut pending.lines, &mut batch.shared);
+            // Cleared before the threads' buffers are taken: a line pushed after its buffer
+            // was taken finds it empty and says so again.
+            pending.threads_dirty = false;
+            pending.eager = false;
+        }
+        let mut threads = lock(&self.threads);
+        for lines in threads.iter() {
+            let mut buf = lock(&lines.0);
+            if !buf.is_empty() {
+                let empty = batch
+                    .spare
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(ROOM));
+                batch.threads.push(std::mem::replace(&mut *buf, empty));
+            }
+        }
+        // A thread that has ended leaves its buffer, emptied just now, to the list alone.
+        threads.retain(|lines| Arc::strong_count(lines) > 1);
     }
 }
 
@@ -121,24 +252,24 @@ impl<'a> MakeWriter<'a> for Buffered {
 
     fn make_writer(&'a self) -> Line<'a> {
         let pending = lock(&self.0.pending);
-        if pending.len() >= self.0.capacity {
+        if pending.lines.len() >= self.0.capacity {
             drop(pending);
             self.0.stats.log_line_dropped();
             return Line::Dropped;
         }
         Line::Kept {
-            start: pending.len(),
+            start: pending.lines.len(),
             pending,
             wake: &self.0.wake,
         }
     }
 }
 
-/// One event's line: appended to the buffer under its lock, so no other line comes between its
-/// parts; or dropped, already counted.
+/// One event's line: appended to the shared buffer under its lock, so no other line comes
+/// between its parts; or dropped, already counted.
 pub(crate) enum Line<'a> {
     Kept {
-        pending: MutexGuard<'a, Vec<u8>>,
+        pending: MutexGuard<'a, Pending>,
         start: usize,
         wake: &'a Condvar,
     },
@@ -148,7 +279,7 @@ pub(crate) enum Line<'a> {
 impl Write for Line<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if let Line::Kept { pending, .. } = self {
-            pending.extend_from_slice(buf);
+            pending.lines.extend_from_slice(buf);
         }
         Ok(buf.len())
     }
@@ -166,9 +297,8 @@ impl Drop for Line<'_> {
             wake,
         } = self
         {
-            // Only the first line of a batch and the one that makes it big wake the writer
-            // (a notify is a system call).
-            let len = pending.len();
+            // Only the first line of a batch and the one that makes it big wake the writer.
+            let len = pending.lines.len();
             if (*start == 0 && len > 0) || (*start < EAGER && len >= EAGER) {
                 wake.notify_one();
             }
@@ -181,13 +311,18 @@ mod tests {
     use super::*;
 
     fn shared(capacity: usize) -> Buffered {
-        Buffered(Arc::new(Shared {
-            pending: Mutex::new(Vec::new()),
-            wake: Condvar::new(),
-            writing: Mutex::new(Vec::new()),
-            capacity,
-            stats: Stats::leak(),
-        }))
+        Buffered::new(capacity, Stats::leak())
+    }
+
+    fn batch(b: &Buffered) -> Vec<u8> {
+        let mut batch = Batch::default();
+        b.0.take(&mut batch);
+        let bytes = [&batch.shared[..]]
+            .into_iter()
+            .chain(batch.threads.iter().map(|t| &t[..]));
+        let bytes = bytes.flatten().copied().collect();
+        batch.clear();
+        bytes
     }
 
     #[test]
@@ -201,7 +336,60 @@ mod tests {
         b.make_writer().write_all(b"ij\n").unwrap();
         // 12 bytes buffered, over the capacity: this one is dropped.
         b.make_writer().write_all(b"kl\n").unwrap();
-        assert_eq!(&*lock(&b.0.pending), b"abcdefgh\nij\n");
+        assert_eq!(lock(&b.0.pending).lines, b"abcdefgh\nij\n");
         assert_eq!(b.0.stats.snapshot().dropped_log_lines, 1);
+    }
+
+    #[test]
+    fn each_threads_lines_are_taken_whole_and_in_order_after_the_shared_ones() {
+        let b = shared(1 << 20);
+        b.push(b"main 1\n");
+        let other = b.clone();
+        // `join` (not a scope) waits for the thread's locals to be dropped too.
+        std::thread::spawn(move || {
+            for i in 0..100 {
+                other.push(format!("other {i}\n").as_bytes());
+            }
+        })
+        .join()
+        .unwrap();
+        b.make_writer().write_all(b"event\n").unwrap();
+        b.push(b"main 2\n");
+        let text = String::from_utf8(batch(&b)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "event");
+        let mine: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with("main"))
+            .collect();
+        assert_eq!(mine, ["main 1", "main 2"]);
+        let other: Vec<String> = (0..100).map(|i| format!("other {i}")).collect();
+        let theirs: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with("other"))
+            .collect();
+        assert_eq!(theirs, other);
+        assert_eq!(lines.len(), 103);
+        // The ended thread's buffer, emptied, has left the list; this thread's stays.
+        assert_eq!(lock(&b.0.threads).len(), 1);
+        assert!(batch(&b).is_empty());
+    }
+
+    #[test]
+    fn a_threads_full_buffer_drops_and_counts_and_its_first_line_wakes_the_writer() {
+        let b = shared(10);
+        b.push(b"abcdefgh\n");
+        assert!(lock(&b.0.pending).threads_dirty);
+        b.push(b"ij\n");
+        // 12 bytes in this thread's buffer, over the capacity: this one is dropped.
+        b.push(b"kl\n");
+        assert_eq!(b.0.stats.snapshot().dropped_log_lines, 1);
+        assert_eq!(batch(&b), b"abcdefgh\nij\n");
+        assert!(!lock(&b.0.pending).threads_dirty);
+        b.push(b"mn\n");
+        assert!(lock(&b.0.pending).threads_dirty);
+        assert_eq!(batch(&b), b"mn\n");
     }
 }
