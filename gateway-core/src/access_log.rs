@@ -3,7 +3,6 @@
 //! gives its own); the same numbers feed [`Stats`].
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -21,7 +20,6 @@ use crate::{App, Body, BoxError, Environ, Protocol, Response, Stats};
 /// dropped (a client that went away).
 pub struct AccessLog<A> {
     inner: A,
-    next_id: AtomicU64,
     stats: &'static Stats,
     sink: &'static dyn AccessSink,
 }
@@ -30,7 +28,6 @@ impl<A: std::fmt::Debug> std::fmt::Debug for AccessLog<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AccessLog")
             .field("inner", &self.inner)
-            .field("next_id", &self.next_id)
             .finish_non_exhaustive()
     }
 }
@@ -44,12 +41,7 @@ impl<A> AccessLog<A> {
 
     /// Logs every request to `inner` into `sink`, and counts it in `stats`.
     pub fn with_sink(inner: A, stats: &'static Stats, sink: &'static dyn AccessSink) -> Self {
-        AccessLog {
-            inner,
-            next_id: AtomicU64::new(1),
-            stats,
-            sink,
-        }
+        AccessLog { inner, stats, sink }
     }
 }
 
@@ -195,7 +187,7 @@ impl Line {
 
 impl<A: App> App for AccessLog<A> {
     async fn call(&self, env: Environ, body: Body) -> Response {
-        let logging = Logging::begin(self.stats, self.sink, &self.next_id, &env);
+        let logging = Logging::begin(self.stats, self.sink, &env);
         let res = match logging.id() {
             Some(id) => crate::request_id::Scoped::new(id, self.inner.call(env, body)).await,
             None => self.inner.call(env, body).await,
@@ -216,20 +208,14 @@ struct Logging {
 }
 
 impl Logging {
-    /// A request starts; `next_id` numbers the requests.
-    fn begin(
-        stats: &'static Stats,
-        sink: &'static dyn AccessSink,
-        next_id: &AtomicU64,
-        env: &Environ,
-    ) -> Self {
-        let id = || next_id.fetch_add(1, Ordering::Relaxed);
+    /// A request starts.
+    fn begin(stats: &'static Stats, sink: &'static dyn AccessSink, env: &Environ) -> Self {
         Logging {
             start: Instant::now(),
             protocol: env.protocol(),
             logged: sink
                 .enabled()
-                .then(|| Box::new(Logged::new(id(), sink, env))),
+                .then(|| Box::new(Logged::new(crate::request_id::next(), sink, env))),
             in_flight: stats.begin(),
         }
     }
