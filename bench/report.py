@@ -28,10 +28,12 @@ def millis(text):
 def load(work):
     rows = OrderedDict()  # (chain, name) -> {kind, rps[], p99[], errors, CPU µs per request}
     for line in (work / "results.tsv").read_text().splitlines():
-        name, chain, kind, _round, rps, p99, errors, *cpu = line.split("\t")
+        name, chain, kind, round_, rps, p99, errors, *cpu = line.split("\t")
         row = rows.setdefault((chain, name), {"kind": kind, "rps": [], "p99": [], "errors": 0,
-                                              "user": [], "sys": [], "nginx": [], "wrk": []})
+                                              "user": [], "sys": [], "nginx": [], "wrk": [],
+                                              "by_round": {}})
         row["rps"].append(float(rps or 0))
+        row["by_round"][round_] = float(rps or 0)
         row["p99"].append(millis(p99 or "nan"))
         row["errors"] += int(errors or 0)
         for key, value in zip(("user", "sys", "nginx", "wrk"), cpu):
@@ -121,9 +123,42 @@ def targets(rows, memory, cgi):
                    f"{after / idle:.2f}× ({after / 1024:.1f} MiB)", after <= 1.5 * idle))
     checks.append(("Memory: per idle keep-alive connection (1,000 held)", "≤ 8 KiB",
                    f"{per_conn:.1f} KiB", per_conn <= 8))
+    for chain, off, on, paired in log_cost(rows):
+        ratio = statistics.median(paired)
+        checks.append((f"Access log on (the default) / off, {chain}: median of the rounds'"
+                       " paired ratios", "≥ 0.95×",
+                       f"{ratio:.2f}× ({len(paired)} rounds; medians {on['median']:,.0f} /"
+                       f" {off['median']:,.0f})", ratio >= 0.95))
     out = ["| target | goal | measured | met |", "|---|---|---|---|"]
     out += [f"| {t} | {g} | {m} | {'yes' if ok else '**no**'} |" for t, g, m, ok in checks]
     return out, all(ok for *_, ok in checks)
+
+
+def log_cost(rows):
+    """For each chain gatewayd is measured on with its log on too: (chain, off row, on row, the
+    ratio on/off of each round). bench/run.sh loads the two back to back in every round, so a
+    round's ratio sees one state of a noisy machine; the ratio of medians mixes rounds."""
+    out = []
+    for (chain, name), on in rows.items():
+        off = rows.get((chain, "gatewayd"))
+        if name != "gatewayd (log on)" or off is None:
+            continue
+        paired = [on["by_round"][r] / off["by_round"][r] for r in on["by_round"]
+                  if off["by_round"].get(r)]
+        if paired:
+            out.append((chain, off, on, paired))
+    return out
+
+
+def log_cost_table(rows):
+    out = ["| chain | log off (median) | log on (median) | on / off, medians | on / off, each"
+           " round | median of the rounds |", "|---|--:|--:|--:|---|--:|"]
+    for chain, off, on, paired in log_cost(rows):
+        each = ", ".join(f"{r:.2f}" for r in paired)
+        out.append(f"| {chain} | {off['median']:,.0f} | {on['median']:,.0f} |"
+                   f" {on['median'] / off['median']:.2f}× | {each} |"
+                   f" {statistics.median(paired):.2f}× |")
+    return out
 
 
 def budgets(rows, cores):
@@ -207,6 +242,10 @@ def main():
                 f"Load: {load_desc}. Ratios compare medians with the best peer on the same chain.",
                 "", "![requests per second per chain](bench/chart.svg)", ""]
     section += throughput_table(rows)
+    section += ["", "### The access log's cost: the default config (log on, to a file) against"
+                " log off", "", "Each round loads the two back to back, on the same chain: a"
+                " round's ratio is paired.", ""]
+    section += log_cost_table(rows)
     section += ["", "### Where the CPU goes, against the goals behind nginx", "",
                 f"All {cores} cores at 100%: a request may cost `cores × 1 s / goal`. nginx, wrk"
                 " and the gateway share those cores; their CPU per request is read from /proc"

@@ -12,7 +12,8 @@
 #
 # Usage: bench/run.sh            (as root: it installs its Debian packages with apt-get)
 # Knobs: BENCH_DURATION (5s), BENCH_ROUNDS (3), BENCH_CONNS (50), BENCH_CGI_RUNS (1000),
-#        BENCH_ONLY (a regex over target names and chains, to measure a few while working),
+#        BENCH_ONLY (a regex over target names, chains, or "NAME on CHAIN", to measure a few
+#        while working),
 #        BENCH_HOLD=1 (start everything, print the URLs and wait, for profiling by hand),
 #        BENCH_SMOKE=1 (start everything, check that each target selected by BENCH_ONLY answers
 #        the hello response once, and stop: no load, no report),
@@ -221,21 +222,32 @@ via_fcgiwrap() { # NAME PROGRAM [EXTRA-DIRECTIVES]
 
 via_nginx "nginx return 200" "nginx alone (ceiling)" ceiling \
   "default_type text/plain; return 200 \"Hello, World!\\n\";"
-target gatewayd "HTTP direct" gatewayd http://127.0.0.1:18301/
-variant() { # NAME FIRST-PORT: a gatewayd variant on HTTP, FastCGI and SCGI
-  target "$1" "HTTP direct" variant "http://127.0.0.1:$2/"
-  upstream "127.0.0.1:$(($2 + 1))" 32
-  via_nginx "$1" "nginx → FastCGI (TCP, keep-conn)" variant \
-    "include /etc/nginx/fastcgi_params; fastcgi_keep_conn on; fastcgi_pass $up;"
-  via_nginx "$1" "nginx → SCGI (TCP)" variant "include /etc/nginx/scgi_params; scgi_pass 127.0.0.1:$(($2 + 2));"
+# The variants (log on; BENCH_BEFORE's build) each right after gatewayd on the same chain, so
+# that the two are loaded back to back in every round and their per-round ratio is paired.
+variants() { # http|fastcgi|scgi: the variants of gatewayd on that chain
+  local name port
+  for name in "gatewayd (log on)" ${BENCH_BEFORE:+"gatewayd (before)"}; do
+    if [[ $name == *before* ]]; then port=18331; else port=18321; fi
+    case $1 in
+      http) target "$name" "HTTP direct" variant "http://127.0.0.1:$port/" ;;
+      fastcgi)
+        upstream "127.0.0.1:$((port + 1))" 32
+        via_nginx "$name" "nginx → FastCGI (TCP, keep-conn)" variant \
+          "include /etc/nginx/fastcgi_params; fastcgi_keep_conn on; fastcgi_pass $up;"
+        ;;
+      scgi) via_nginx "$name" "nginx → SCGI (TCP)" variant \
+        "include /etc/nginx/scgi_params; scgi_pass 127.0.0.1:$((port + 2));" ;;
+    esac
+  done
 }
-variant "gatewayd (log on)" 18321
-[[ -z ${BENCH_BEFORE:-} ]] || variant "gatewayd (before)" 18331
+target gatewayd "HTTP direct" gatewayd http://127.0.0.1:18301/
+variants http
 target "hyper hello" "HTTP direct" peer http://127.0.0.1:18304/
 via_proxy gatewayd 127.0.0.1:18301
 via_proxy "hyper hello" 127.0.0.1:18304
 via_fastcgi gatewayd unix "unix:$work/gw-fcgi.sock"
 via_fastcgi gatewayd TCP 127.0.0.1:18302
+variants fastcgi
 via_fastcgi php-fpm unix "unix:$work/php.sock" "fastcgi_param SCRIPT_FILENAME $work/hello.php;" \
   "unix:$work/php-keep.sock"
 via_fastcgi php-fpm TCP 127.0.0.1:18305 "fastcgi_param SCRIPT_FILENAME $work/hello.php;" 127.0.0.1:18309
@@ -245,6 +257,7 @@ via_fastcgi uWSGI unix "unix:$work/uw-fcgi.sock"
 via_fastcgi uWSGI TCP 127.0.0.1:18307
 via_scgi gatewayd unix "unix:$work/gw-scgi.sock"
 via_scgi gatewayd TCP 127.0.0.1:18303
+variants scgi
 via_scgi uWSGI unix "unix:$work/uw-scgi.sock"
 via_scgi uWSGI TCP 127.0.0.1:18308
 via_uwsgi gatewayd unix "unix:$work/gw-uwsgi.sock"
@@ -286,7 +299,10 @@ check() { # URL: 200, text/plain, "Hello, World!\n"
   [[ $head == HTTP/1.1\ 200* ]] && grep -qi '^content-type: text/plain' <<<"$head" &&
     [[ $body == $'Hello, World!\n.' ]]
 }
-selected() { [[ -z $only ]] || [[ ${names[$1]} =~ $only ]] || [[ ${chains[$1]} =~ $only ]]; }
+selected() {
+  [[ -z $only ]] || [[ ${names[$1]} =~ $only ]] || [[ ${chains[$1]} =~ $only ]] ||
+    [[ "${names[$1]} on ${chains[$1]}" =~ $only ]]
+}
 log "waiting for ${#names[@]} targets"
 for i in "${!names[@]}"; do
   [[ -n ${BENCH_SMOKE:-} ]] && ! selected "$i" && continue
