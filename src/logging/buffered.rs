@@ -4,19 +4,21 @@
 //!
 //! Access lines go to a buffer of the thread's own ([`Buffered::push`]), so that the runtime's
 //! threads, each writing a line per request, never share a lock or a cache line; other lines
-//! (events, rarer) go to one shared buffer. A batch is the shared lines, then each thread's
-//! lines: in order within a thread, but across threads a batch's access lines can be up to
-//! 100 ms out of time order, as with nginx's `access_log … buffer=` or Apache's `BufferedLogs`.
-//! Each line carries its own timestamp.
+//! (events, rarer) go to one shared buffer. A runtime worker's access lines first gather in its
+//! own memory and reach its buffer when it goes idle ([`parked`]: an idle worker's lines are
+//! never held), at 16 KiB, or when it ends. A batch is the shared lines, then each thread's
+//! lines: in order within a thread, but across threads a batch's access lines can be out of
+//! time order, as with nginx's `access_log … buffer=` or Apache's `BufferedLogs`. Each line
+//! carries its own timestamp.
 //!
 //! Lines stay whole: only the writer thread and [`flush`] write, one batch at a time, and
 //! journald's stream reader splits on newlines, not on writes. A line that finds its buffer full
 //! (stderr is slower than the requests) is dropped and counted in
 //! [`Stats`](gateway_core::Stats), which the status page shows: never lost silently.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::Write;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use gateway_core::Stats;
@@ -135,36 +137,35 @@ impl Buffered {
 
     /// Appends one whole line to this thread's own buffer. Only the first line of a batch and
     /// the one that makes it big touch anything shared (a notify is a system call).
+    ///
+    /// On a runtime worker (one that has [`parked`]), lines first gather in memory no other
+    /// thread touches, and are copied to the thread's buffer when it parks (goes idle) or once
+    /// they reach 16 KiB: a line handed to another core costs that core's cache lines, about
+    /// 0.2 µs a request when each line went on its own (a lock's fence waiting on the stores).
     pub(crate) fn push(&self, line: &[u8]) {
-        thread_local! {
-            /// The writer this thread's buffer belongs to (one in the daemon; tests make more).
-            static MINE: RefCell<Option<(Weak<Shared>, Arc<ThreadLines>)>> =
-                const { RefCell::new(None) };
-        }
         let pushed = MINE.try_with(|mine| {
             let mut mine = mine.try_borrow_mut().ok()?;
-            // The `Weak` keeps the writer's allocation, so an equal address is the same writer.
-            if !matches!(&*mine, Some((owner, _)) if owner.as_ptr() == Arc::as_ptr(&self.0)) {
+            if !matches!(&*mine, Some(m) if Arc::ptr_eq(&m.shared, &self.0)) {
                 let lines = Arc::new(ThreadLines(Mutex::new(Vec::with_capacity(ROOM))));
                 lock(&self.0.threads).push(lines.clone());
-                *mine = Some((Arc::downgrade(&self.0), lines));
+                // A former writer's `Mine` (tests make several) hands its lines over as it goes.
+                *mine = Some(Mine {
+                    shared: self.0.clone(),
+                    lines,
+                    local: Vec::new(),
+                });
             }
-            let (_, lines) = mine.as_ref()?;
-            let mut buf = lock(&lines.0);
-            let before = buf.len();
-            if before >= self.0.capacity {
-                drop(buf);
-                self.0.stats.log_line_dropped();
-                return Some(());
-            }
-            buf.extend_from_slice(line);
-            let after = buf.len();
-            drop(buf);
-            if before == 0 || (before < EAGER && after >= EAGER) {
-                let mut pending = lock(&self.0.pending);
-                pending.threads_dirty = true;
-                pending.eager |= after >= EAGER;
-                self.0.wake.notify_one();
+            let mine = mine.as_mut()?;
+            if PARKS.try_with(Cell::get).unwrap_or(false) {
+                if mine.local.capacity() == 0 {
+                    mine.local.reserve(2 * HANDOFF);
+                }
+                mine.local.extend_from_slice(line);
+                if mine.local.len() >= HANDOFF {
+                    mine.hand_over_local();
+                }
+            } else {
+                mine.hand_over(line);
             }
             Some(())
         });
@@ -173,6 +174,84 @@ impl Buffered {
             let _ = self.make_writer().write_all(line);
         }
     }
+}
+
+/// A runtime worker's lines gather in its own memory up to this size between parks.
+const HANDOFF: usize = 16 * 1024;
+
+thread_local! {
+    /// This thread's buffer, with the writer it belongs to (one in the daemon; tests make more).
+    static MINE: RefCell<Option<Mine>> = const { RefCell::new(None) };
+    /// Whether this thread is a runtime worker, which says when it goes idle ([`parked`]).
+    static PARKS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// One thread's side of its buffer.
+struct Mine {
+    shared: Arc<Shared>,
+    lines: Arc<ThreadLines>,
+    /// A worker's lines since it last parked: no other thread reads or writes this memory.
+    local: Vec<u8>,
+}
+
+impl Mine {
+    /// Appends whole lines to this thread's buffer, where the writer takes them.
+    fn hand_over(&self, bytes: &[u8]) {
+        let mut buf = lock(&self.lines.0);
+        let before = buf.len();
+        if before >= self.shared.capacity {
+            drop(buf);
+            for _ in bytes.iter().filter(|&&b| b == b'\n') {
+                self.shared.stats.log_line_dropped();
+            }
+            return;
+        }
+        buf.extend_from_slice(bytes);
+        let after = buf.len();
+        drop(buf);
+        if before == 0 || (before < EAGER && after >= EAGER) {
+            let mut pending = lock(&self.shared.pending);
+            pending.threads_dirty = true;
+            pending.eager |= after >= EAGER;
+            self.shared.wake.notify_one();
+        }
+    }
+
+    fn hand_over_local(&mut self) {
+        if !self.local.is_empty() {
+            self.hand_over(&self.local);
+            self.local.clear();
+        }
+    }
+}
+
+impl Drop for Mine {
+    fn drop(&mut self) {
+        self.hand_over_local();
+    }
+}
+
+/// A runtime worker goes idle: its lines go to the writer now, and from now on its lines
+/// gather between parks (see [`Buffered::push`]). For tokio's `on_thread_park`.
+pub(crate) fn parked() {
+    let _ = PARKS.try_with(|parks| parks.set(true));
+    hand_over_local();
+}
+
+/// A runtime thread ends: its lines go to the writer (before the runtime's shutdown returns and
+/// the last [`flush`]). For tokio's `on_thread_stop`.
+pub(crate) fn stopping() {
+    hand_over_local();
+}
+
+fn hand_over_local() {
+    let _ = MINE.try_with(|mine| {
+        if let Ok(mut mine) = mine.try_borrow_mut()
+            && let Some(mine) = mine.as_mut()
+        {
+            mine.hand_over_local();
+        }
+    });
 }
 
 /// Writes every buffered line now: at exit, and before anything else goes to stderr.
@@ -375,6 +454,49 @@ mod tests {
         // The ended thread's buffer, emptied, has left the list; this thread's stays.
         assert_eq!(lock(&b.0.threads).len(), 1);
         assert!(batch(&b).is_empty());
+    }
+
+    #[test]
+    fn a_workers_lines_go_over_when_it_parks_or_has_16_kib_or_ends() {
+        use std::sync::mpsc::channel;
+        let b = shared(1 << 20);
+        let (go, step) = channel::<()>();
+        let (done, stepped) = channel::<()>();
+        let worker = b.clone();
+        let thread = std::thread::spawn(move || {
+            parked();
+            for i in 0..3 {
+                worker.push(format!("w {i}\n").as_bytes());
+            }
+            done.send(()).unwrap();
+            step.recv().unwrap();
+            parked();
+            done.send(()).unwrap();
+            step.recv().unwrap();
+            let line = [&[b'x'; 99][..], b"\n"].concat();
+            for _ in 0..HANDOFF / 100 + 1 {
+                worker.push(&line);
+            }
+            worker.push(b"last\n");
+            done.send(()).unwrap();
+            step.recv().unwrap();
+        });
+        stepped.recv().unwrap();
+        assert!(batch(&b).is_empty(), "not handed over before the park");
+        go.send(()).unwrap();
+        stepped.recv().unwrap();
+        assert_eq!(batch(&b), b"w 0\nw 1\nw 2\n");
+        go.send(()).unwrap();
+        stepped.recv().unwrap();
+        let big = batch(&b);
+        assert!(
+            big.len() >= HANDOFF && big.ends_with(b"x\n"),
+            "{}",
+            big.len()
+        );
+        go.send(()).unwrap();
+        thread.join().unwrap();
+        assert_eq!(batch(&b), b"last\n", "handed over as the thread ends");
     }
 
     #[test]

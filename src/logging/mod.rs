@@ -58,6 +58,17 @@ pub fn flush() {
     buffered::flush();
 }
 
+/// For the runtime's `on_thread_park`: a worker going idle hands its access lines to the
+/// writer (between parks they gather in its own memory).
+pub(crate) fn thread_parked() {
+    buffered::parked();
+}
+
+/// For the runtime's `on_thread_stop`: a thread's last lines go to the writer.
+pub(crate) fn thread_stopping() {
+    buffered::stopping();
+}
+
 fn install<W>(format: LogFormat, default_level: &str, writer: W, buffer: Option<buffered::Buffered>)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,

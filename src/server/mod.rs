@@ -31,7 +31,11 @@ pub(crate) fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime
     if workers > 0 {
         builder.worker_threads(workers);
     }
-    builder.enable_all().build()
+    builder
+        .on_thread_park(crate::logging::thread_parked)
+        .on_thread_stop(crate::logging::thread_stopping)
+        .enable_all()
+        .build()
 }
 
 /// Runs until SIGTERM or SIGINT, then stops accepting, lets in-flight requests finish for up
