@@ -20,7 +20,7 @@
 #        BENCH_BEFORE=path/to/gatewayd (an older build, measured beside this one on HTTP, FastCGI
 #        and SCGI: a change's before and after in the same run).
 # gatewayd is measured with its access log off, as every peer's is, and also as users run it by
-# default, log on (to a file), on HTTP, FastCGI and SCGI: the rows "gatewayd (log on)".
+# default, log on (to a file), on HTTP, FastCGI, SCGI and uwsgi: the rows "gatewayd (log on)".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -119,6 +119,7 @@ variant_config() { # FIRST-PORT
   printf '[[listen]]\nprotocol = "http"\naddress = "127.0.0.1:%s"\n' "$1"
   printf '[[listen]]\nprotocol = "fastcgi"\naddress = "127.0.0.1:%s"\n' "$(($1 + 1))"
   printf '[[listen]]\nprotocol = "scgi"\naddress = "127.0.0.1:%s"\n' "$(($1 + 2))"
+  printf '[[listen]]\nprotocol = "uwsgi"\naddress = "127.0.0.1:%s"\n' "$(($1 + 3))"
   cat bench/peers/hello.toml
 }
 variant_config 18321 > "$work/gatewayd-log.toml"
@@ -224,7 +225,7 @@ via_nginx "nginx return 200" "nginx alone (ceiling)" ceiling \
   "default_type text/plain; return 200 \"Hello, World!\\n\";"
 # The variants (log on; BENCH_BEFORE's build) each right after gatewayd on the same chain, so
 # that the two are loaded back to back in every round and their per-round ratio is paired.
-variants() { # http|fastcgi|scgi: the variants of gatewayd on that chain
+variants() { # http|fastcgi|scgi|uwsgi: the variants of gatewayd on that chain
   local name port
   for name in "gatewayd (log on)" ${BENCH_BEFORE:+"gatewayd (before)"}; do
     if [[ $name == *before* ]]; then port=18331; else port=18321; fi
@@ -237,6 +238,8 @@ variants() { # http|fastcgi|scgi: the variants of gatewayd on that chain
         ;;
       scgi) via_nginx "$name" "nginx → SCGI (TCP)" variant \
         "include /etc/nginx/scgi_params; scgi_pass 127.0.0.1:$((port + 2));" ;;
+      uwsgi) via_nginx "$name" "nginx → uwsgi (TCP)" variant \
+        "include /etc/nginx/uwsgi_params; uwsgi_pass 127.0.0.1:$((port + 3));" ;;
     esac
   done
 }
@@ -262,6 +265,7 @@ via_scgi uWSGI unix "unix:$work/uw-scgi.sock"
 via_scgi uWSGI TCP 127.0.0.1:18308
 via_uwsgi gatewayd unix "unix:$work/gw-uwsgi.sock"
 via_uwsgi gatewayd TCP 127.0.0.1:18310
+variants uwsgi
 via_uwsgi uWSGI unix "unix:$work/uw-uwsgi.sock"
 via_uwsgi uWSGI TCP 127.0.0.1:18311
 via_uwsgi gunicorn unix "unix:$work/gunicorn.sock"
