@@ -47,18 +47,16 @@ static BLOCKS: AtomicU64 = AtomicU64::new(1);
 /// assert!(a >= 1 && b != a);
 /// ```
 pub fn next() -> u64 {
-    BLOCK
-        .try_with(|block| {
-            let (mut next, mut end) = block.get();
-            if next == end {
-                next = BLOCKS.fetch_add(BLOCK_LEN, Ordering::Relaxed);
-                end = next + BLOCK_LEN;
-            }
-            block.set((next + 1, end));
-            next
-        })
-        // A thread being torn down: one id of its own.
-        .unwrap_or_else(|_| BLOCKS.fetch_add(1, Ordering::Relaxed))
+    // A `const` `Cell` has no destructor: it is there even while its thread is torn down.
+    BLOCK.with(|block| {
+        let (mut next, mut end) = block.get();
+        if next == end {
+            next = BLOCKS.fetch_add(BLOCK_LEN, Ordering::Relaxed);
+            end = next + BLOCK_LEN;
+        }
+        block.set((next + 1, end));
+        next
+    })
 }
 
 /// The id of the request this thread is serving, if any.

@@ -32,27 +32,38 @@ impl AccessSink for Sink {
         thread_local! {
             static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
         }
-        TEXT.with(|text| {
-            let Ok(mut text) = text.try_borrow_mut() else {
-                return;
-            };
-            text.clear();
-            let formatted = match self.lines {
-                Lines::Text { time } => self.text(&mut text, time, line),
-                Lines::Json => json(&mut text, line),
-            };
-            if formatted.is_err() {
-                return;
+        let written = TEXT.try_with(|text| match text.try_borrow_mut() {
+            Ok(mut text) => {
+                self.emit(&mut text, line);
+                true
             }
-            match &self.out {
-                Some(out) => out.push(text.as_bytes()),
-                None => drop(std::io::stderr().lock().write_all(text.as_bytes())),
-            }
+            Err(_) => false,
         });
+        // The thread's text is in use or torn down (a body dropped late): a String of its own.
+        if !matches!(written, Ok(true)) {
+            self.emit(&mut String::new(), line);
+        }
     }
 }
 
 impl Sink {
+    /// Formats `line` into `text` and writes it.
+    fn emit(&self, text: &mut String, line: &AccessLine<'_>) {
+        text.clear();
+        let formatted = match self.lines {
+            Lines::Text { time } => self.text(text, time, line),
+            Lines::Json => json(text, line),
+        };
+        // Formatting into a String fails only if a Display impl does; ours do not.
+        if formatted.is_err() {
+            return;
+        }
+        match &self.out {
+            Some(out) => out.push(text.as_bytes()),
+            None => drop(std::io::stderr().lock().write_all(text.as_bytes())),
+        }
+    }
+
     fn text(&self, w: &mut String, time: bool, line: &AccessLine<'_>) -> fmt::Result {
         prefix(w, self.ansi, time, Level::INFO, Some(line.id))?;
         target(w, self.ansi, ACCESS)?;

@@ -5,11 +5,14 @@
 //! Access lines go to a buffer of the thread's own ([`Buffered::push`]), so that the runtime's
 //! threads, each writing a line per request, never share a lock or a cache line; other lines
 //! (events, rarer) go to one shared buffer. A runtime worker's access lines first gather in its
-//! own memory and reach its buffer when it goes idle ([`parked`]: an idle worker's lines are
-//! never held), at 16 KiB, or when it ends. A batch is the shared lines, then each thread's
-//! lines: in order within a thread, but across threads a batch's access lines can be out of
-//! time order, as with nginx's `access_log … buffer=` or Apache's `BufferedLogs`. Each line
-//! carries its own timestamp.
+//! own memory, and reach its buffer when it goes idle ([`parked`]: an idle worker holds no
+//! line), at 16 KiB, within 16 lines of the first turning 100 ms old (a worker too busy to
+//! park), or when it ends. (A worker stuck in one poll past the runtime's shutdown, 200 ms
+//! after the drain, ends with the process, and its last lines with it.)
+//!
+//! A batch is the shared lines, then each thread's: in order within a thread, but across
+//! threads a batch's access lines can be out of time order, as with nginx's
+//! `access_log … buffer=` or Apache's `BufferedLogs`. Each line carries its own timestamp.
 //!
 //! Lines stay whole: only the writer thread and [`flush`] write, one batch at a time, and
 //! journald's stream reader splits on newlines, not on writes. A line that finds its buffer full
@@ -19,7 +22,7 @@
 use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gateway_core::Stats;
 use tracing_subscriber::fmt::MakeWriter;
@@ -35,7 +38,8 @@ const EAGER: usize = 64 * 1024;
 const ROOM: usize = 2 * EAGER;
 const KEEP: usize = 1 << 20;
 /// Past this many buffered bytes (in the shared buffer, or in one thread's), lines are dropped:
-/// seconds of lines at any realistic rate.
+/// seconds of lines at any realistic rate. (So all buffers together hold at most this much per
+/// thread that writes access lines, and once more for the shared one.)
 const CAPACITY: usize = 8 << 20;
 
 /// The installed writer's buffers, for [`flush`].
@@ -70,8 +74,14 @@ pub(crate) struct Pending {
 }
 
 /// One thread's access lines; locked by the writer only to take them, once a batch.
-#[derive(Default)]
-struct ThreadLines(Mutex<Vec<u8>>);
+struct ThreadLines(Mutex<Slot>);
+
+struct Slot {
+    lines: Vec<u8>,
+    /// Its thread has ended, after handing over its last lines: once they are taken, the slot
+    /// leaves the list. (Under the same lock as the lines, so none can come after.)
+    closed: bool,
+}
 
 /// The buffers of one batch, swapped out whole (the writer copies nothing), and the emptied
 /// ones it hands back.
@@ -146,13 +156,18 @@ impl Buffered {
         let pushed = MINE.try_with(|mine| {
             let mut mine = mine.try_borrow_mut().ok()?;
             if !matches!(&*mine, Some(m) if Arc::ptr_eq(&m.shared, &self.0)) {
-                let lines = Arc::new(ThreadLines(Mutex::new(Vec::with_capacity(ROOM))));
+                let lines = Arc::new(ThreadLines(Mutex::new(Slot {
+                    lines: Vec::with_capacity(ROOM),
+                    closed: false,
+                })));
                 lock(&self.0.threads).push(lines.clone());
                 // A former writer's `Mine` (tests make several) hands its lines over as it goes.
                 *mine = Some(Mine {
                     shared: self.0.clone(),
                     lines,
                     local: Vec::new(),
+                    since: Instant::now(),
+                    pushed: 0,
                 });
             }
             let mine = mine.as_mut()?;
@@ -160,8 +175,16 @@ impl Buffered {
                 if mine.local.capacity() == 0 {
                     mine.local.reserve(2 * HANDOFF);
                 }
+                if mine.local.is_empty() {
+                    mine.since = Instant::now();
+                }
                 mine.local.extend_from_slice(line);
-                if mine.local.len() >= HANDOFF {
+                // A worker too busy to park still hands its lines over within the batch time
+                // (the clock read every 16 lines).
+                mine.pushed = mine.pushed.wrapping_add(1);
+                if mine.local.len() >= HANDOFF
+                    || (mine.pushed % 16 == 0 && mine.since.elapsed() >= COALESCE)
+                {
                     mine.hand_over_local();
                 }
             } else {
@@ -169,7 +192,7 @@ impl Buffered {
             }
             Some(())
         });
-        // A thread being torn down, or a line written from inside another's formatting.
+        // A thread being torn down: its line goes to the shared buffer.
         if !matches!(pushed, Ok(Some(()))) {
             let _ = self.make_writer().write_all(line);
         }
@@ -192,15 +215,20 @@ struct Mine {
     lines: Arc<ThreadLines>,
     /// A worker's lines since it last parked: no other thread reads or writes this memory.
     local: Vec<u8>,
+    /// When `local`'s first line came.
+    since: Instant,
+    /// Lines pushed, for reading the clock only now and then.
+    pushed: u32,
 }
 
 impl Mine {
     /// Appends whole lines to this thread's buffer, where the writer takes them.
     fn hand_over(&self, bytes: &[u8]) {
-        let mut buf = lock(&self.lines.0);
+        let mut slot = lock(&self.lines.0);
+        let buf = &mut slot.lines;
         let before = buf.len();
         if before >= self.shared.capacity {
-            drop(buf);
+            drop(slot);
             for _ in bytes.iter().filter(|&&b| b == b'\n') {
                 self.shared.stats.log_line_dropped();
             }
@@ -208,7 +236,7 @@ impl Mine {
         }
         buf.extend_from_slice(bytes);
         let after = buf.len();
-        drop(buf);
+        drop(slot);
         if before == 0 || (before < EAGER && after >= EAGER) {
             let mut pending = lock(&self.shared.pending);
             pending.threads_dirty = true;
@@ -228,6 +256,7 @@ impl Mine {
 impl Drop for Mine {
     fn drop(&mut self) {
         self.hand_over_local();
+        lock(&self.lines.0).closed = true;
     }
 }
 
@@ -254,8 +283,10 @@ fn hand_over_local() {
     });
 }
 
-/// Writes every buffered line now: at exit, and before anything else goes to stderr.
+/// Writes every buffered line now: at exit, and before anything else goes to stderr. This
+/// thread's own lines are included; another worker's are once it has parked or stopped.
 pub(crate) fn flush() {
+    hand_over_local();
     if let Some(shared) = INSTALLED.get() {
         shared.write_pending();
     }
@@ -310,19 +341,19 @@ impl Shared {
             pending.threads_dirty = false;
             pending.eager = false;
         }
-        let mut threads = lock(&self.threads);
-        for lines in threads.iter() {
-            let mut buf = lock(&lines.0);
-            if !buf.is_empty() {
+        lock(&self.threads).retain(|thread| {
+            let mut slot = lock(&thread.0);
+            if !slot.lines.is_empty() {
                 let empty = batch
                     .spare
                     .pop()
                     .unwrap_or_else(|| Vec::with_capacity(ROOM));
-                batch.threads.push(std::mem::replace(&mut *buf, empty));
+                batch
+                    .threads
+                    .push(std::mem::replace(&mut slot.lines, empty));
             }
-        }
-        // A thread that has ended leaves its buffer, emptied just now, to the list alone.
-        threads.retain(|lines| Arc::strong_count(lines) > 1);
+            !slot.closed
+        });
     }
 }
 
@@ -497,6 +528,38 @@ mod tests {
         go.send(()).unwrap();
         thread.join().unwrap();
         assert_eq!(batch(&b), b"last\n", "handed over as the thread ends");
+    }
+
+    #[test]
+    fn a_worker_too_busy_to_park_hands_its_lines_over_after_the_batch_time() {
+        let b = shared(1 << 20);
+        let worker = b.clone();
+        let (done, stepped) = std::sync::mpsc::channel::<()>();
+        let (go, step) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            parked();
+            worker.push(b"first\n");
+            std::thread::sleep(COALESCE + Duration::from_millis(10));
+            for _ in 0..14 {
+                worker.push(b"more\n");
+            }
+            done.send(()).unwrap();
+            step.recv().unwrap();
+            worker.push(b"16th\n");
+            done.send(()).unwrap();
+            step.recv().unwrap();
+        });
+        stepped.recv().unwrap();
+        assert!(batch(&b).is_empty(), "15 lines: the clock is not read yet");
+        go.send(()).unwrap();
+        stepped.recv().unwrap();
+        let text = String::from_utf8(batch(&b)).unwrap();
+        assert!(
+            text.starts_with("first\n") && text.ends_with("16th\n"),
+            "{text}"
+        );
+        go.send(()).unwrap();
+        thread.join().unwrap();
     }
 
     #[test]
