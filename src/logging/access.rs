@@ -11,7 +11,7 @@ use gateway_core::{AccessLine, AccessSink};
 use tracing::Level;
 
 use super::buffered::Buffered;
-use super::format::{ACCESS, Lines, json_end, prefix, string, target};
+use super::format::{ACCESS, Lines, json_end, json_start, prefix, string, target};
 
 /// Writes access lines where the log goes.
 pub(crate) struct Sink {
@@ -93,9 +93,8 @@ impl Sink {
 }
 
 fn json(w: &mut String, line: &AccessLine<'_>) -> fmt::Result {
-    w.push_str("{\"timestamp\":\"");
-    super::clock::write_now(w)?;
-    w.push_str("\",\"level\":\"INFO\",\"fields\":{\"protocol\":\"");
+    json_start(w, Level::INFO)?;
+    w.push_str("\"protocol\":\"");
     w.push_str(line.protocol.as_str());
     w.push_str("\",\"method\":");
     string(w, line.method)?;

@@ -155,40 +155,10 @@ impl Buffered {
     pub(crate) fn push(&self, line: &[u8]) {
         let pushed = MINE.try_with(|mine| {
             let mut mine = mine.try_borrow_mut().ok()?;
-            if !matches!(&*mine, Some(m) if Arc::ptr_eq(&m.shared, &self.0)) {
-                let lines = Arc::new(ThreadLines(Mutex::new(Slot {
-                    lines: Vec::with_capacity(ROOM),
-                    closed: false,
-                })));
-                lock(&self.0.threads).push(lines.clone());
+            match &mut *mine {
+                Some(mine) if Arc::ptr_eq(&mine.shared, &self.0) => mine.push(line),
                 // A former writer's `Mine` (tests make several) hands its lines over as it goes.
-                *mine = Some(Mine {
-                    shared: self.0.clone(),
-                    lines,
-                    local: Vec::new(),
-                    since: Instant::now(),
-                    pushed: 0,
-                });
-            }
-            let mine = mine.as_mut()?;
-            if PARKS.try_with(Cell::get).unwrap_or(false) {
-                if mine.local.capacity() == 0 {
-                    mine.local.reserve(2 * HANDOFF);
-                }
-                if mine.local.is_empty() {
-                    mine.since = Instant::now();
-                }
-                mine.local.extend_from_slice(line);
-                // A worker too busy to park still hands its lines over within the batch time
-                // (the clock read every 16 lines).
-                mine.pushed = mine.pushed.wrapping_add(1);
-                if mine.local.len() >= HANDOFF
-                    || (mine.pushed % 16 == 0 && mine.since.elapsed() >= COALESCE)
-                {
-                    mine.hand_over_local();
-                }
-            } else {
-                mine.hand_over(line);
+                other => other.insert(Mine::new(&self.0)).push(line),
             }
             Some(())
         });
@@ -222,6 +192,41 @@ struct Mine {
 }
 
 impl Mine {
+    /// This thread's buffer for `shared`, put on its list.
+    fn new(shared: &Arc<Shared>) -> Mine {
+        let lines = Arc::new(ThreadLines(Mutex::new(Slot {
+            lines: Vec::with_capacity(ROOM),
+            closed: false,
+        })));
+        lock(&shared.threads).push(lines.clone());
+        Mine {
+            shared: shared.clone(),
+            lines,
+            local: Vec::new(),
+            since: Instant::now(),
+            pushed: 0,
+        }
+    }
+
+    fn push(&mut self, line: &[u8]) {
+        if !PARKS.try_with(Cell::get).unwrap_or(false) {
+            return self.hand_over(line);
+        }
+        if self.local.is_empty() {
+            self.local.reserve(2 * HANDOFF);
+            self.since = Instant::now();
+        }
+        self.local.extend_from_slice(line);
+        // A worker too busy to park still hands its lines over within the batch time (the
+        // clock read every 16 lines).
+        self.pushed = self.pushed.wrapping_add(1);
+        if self.local.len() >= HANDOFF
+            || (self.pushed.is_multiple_of(16) && self.since.elapsed() >= COALESCE)
+        {
+            self.hand_over_local();
+        }
+    }
+
     /// Appends whole lines to this thread's buffer, where the writer takes them.
     fn hand_over(&self, bytes: &[u8]) {
         let mut slot = lock(&self.lines.0);
@@ -237,7 +242,7 @@ impl Mine {
         buf.extend_from_slice(bytes);
         let after = buf.len();
         drop(slot);
-        if before == 0 || (before < EAGER && after >= EAGER) {
+        if wakes_the_writer(before, after) {
             let mut pending = lock(&self.shared.pending);
             pending.threads_dirty = true;
             pending.eager |= after >= EAGER;
@@ -290,6 +295,12 @@ pub(crate) fn flush() {
     if let Some(shared) = INSTALLED.get() {
         shared.write_pending();
     }
+}
+
+/// Whether a buffer that went from `before` to `after` bytes wakes the writer thread: only
+/// for a batch's first line and for the one that makes it big (a notify is a system call).
+fn wakes_the_writer(before: usize, after: usize) -> bool {
+    (before == 0 && after > 0) || (before < EAGER && after >= EAGER)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -406,12 +417,9 @@ impl Drop for Line<'_> {
             start,
             wake,
         } = self
+            && wakes_the_writer(*start, pending.lines.len())
         {
-            // Only the first line of a batch and the one that makes it big wake the writer.
-            let len = pending.lines.len();
-            if (*start == 0 && len > 0) || (*start < EAGER && len >= EAGER) {
-                wake.notify_one();
-            }
+            wake.notify_one();
         }
     }
 }
@@ -487,79 +495,107 @@ mod tests {
         assert!(batch(&b).is_empty());
     }
 
+    /// A worker thread run in step with the test: each `pause` there waits for one `step`
+    /// here.
+    struct InStep {
+        go: std::sync::mpsc::Sender<()>,
+        paused: std::sync::mpsc::Receiver<()>,
+        thread: std::thread::JoinHandle<()>,
+        started: Cell<bool>,
+    }
+
+    impl InStep {
+        fn run(worker: impl FnOnce(&dyn Fn()) + Send + 'static) -> InStep {
+            let (done, paused) = std::sync::mpsc::channel();
+            let (go, resume) = std::sync::mpsc::channel::<()>();
+            let thread = std::thread::spawn(move || {
+                worker(&|| {
+                    done.send(()).unwrap();
+                    resume.recv().unwrap();
+                })
+            });
+            let started = Cell::new(false);
+            InStep {
+                go,
+                paused,
+                thread,
+                started,
+            }
+        }
+
+        /// Lets the worker on (after its last pause) and waits for its next pause.
+        fn step(&self) {
+            if self.started.replace(true) {
+                self.go.send(()).unwrap();
+            }
+            self.paused.recv().unwrap();
+        }
+
+        /// Lets the worker finish, and waits for its thread to end (its locals dropped).
+        fn end(self) {
+            let _ = self.go.send(());
+            self.thread.join().unwrap();
+        }
+    }
+
     #[test]
     fn a_workers_lines_go_over_when_it_parks_or_has_16_kib_or_ends() {
-        use std::sync::mpsc::channel;
         let b = shared(1 << 20);
-        let (go, step) = channel::<()>();
-        let (done, stepped) = channel::<()>();
-        let worker = b.clone();
-        let thread = std::thread::spawn(move || {
+        let mine = b.clone();
+        let worker = InStep::run(move |pause| {
             parked();
             for i in 0..3 {
-                worker.push(format!("w {i}\n").as_bytes());
+                mine.push(format!("w {i}\n").as_bytes());
             }
-            done.send(()).unwrap();
-            step.recv().unwrap();
+            pause();
             parked();
-            done.send(()).unwrap();
-            step.recv().unwrap();
+            pause();
             let line = [&[b'x'; 99][..], b"\n"].concat();
             for _ in 0..HANDOFF / 100 + 1 {
-                worker.push(&line);
+                mine.push(&line);
             }
-            worker.push(b"last\n");
-            done.send(()).unwrap();
-            step.recv().unwrap();
+            mine.push(b"last\n");
+            pause();
         });
-        stepped.recv().unwrap();
+        worker.step();
         assert!(batch(&b).is_empty(), "not handed over before the park");
-        go.send(()).unwrap();
-        stepped.recv().unwrap();
+        worker.step();
         assert_eq!(batch(&b), b"w 0\nw 1\nw 2\n");
-        go.send(()).unwrap();
-        stepped.recv().unwrap();
+        worker.step();
         let big = batch(&b);
         assert!(
             big.len() >= HANDOFF && big.ends_with(b"x\n"),
             "{}",
             big.len()
         );
-        go.send(()).unwrap();
-        thread.join().unwrap();
+        worker.end();
         assert_eq!(batch(&b), b"last\n", "handed over as the thread ends");
     }
 
     #[test]
     fn a_worker_too_busy_to_park_hands_its_lines_over_after_the_batch_time() {
         let b = shared(1 << 20);
-        let worker = b.clone();
-        let (done, stepped) = std::sync::mpsc::channel::<()>();
-        let (go, step) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
+        let mine = b.clone();
+        let worker = InStep::run(move |pause| {
             parked();
-            worker.push(b"first\n");
+            mine.push(b"first\n");
             std::thread::sleep(COALESCE + Duration::from_millis(10));
             for _ in 0..14 {
-                worker.push(b"more\n");
+                mine.push(b"more\n");
             }
-            done.send(()).unwrap();
-            step.recv().unwrap();
-            worker.push(b"16th\n");
-            done.send(()).unwrap();
-            step.recv().unwrap();
+            pause();
+            mine.push(b"16th\n");
+            pause();
         });
-        stepped.recv().unwrap();
+        worker.step();
         assert!(batch(&b).is_empty(), "15 lines: the clock is not read yet");
-        go.send(()).unwrap();
-        stepped.recv().unwrap();
+        worker.step();
         let text = String::from_utf8(batch(&b)).unwrap();
         assert!(
             text.starts_with("first\n") && text.ends_with("16th\n"),
             "{text}"
         );
-        go.send(()).unwrap();
-        thread.join().unwrap();
+        worker.end();
     }
 
     #[test]

@@ -206,9 +206,7 @@ impl<W: fmt::Write> Visit for TextFields<'_, W> {
 
 fn json(w: &mut Writer<'_>, event: &Event<'_>) -> fmt::Result {
     let meta = event.metadata();
-    w.write_str("{\"timestamp\":\"")?;
-    write_now(w)?;
-    write!(w, "\",\"level\":\"{}\",\"fields\":{{", meta.level())?;
+    json_start(w, *meta.level())?;
     let mut fields = JsonFields {
         w,
         first: true,
@@ -219,6 +217,15 @@ fn json(w: &mut Writer<'_>, event: &Event<'_>) -> fmt::Result {
     w.write_str("},\"target\":")?;
     string(w, meta.target())?;
     json_end(w, gateway_core::request_id::current())
+}
+
+/// A JSON line's start, as tracing-subscriber writes it, up to the opening of its fields.
+pub(crate) fn json_start(w: &mut impl fmt::Write, level: Level) -> fmt::Result {
+    w.write_str("{\"timestamp\":\"")?;
+    write_now(w)?;
+    w.write_str("\",\"level\":\"")?;
+    w.write_str(level.as_str())?;
+    w.write_str("\",\"fields\":{")
 }
 
 /// A JSON line's end: the request as tracing-subscriber writes the current span and the span
