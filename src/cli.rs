@@ -48,6 +48,15 @@ pub enum Command {
     Cgi(ConfigArg),
 }
 
+impl Command {
+    /// The config file the command reads.
+    pub fn config(&self) -> &std::path::Path {
+        match self {
+            Command::Serve(arg) | Command::Check(arg) | Command::Cgi(arg) => &arg.config,
+        }
+    }
+}
+
 /// The config file option shared by the subcommands.
 #[derive(Debug, clap::Args)]
 pub struct ConfigArg {

@@ -29,6 +29,7 @@ mod master;
 pub mod server;
 pub mod systemd;
 pub mod testkit;
+pub mod wsgi_exec;
 
 use std::process::ExitCode;
 
@@ -67,6 +68,9 @@ pub struct Daemon {
     registry: Registry,
     /// The process's counters: the access log writes them, the `status` app reads them.
     stats: &'static Stats,
+    /// Whether `wsgi` was added with [`Daemon::app_type`]; if not, a config naming it has the
+    /// process exec `gatewayd-wsgi` (see [`wsgi_exec`]).
+    serves_wsgi: bool,
 }
 
 impl Default for Daemon {
@@ -81,7 +85,11 @@ impl Daemon {
         let mut registry = Registry::new();
         let stats = Stats::leak();
         apps::register_builtins(&mut registry, stats);
-        Daemon { registry, stats }
+        Daemon {
+            registry,
+            stats,
+            serves_wsgi: false,
+        }
     }
 
     /// Adds an app type: `[apps.NAME]` tables with `type = "<name>"` are built by `factory`.
@@ -91,6 +99,7 @@ impl Daemon {
         A: App,
     {
         self.registry.register(name, factory);
+        self.serves_wsgi |= name == wsgi_exec::TYPE;
         self
     }
 
@@ -105,16 +114,27 @@ impl Daemon {
     /// subcommand, it serves that one request with the config named by `GATEWAYD_CONFIG`, so a
     /// cgi-bin wrapper can be a single `exec` line. Arguments are ignored then: hosts pass an
     /// ISINDEX query as arguments (RFC 3875 §4.4).
+    ///
+    /// A config that names a `wsgi` app, given to a daemon without that type, has the process
+    /// exec `gatewayd-wsgi` from the same directory first ([`wsgi_exec`]).
     pub fn run(self) -> ExitCode {
         if std::env::var_os("GATEWAY_INTERFACE").is_some() && !names_a_subcommand() {
+            let config = std::env::var_os("GATEWAYD_CONFIG").unwrap_or_default();
+            let config = std::path::Path::new(&config);
+            if !self.serves_wsgi && !config.as_os_str().is_empty() {
+                wsgi_exec::exec_if_named(config);
+            }
             logging::init_cgi();
-            let Some(config) = std::env::var_os("GATEWAYD_CONFIG") else {
+            if config.as_os_str().is_empty() {
                 tracing::error!("started as a CGI program without GATEWAYD_CONFIG");
-                return cgi::run(std::path::Path::new(""), &self.registry);
-            };
-            return cgi::run(std::path::Path::new(&config), &self.registry);
+            }
+            return cgi::run(config, &self.registry);
         }
-        self.run_cli(Cli::parse())
+        let cli = Cli::parse();
+        if !self.serves_wsgi {
+            wsgi_exec::exec_if_named(cli.command.config());
+        }
+        self.run_cli(cli)
     }
 
     /// Runs a parsed command line.

@@ -357,3 +357,75 @@ async fn the_example_config_checks_and_serves_the_guestbook() {
         "line 0\nline 1\nline 2\nline 3\nline 4\n"
     );
 }
+
+/// The file name of the program process `pid` runs, and whether it maps libpython.
+fn program(pid: u32) -> (String, bool) {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let name = exe.file_name().unwrap().to_string_lossy().into_owned();
+    (name, maps.contains("libpython"))
+}
+
+const HELLO: &str = "[[listen]]\nprotocol = \"http\"\naddress = \"127.0.0.1:0\"\n\
+                     [apps.hi]\ntype = \"hello\"\n[[mount]]\npath = \"/\"\napp = \"hi\"\n";
+
+#[tokio::test]
+async fn gatewayd_maps_libpython_only_for_a_wsgi_app_by_becoming_gatewayd_wsgi() {
+    let lean = Daemon::start(HELLO);
+    assert_eq!(program(lean.pid()), ("gatewayd".into(), false));
+    // The process that was started is the one that serves: exec keeps the pid.
+    let python = daemon(&["pid"]);
+    assert_eq!(program(python.pid()), ("gatewayd-wsgi".into(), true));
+    let reply = get(python.addr(), "/pid").await;
+    assert_eq!(reply.text(), python.pid().to_string());
+}
+
+#[test]
+fn a_reload_that_adds_the_first_wsgi_app_fails_saying_to_restart() {
+    let d = Daemon::start(HELLO);
+    let with_wsgi = format!(
+        "{HELLO}[apps.py]\ntype = \"wsgi\"\nmodule = \"rules:pid\"\npython_path = [\"{APPS}\"]\n\
+         [[mount]]\npath = \"/py\"\napp = \"py\"\n"
+    );
+    std::fs::write(d.config_path(), with_wsgi).unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    d.wait_log("reload failed");
+    let log = d.stderr_now();
+    assert!(
+        log.contains("app \"py\": type \"wsgi\" is served by ")
+            && log.contains("gatewayd-wsgi, which gatewayd starts in its place; a running gatewayd cannot start it at a reload: restart the daemon"),
+        "{log}"
+    );
+    assert_eq!(program(d.pid()), ("gatewayd".into(), false));
+}
+
+#[test]
+fn without_gatewayd_wsgi_beside_it_a_wsgi_app_is_a_located_config_error() {
+    // gatewayd alone in a directory (a hard link: current_exe resolves symlinks).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let alone = dir.path().join("gatewayd");
+    std::fs::hard_link(common::gatewayd_bin(), &alone)
+        .or_else(|_| std::fs::copy(common::gatewayd_bin(), &alone).map(drop))
+        .unwrap();
+    let config = dir.path().join("g.toml");
+    std::fs::write(
+        &config,
+        "[apps.py]\ntype = \"wsgi\"\nmodule = \"m\"\n[[mount]]\npath = \"/\"\napp = \"py\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(&alone)
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr =
+        String::from_utf8_lossy(&out.stderr).replace(&dir.path().display().to_string(), "DIR");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "DIR/g.toml:1:1: app \"py\": type \"wsgi\" is served by DIR/gatewayd-wsgi, which \
+             gatewayd starts in its place; it is not there (build it with cargo feature \"wsgi\""
+        ),
+        "{stderr}"
+    );
+}

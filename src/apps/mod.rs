@@ -6,12 +6,11 @@ mod hello;
 mod httpbin;
 mod ping;
 mod status;
-#[cfg(feature = "wsgi")]
-mod wsgi;
 
 use crate::config::Registry;
 
-/// Registers `cgi`, `hello`, `httpbin`, `ping`, `status` and `wsgi`.
+/// Registers `cgi`, `hello`, `httpbin`, `ping` and `status`, and `wsgi` as the type that
+/// `gatewayd-wsgi` serves (see [`crate::wsgi_exec`]).
 ///
 /// Without the `httpbin` feature, `httpbin` stays a known name whose factory refuses, so a config
 /// written for the full build fails `gatewayd check` saying why rather than "unknown app type".
@@ -26,12 +25,7 @@ pub fn register_builtins(registry: &mut Registry, stats: &'static gateway_core::
     registry.register("httpbin", |_cfg| -> Result<gateway_core::SharedApp, _> {
         Err("type \"httpbin\" is not built into this gatewayd (cargo feature \"httpbin\")".into())
     });
-    #[cfg(feature = "wsgi")]
-    registry.register("wsgi", wsgi::factory);
-    #[cfg(not(feature = "wsgi"))]
-    registry.register("wsgi", |_cfg| -> Result<gateway_core::SharedApp, _> {
-        Err("type \"wsgi\" is not built into this gatewayd (cargo feature \"wsgi\")".into())
-    });
+    registry.register(crate::wsgi_exec::TYPE, crate::wsgi_exec::refusal);
 }
 
 // Runs only in the lean build: `cargo test --no-default-features --lib apps::`.

@@ -328,7 +328,7 @@ pub const APP_TYPES: &[Table] = &[
     Table {
         name: "wsgi",
         header: "type = \"wsgi\"",
-        doc: "A Python WSGI app (PEP 3333), in CPython embedded in the daemon. The module is imported when the config is loaded (also by gatewayd check, which prints the traceback of a failed import). Paths are relative to the config file.",
+        doc: "A Python WSGI app (PEP 3333), in CPython embedded in the daemon: gatewayd execs gatewayd-wsgi, found beside it, when the config names a wsgi app at start-up, so gatewayd itself never loads libpython. The module is imported when the config is loaded (also by gatewayd check, which prints the traceback of a failed import). Paths are relative to the config file.",
         keys: &[
             key(
                 "module",

@@ -62,6 +62,13 @@ impl<'a> AppConfig<'a> {
         self.limits
     }
 
+    /// How many worker processes of this daemon run an instance of the app: `[server]
+    /// processes`, or 1 without a master (an app that shares state across requests can say
+    /// so, as `wsgi.multiprocess` does).
+    pub fn processes(&self) -> usize {
+        crate::master::peers().map_or(1, |p| p.master.processes)
+    }
+
     /// A path from the table, relative to the config file's directory unless absolute.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         self.dir.join(path)

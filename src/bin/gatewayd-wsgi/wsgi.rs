@@ -2,25 +2,18 @@
 
 use gateway_core::BoxError;
 use gateway_wsgi::{WsgiApp, WsgiConfig};
-
-use crate::config::AppConfig;
+use gatewayd::AppConfig;
 
 /// The factory for `type = "wsgi"`: keys `module`, `python_path`, `virtualenv`, `threads`.
 ///
 /// Paths are relative to the config file's directory. Loading imports the app, so
 /// `gatewayd check` finds a missing module, a missing callable or an import that raises, and
 /// prints the Python traceback.
-pub(super) fn factory(cfg: &AppConfig<'_>) -> Result<WsgiApp, BoxError> {
+pub(crate) fn factory(cfg: &AppConfig<'_>) -> Result<WsgiApp, BoxError> {
     let mut wsgi: WsgiConfig = cfg.deserialize()?;
     wsgi.python_path = wsgi.python_path.iter().map(|p| cfg.resolve(p)).collect();
     wsgi.virtualenv = wsgi.virtualenv.as_deref().map(|p| cfg.resolve(p));
     wsgi.queue = cfg.limits().max_concurrency;
-    wsgi.multiprocess = processes() > 1;
+    wsgi.multiprocess = cfg.processes() > 1;
     Ok(WsgiApp::load(cfg.name(), &wsgi)?)
-}
-
-/// How many worker processes run the app: the master's `processes`, as it handed it to this
-/// worker; 1 without a master.
-fn processes() -> usize {
-    crate::master::peers().map_or(1, |p| p.master.processes)
 }
