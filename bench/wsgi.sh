@@ -93,7 +93,7 @@ fi
 # --- Build ---------------------------------------------------------------------------------
 log "building gatewayd (release)"
 # PyO3 links the python it is shown: Debian's, whatever python3 comes first on PATH.
-PYO3_PYTHON=${PYO3_PYTHON:-$py} cargo build --release -q --bin gatewayd
+PYO3_PYTHON=${PYO3_PYTHON:-$py} cargo build --release -q --bin gatewayd --bin gatewayd-wsgi
 gatewayd=$repo/target/release/gatewayd
 
 work=$(mktemp -d /tmp/gatewayd-wsgi-bench.XXXXXX)
