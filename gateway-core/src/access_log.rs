@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+use smallvec::SmallVec;
 
 use crate::{App, Body, BoxError, Environ, Protocol, Response, Stats};
 
@@ -51,6 +52,9 @@ pub struct AccessLine<'a> {
     /// The request id, the one [`request_id::current`](crate::request_id::current) gave the
     /// app's own lines.
     pub id: u64,
+    /// When the response ended (or was cut short): the instant `micros` runs to, read once
+    /// for both, so a sink can stamp the line without reading the clock again.
+    pub at: Instant,
     /// The front-end that served it.
     pub protocol: Protocol,
     /// `REQUEST_METHOD`.
@@ -120,8 +124,10 @@ struct Line {
 struct Logged {
     id: u64,
     sink: &'static dyn AccessSink,
-    /// Method, path and peer, one after the other (one allocation for the three).
-    text: String,
+    /// Method, path and peer, one after the other, as the environ has them: inline for all
+    /// but long paths (no allocation per request, which a task that moves between threads
+    /// makes slow), made text once, when the line is written.
+    text: SmallVec<[u8; 128]>,
     /// Where the path and the peer start in `text`.
     path_at: usize,
     peer_at: usize,
@@ -129,29 +135,22 @@ struct Logged {
 
 impl Logged {
     fn new(id: u64, sink: &'static dyn AccessSink, env: &Environ) -> Self {
-        // `from_utf8` first: it is several times faster than `from_utf8_lossy` on valid text.
-        let lossy = |b| match std::str::from_utf8(b) {
-            Ok(s) => std::borrow::Cow::Borrowed(s),
-            Err(_) => String::from_utf8_lossy(b),
-        };
-        let method = env.method();
-        let peer = lossy(env.remote_addr());
-        let mut text = String::with_capacity(64);
-        text.push_str(method);
+        let mut text = SmallVec::new();
+        text.extend_from_slice(env.get("REQUEST_METHOD").unwrap_or_default());
         let path_at = text.len();
         match env.request_uri() {
-            Some(uri) => text.push_str(&lossy(uri)),
+            Some(uri) => text.extend_from_slice(uri),
             None => {
-                text.push_str(&lossy(env.script_name()));
-                text.push_str(&lossy(env.path_info()));
+                text.extend_from_slice(env.script_name());
+                text.extend_from_slice(env.path_info());
                 if !env.query_string().is_empty() {
-                    text.push('?');
-                    text.push_str(&lossy(env.query_string()));
+                    text.push(b'?');
+                    text.extend_from_slice(env.query_string());
                 }
             }
         }
         let peer_at = text.len();
-        text.push_str(&peer);
+        text.extend_from_slice(env.remote_addr());
         Logged {
             id,
             sink,
@@ -160,27 +159,48 @@ impl Logged {
             peer_at,
         }
     }
+
+    /// Calls `f` with the method, path and peer as text.
+    fn with_parts(&self, f: impl FnOnce(&str, &str, &str)) {
+        let (path_at, peer_at) = (self.path_at, self.peer_at);
+        // One check of the three together (nearly always valid), then of the seams: parts
+        // valid together can each be invalid, a character split across two.
+        match std::str::from_utf8(&self.text) {
+            Ok(t) if t.is_char_boundary(path_at) && t.is_char_boundary(peer_at) => {
+                f(&t[..path_at], &t[path_at..peer_at], &t[peer_at..]);
+            }
+            _ => {
+                let (method, rest) = self.text.split_at(path_at);
+                let (path, peer) = rest.split_at(peer_at - path_at);
+                let lossy = String::from_utf8_lossy;
+                f(&lossy(method), &lossy(path), &lossy(peer));
+            }
+        }
+    }
 }
 
 impl Line {
     fn write(self, bytes: u64, complete: bool) {
         let Line { call, status } = self;
-        let took = call.start.elapsed();
+        let at = Instant::now();
+        let took = at.saturating_duration_since(call.start);
         call.in_flight
             .stats()
             .end(call.protocol, status, bytes, took);
         let Some(logged) = call.logged else { return };
-        let text = &logged.text;
-        logged.sink.write(&AccessLine {
-            id: logged.id,
-            protocol: call.protocol,
-            method: &text[..logged.path_at],
-            path: &text[logged.path_at..logged.peer_at],
-            status,
-            bytes,
-            micros: took.as_micros() as u64,
-            peer: &text[logged.peer_at..],
-            complete,
+        logged.with_parts(|method, path, peer| {
+            logged.sink.write(&AccessLine {
+                id: logged.id,
+                at,
+                protocol: call.protocol,
+                method,
+                path,
+                status,
+                bytes,
+                micros: took.as_micros() as u64,
+                peer,
+                complete,
+            });
         });
     }
 }
@@ -202,9 +222,10 @@ struct Logging {
     start: Instant,
     protocol: Protocol,
     in_flight: crate::stats::InFlight<'static>,
-    /// `None` when the sink is off: then a request costs [`Stats`] and nothing more (boxed,
-    /// so that a request future that does not log stays small).
-    logged: Option<Box<Logged>>,
+    /// `None` when the sink is off: then a request costs [`Stats`] and nothing more. Not
+    /// boxed: the access log is on by default, and an allocation per request costs more than
+    /// the few words it adds to the future.
+    logged: Option<Logged>,
 }
 
 impl Logging {
@@ -215,7 +236,7 @@ impl Logging {
             protocol: env.protocol(),
             logged: sink
                 .enabled()
-                .then(|| Box::new(Logged::new(crate::request_id::next(), sink, env))),
+                .then(|| Logged::new(crate::request_id::next(), sink, env)),
             in_flight: stats.begin(),
         }
     }
@@ -298,5 +319,87 @@ impl Drop for Counted {
         if let Some(line) = self.line.take() {
             line.write(self.bytes, false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::app_fn;
+
+    /// Keeps each line as `METHOD PATH PEER STATUS BYTES COMPLETE`.
+    struct Keep(Mutex<Vec<String>>);
+
+    impl AccessSink for Keep {
+        fn enabled(&self) -> bool {
+            true
+        }
+
+        fn write(&self, l: &AccessLine<'_>) {
+            let text = format!(
+                "{} {} {} {} {} {}",
+                l.method, l.path, l.peer, l.status, l.bytes, l.complete
+            );
+            self.0.lock().unwrap().push(text);
+        }
+    }
+
+    fn logged(vars: &[(&'static str, &'static [u8])]) -> String {
+        let sink: &'static Keep = Box::leak(Box::new(Keep(Mutex::new(Vec::new()))));
+        let app = AccessLog::with_sink(
+            app_fn(|_env, _body| async { Response::text(200, "hi") }),
+            Stats::leak(),
+            sink,
+        );
+        let mut env = Environ::new(Protocol::Http);
+        for (name, value) in vars {
+            env.insert(*name, *value);
+        }
+        let res = futures_util::FutureExt::now_or_never(app.call(env, Body::empty()));
+        assert!(res.is_some());
+        sink.0.lock().unwrap().pop().unwrap()
+    }
+
+    #[test]
+    fn the_line_has_the_request_uri_or_the_path_put_together() {
+        let base: [(&str, &[u8]); 2] = [("REQUEST_METHOD", b"GET"), ("REMOTE_ADDR", b"10.0.0.1")];
+        let uri = [base[0], base[1], ("REQUEST_URI", b"/a%20b?c")];
+        assert_eq!(logged(&uri), "GET /a%20b?c 10.0.0.1 200 2 true");
+        let parts = [
+            base[0],
+            base[1],
+            ("SCRIPT_NAME", b"/app"),
+            ("PATH_INFO", b"/x"),
+            ("QUERY_STRING", b"q=1"),
+        ];
+        assert_eq!(logged(&parts), "GET /app/x?q=1 10.0.0.1 200 2 true");
+        // Past the inline room.
+        let long: &'static [u8] = Box::leak(format!("/{}", "x".repeat(300)).into_bytes().into());
+        let uri = [base[0], base[1], ("REQUEST_URI", long)];
+        let expected = format!("GET /{} 10.0.0.1 200 2 true", "x".repeat(300));
+        assert_eq!(logged(&uri), expected);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_replaced_part_by_part() {
+        // Valid together (é), invalid apart: a lone lead byte ends the path and a continuation
+        // byte starts the peer.
+        let vars: [(&str, &[u8]); 3] = [
+            ("REQUEST_METHOD", b"GET"),
+            ("REQUEST_URI", b"/caf\xc3"),
+            ("REMOTE_ADDR", b"\xa9127.0.0.1"),
+        ];
+        assert_eq!(
+            logged(&vars),
+            "GET /caf\u{FFFD} \u{FFFD}127.0.0.1 200 2 true"
+        );
+        let vars: [(&str, &[u8]); 3] = [
+            ("REQUEST_METHOD", b"G\xffT"),
+            ("REQUEST_URI", b"/a\xff"),
+            ("REMOTE_ADDR", b"10.0.0.1"),
+        ];
+        assert_eq!(logged(&vars), "G\u{FFFD}T /a\u{FFFD} 10.0.0.1 200 2 true");
     }
 }

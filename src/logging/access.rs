@@ -3,7 +3,6 @@
 //! dispatch, filter and formatting plumbing cost more than the line (`cargo bench --bench
 //! request`).
 
-use std::cell::RefCell;
 use std::fmt;
 use std::io::Write as _;
 
@@ -11,6 +10,7 @@ use gateway_core::{AccessLine, AccessSink};
 use tracing::Level;
 
 use super::buffered::Buffered;
+use super::clock::write_at;
 use super::format::{ACCESS, Lines, json_end, json_start, prefix, string, target};
 
 /// Writes access lines where the log goes.
@@ -29,76 +29,89 @@ impl AccessSink for Sink {
     }
 
     fn write(&self, line: &AccessLine<'_>) {
-        thread_local! {
-            static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
-        }
-        let written = TEXT.try_with(|text| match text.try_borrow_mut() {
-            Ok(mut text) => {
-                self.emit(&mut text, line);
-                true
+        match &self.out {
+            // Formatted straight into the thread's buffer.
+            Some(out) => out.push_with(|buf| {
+                let start = buf.len();
+                // Formatting fails only if a Display impl does; ours do not.
+                if self.format(&mut Appender(buf), line).is_err() {
+                    buf.truncate(start);
+                }
+            }),
+            None => {
+                let mut text = String::new();
+                if self.format(&mut text, line).is_ok() {
+                    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+                }
             }
-            Err(_) => false,
-        });
-        // The thread's text is in use or torn down (a body dropped late): a String of its own.
-        if !matches!(written, Ok(true)) {
-            self.emit(&mut String::new(), line);
         }
     }
 }
 
 impl Sink {
-    /// Formats `line` into `text` and writes it.
-    fn emit(&self, text: &mut String, line: &AccessLine<'_>) {
-        text.clear();
-        let formatted = match self.lines {
-            Lines::Text { time } => self.text(text, time, line),
-            Lines::Json => json(text, line),
-        };
-        // Formatting into a String fails only if a Display impl does; ours do not.
-        if formatted.is_err() {
-            return;
-        }
-        match &self.out {
-            Some(out) => out.push(text.as_bytes()),
-            None => drop(std::io::stderr().lock().write_all(text.as_bytes())),
+    fn format(&self, w: &mut impl fmt::Write, line: &AccessLine<'_>) -> fmt::Result {
+        match self.lines {
+            Lines::Text { time } => self.text(w, time, line),
+            Lines::Json => json(w, line),
         }
     }
 
-    fn text(&self, w: &mut String, time: bool, line: &AccessLine<'_>) -> fmt::Result {
-        prefix(w, self.ansi, time, Level::INFO, Some(line.id))?;
-        target(w, self.ansi, ACCESS)?;
+    fn text(&self, w: &mut impl fmt::Write, time: bool, line: &AccessLine<'_>) -> fmt::Result {
         let mut n = itoa::Buffer::new();
+        if self.ansi {
+            prefix(w, true, time.then_some(line.at), Level::INFO, Some(line.id))?;
+            target(w, true, ACCESS)?;
+            w.write_str("protocol=")?;
+        } else {
+            // What `prefix` and `target` write, in as few pieces as it takes (a line per
+            // request: each piece is a call).
+            if time {
+                write_at(w, line.at)?;
+                w.write_char(' ')?;
+            }
+            w.write_str(" INFO request{id=")?;
+            w.write_str(n.format(line.id))?;
+            w.write_str("}: gatewayd::access: protocol=")?;
+        }
         for (name, value) in [
-            ("protocol=", line.protocol.as_str()),
-            (" method=", line.method),
-            (" path=", line.path),
-            (" status=", n.format(line.status)),
+            (line.protocol.as_str(), " method="),
+            (line.method, " path="),
+            (line.path, " status="),
+            (n.format(line.status), " bytes="),
         ] {
-            w.push_str(name);
-            w.push_str(value);
+            w.write_str(name)?;
+            w.write_str(value)?;
         }
-        for (name, value) in [(" bytes=", line.bytes), (" micros=", line.micros)] {
-            w.push_str(name);
-            w.push_str(n.format(value));
-        }
-        w.push_str(" peer=");
-        w.push_str(line.peer);
-        w.push_str(if line.complete {
+        w.write_str(n.format(line.bytes))?;
+        w.write_str(" micros=")?;
+        w.write_str(n.format(line.micros))?;
+        w.write_str(" peer=")?;
+        w.write_str(line.peer)?;
+        w.write_str(if line.complete {
             " complete=true\n"
         } else {
             " complete=false\n"
-        });
+        })
+    }
+}
+
+/// Formats into the log's byte buffer: what a `fmt::Write` is given is UTF-8 already.
+struct Appender<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for Appender<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
         Ok(())
     }
 }
 
-fn json(w: &mut String, line: &AccessLine<'_>) -> fmt::Result {
-    json_start(w, Level::INFO)?;
-    w.push_str("\"protocol\":\"");
-    w.push_str(line.protocol.as_str());
-    w.push_str("\",\"method\":");
+fn json(w: &mut impl fmt::Write, line: &AccessLine<'_>) -> fmt::Result {
+    json_start(w, Level::INFO, line.at)?;
+    w.write_str("\"protocol\":\"")?;
+    w.write_str(line.protocol.as_str())?;
+    w.write_str("\",\"method\":")?;
     string(w, line.method)?;
-    w.push_str(",\"path\":");
+    w.write_str(",\"path\":")?;
     string(w, line.path)?;
     let mut n = itoa::Buffer::new();
     for (name, value) in [
@@ -106,18 +119,18 @@ fn json(w: &mut String, line: &AccessLine<'_>) -> fmt::Result {
         (",\"bytes\":", line.bytes),
         (",\"micros\":", line.micros),
     ] {
-        w.push_str(name);
-        w.push_str(n.format(value));
+        w.write_str(name)?;
+        w.write_str(n.format(value))?;
     }
-    w.push_str(",\"peer\":");
+    w.write_str(",\"peer\":")?;
     string(w, line.peer)?;
-    w.push_str(if line.complete {
+    w.write_str(if line.complete {
         ",\"complete\":true},\"target\":\""
     } else {
         ",\"complete\":false},\"target\":\""
-    });
-    w.push_str(ACCESS);
-    w.push('"');
+    })?;
+    w.write_str(ACCESS)?;
+    w.write_char('"')?;
     json_end(w, Some(line.id))
 }
 
@@ -130,6 +143,7 @@ mod tests {
     fn line(path: &str) -> AccessLine<'_> {
         AccessLine {
             id: 7,
+            at: std::time::Instant::now(),
             protocol: Protocol::Scgi,
             method: "POST",
             path,
@@ -161,6 +175,34 @@ mod tests {
              status=201 bytes=12 micros=345 peer=10.0.0.1 complete=false\n"
         );
         assert!(text(true).starts_with("\x1b[32m INFO\x1b[0m request{id=7}: \x1b[2m"));
+    }
+
+    #[test]
+    fn a_text_lines_start_is_what_prefix_and_target_write() {
+        let line = line("/");
+        for time in [false, true] {
+            let mut expected = String::new();
+            prefix(
+                &mut expected,
+                false,
+                time.then_some(line.at),
+                Level::INFO,
+                Some(7),
+            )
+            .unwrap();
+            target(&mut expected, false, ACCESS).unwrap();
+            expected.push_str("protocol=");
+            let sink = Sink {
+                enabled: true,
+                lines: Lines::Text { time },
+                ansi: false,
+                out: None,
+            };
+            let mut bytes = Vec::new();
+            sink.format(&mut Appender(&mut bytes), &line).unwrap();
+            let out = String::from_utf8(bytes).unwrap();
+            assert!(out.starts_with(&expected), "{out:?} against {expected:?}");
+        }
     }
 
     #[test]

@@ -145,26 +145,32 @@ impl Buffered {
         }))
     }
 
-    /// Appends one whole line to this thread's own buffer. Only the first line of a batch and
-    /// the one that makes it big touch anything shared (a notify is a system call).
+    /// Appends one whole line to this thread's own buffer: the one `write` appends to the
+    /// buffer it is given (formatted in place, not into a buffer of its own and then copied),
+    /// or nothing. Only the first line of a batch and the one that makes it big touch anything
+    /// shared (a notify is a system call).
     ///
     /// On a runtime worker (one that has [`parked`]), lines first gather in memory no other
     /// thread touches, and are copied to the thread's buffer when it parks (goes idle) or once
     /// they reach 16 KiB: a line handed to another core costs that core's cache lines, about
     /// 0.2 µs a request when each line went on its own (a lock's fence waiting on the stores).
-    pub(crate) fn push(&self, line: &[u8]) {
+    pub(crate) fn push_with(&self, write: impl FnOnce(&mut Vec<u8>)) {
+        let mut write = Some(write);
         let pushed = MINE.try_with(|mine| {
             let mut mine = mine.try_borrow_mut().ok()?;
-            match &mut *mine {
-                Some(mine) if Arc::ptr_eq(&mine.shared, &self.0) => mine.push(line),
+            let mine = match &mut *mine {
+                Some(mine) if Arc::ptr_eq(&mine.shared, &self.0) => mine,
                 // A former writer's `Mine` (tests make several) hands its lines over as it goes.
-                other => other.insert(Mine::new(&self.0)).push(line),
-            }
+                other => other.insert(Mine::new(&self.0)),
+            };
+            mine.push_with(write.take()?);
             Some(())
         });
         // A thread being torn down: its line goes to the shared buffer.
-        if !matches!(pushed, Ok(Some(()))) {
-            let _ = self.make_writer().write_all(line);
+        if let (false, Some(write)) = (matches!(pushed, Ok(Some(()))), write) {
+            let mut line = Vec::new();
+            write(&mut line);
+            let _ = self.make_writer().write_all(&line);
         }
     }
 }
@@ -208,15 +214,20 @@ impl Mine {
         }
     }
 
-    fn push(&mut self, line: &[u8]) {
-        if !PARKS.try_with(Cell::get).unwrap_or(false) {
-            return self.hand_over(line);
-        }
-        if self.local.is_empty() {
+    fn push_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        let parks = PARKS.try_with(Cell::get).unwrap_or(false);
+        let start = self.local.len();
+        if parks && start == 0 {
             self.local.reserve(2 * HANDOFF);
             self.since = Instant::now();
         }
-        self.local.extend_from_slice(line);
+        write(&mut self.local);
+        if !parks {
+            // Not a runtime worker: `local` is only where the line is formatted.
+            self.hand_over(&self.local[start..]);
+            self.local.truncate(start);
+            return;
+        }
         // A worker too busy to park still hands its lines over within the batch time (the
         // clock read every 16 lines).
         self.pushed = self.pushed.wrapping_add(1);
@@ -421,6 +432,13 @@ impl Drop for Line<'_> {
         {
             wake.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+impl Buffered {
+    fn push(&self, line: &[u8]) {
+        self.push_with(|buf| buf.extend_from_slice(line));
     }
 }
 

@@ -15,7 +15,9 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use super::clock::write_now;
+use std::time::Instant;
+
+use super::clock::write_at;
 
 /// How one event becomes one line.
 #[derive(Clone, Copy, Debug)]
@@ -60,7 +62,7 @@ where
     prefix(
         w,
         ansi,
-        time,
+        time.then(Instant::now),
         *meta.level(),
         gateway_core::request_id::current(),
     )?;
@@ -78,17 +80,18 @@ where
     fields(w, event)
 }
 
-/// A text line's start: time, level and request id, as tracing-subscriber's `Full` writes
-/// them (the id where it would print the span `request{id=N}`).
+/// A text line's start: time (of `time`, if any), level and request id, as
+/// tracing-subscriber's `Full` writes them (the id where it would print the span
+/// `request{id=N}`).
 pub(crate) fn prefix(
     w: &mut impl fmt::Write,
     ansi: bool,
-    time: bool,
+    time: Option<Instant>,
     level: Level,
     id: Option<u64>,
 ) -> fmt::Result {
-    if time {
-        write_now(w)?;
+    if let Some(at) = time {
+        write_at(w, at)?;
         w.write_char(' ')?;
     }
     let (level, colour) = match level {
@@ -206,7 +209,7 @@ impl<W: fmt::Write> Visit for TextFields<'_, W> {
 
 fn json(w: &mut Writer<'_>, event: &Event<'_>) -> fmt::Result {
     let meta = event.metadata();
-    json_start(w, *meta.level())?;
+    json_start(w, *meta.level(), Instant::now())?;
     let mut fields = JsonFields {
         w,
         first: true,
@@ -219,10 +222,11 @@ fn json(w: &mut Writer<'_>, event: &Event<'_>) -> fmt::Result {
     json_end(w, gateway_core::request_id::current())
 }
 
-/// A JSON line's start, as tracing-subscriber writes it, up to the opening of its fields.
-pub(crate) fn json_start(w: &mut impl fmt::Write, level: Level) -> fmt::Result {
+/// A JSON line's start, as tracing-subscriber writes it (stamped with the time of `at`), up to
+/// the opening of its fields.
+pub(crate) fn json_start(w: &mut impl fmt::Write, level: Level, at: Instant) -> fmt::Result {
     w.write_str("{\"timestamp\":\"")?;
-    write_now(w)?;
+    write_at(w, at)?;
     w.write_str("\",\"level\":\"")?;
     w.write_str(level.as_str())?;
     w.write_str("\",\"fields\":{")

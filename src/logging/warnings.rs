@@ -47,7 +47,7 @@ impl tracing::Subscriber for Warnings {
         let meta = event.metadata();
         let mut line = String::new();
         let id = gateway_core::request_id::current();
-        let _ = format::prefix(&mut line, false, false, *meta.level(), id)
+        let _ = format::prefix(&mut line, false, None, *meta.level(), id)
             .and_then(|()| format::target(&mut line, false, meta.target()))
             .and_then(|()| format::fields(&mut line, event));
         // One write per line: lines from several processes do not interleave in the host's log.
