@@ -44,22 +44,24 @@ pub use crate::config::{AppConfig, Registry};
 use crate::cli::{Cli, Command};
 use crate::config::Config;
 
-/// Whether the first argument is one of ours (and not, say, an ISINDEX query from a CGI host).
-fn names_a_subcommand() -> bool {
-    std::env::args_os().nth(1).is_some_and(|a| {
-        [
-            "serve",
-            "check",
-            "cgi",
-            "help",
-            "--help",
-            "-h",
-            "--version",
-            "-V",
-        ]
-        .iter()
-        .any(|s| a == *s)
-    })
+/// Under a CGI host (`GATEWAY_INTERFACE` set), whether the arguments are a command line of
+/// ours: a wrapper's `exec gatewayd cgi --config FILE`. Hosts pass an ISINDEX query as the
+/// arguments (RFC 3875 §4.4: a query with no `=`, split at `+`, each word decoded), so they
+/// are the client's words: a request for `?serve` must not start a server, nor `?cgi+--config+F`
+/// read a file of the client's choosing. Only `cgi` serves a request, and arguments that are
+/// the query's words are never ours.
+fn cgi_arguments_are_ours() -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_none_or(|a| a != "cgi") {
+        return false;
+    }
+    let query = std::env::var_os("QUERY_STRING").unwrap_or_default();
+    let words = query
+        .as_bytes()
+        .split(|&b| b == b'+')
+        .map(|w| percent_encoding::percent_decode(w).collect::<Vec<u8>>());
+    !args.iter().map(|a| a.as_bytes().to_vec()).eq(words)
 }
 
 /// The daemon: the app types it knows, and the command line that runs it.
@@ -68,9 +70,9 @@ pub struct Daemon {
     registry: Registry,
     /// The process's counters: the access log writes them, the `status` app reads them.
     stats: &'static Stats,
-    /// Whether `wsgi` was added with [`Daemon::app_type`]; if not, a config naming it has the
-    /// process exec `gatewayd-wsgi` (see [`wsgi_exec`]).
-    serves_wsgi: bool,
+    /// Whether a config naming a `wsgi` app has the process exec `gatewayd-wsgi`
+    /// ([`Daemon::wsgi_binary`]).
+    wsgi_binary: bool,
 }
 
 impl Default for Daemon {
@@ -88,7 +90,7 @@ impl Daemon {
         Daemon {
             registry,
             stats,
-            serves_wsgi: false,
+            wsgi_binary: false,
         }
     }
 
@@ -99,7 +101,14 @@ impl Daemon {
         A: App,
     {
         self.registry.register(name, factory);
-        self.serves_wsgi |= name == wsgi_exec::TYPE;
+        self
+    }
+
+    /// Serves `wsgi` apps by running `gatewayd-wsgi` from this binary's directory in this
+    /// process's place, when the config it starts on names one ([`wsgi_exec`]): what the
+    /// `gatewayd` binary does, so that it never loads libpython itself.
+    pub fn wsgi_binary(mut self) -> Self {
+        self.wsgi_binary = true;
         self
     }
 
@@ -112,17 +121,20 @@ impl Daemon {
     ///
     /// Started by a web server as a CGI program (`GATEWAY_INTERFACE` set) without a
     /// subcommand, it serves that one request with the config named by `GATEWAYD_CONFIG`, so a
-    /// cgi-bin wrapper can be a single `exec` line. Arguments are ignored then: hosts pass an
-    /// ISINDEX query as arguments (RFC 3875 §4.4).
+    /// cgi-bin wrapper can be a single `exec` line. Arguments are ignored then (hosts pass an
+    /// ISINDEX query as arguments, RFC 3875 §4.4), unless they are `cgi …` and not the query's.
     ///
-    /// A config that names a `wsgi` app, given to a daemon without that type, has the process
-    /// exec `gatewayd-wsgi` from the same directory first ([`wsgi_exec`]).
+    /// With [`Daemon::wsgi_binary`], a config that names a `wsgi` app has the process exec
+    /// `gatewayd-wsgi` first.
     pub fn run(self) -> ExitCode {
-        if std::env::var_os("GATEWAY_INTERFACE").is_some() && !names_a_subcommand() {
+        if std::env::var_os("GATEWAY_INTERFACE").is_some() && !cgi_arguments_are_ours() {
             let config = std::env::var_os("GATEWAYD_CONFIG").unwrap_or_default();
             let config = std::path::Path::new(&config);
-            if !self.serves_wsgi && !config.as_os_str().is_empty() {
-                wsgi_exec::exec_if_named(config);
+            if self.wsgi_binary
+                && !config.as_os_str().is_empty()
+                && let Some(failed) = wsgi_exec::exec_if_named(config)
+            {
+                return failed;
             }
             logging::init_cgi();
             if config.as_os_str().is_empty() {
@@ -131,8 +143,10 @@ impl Daemon {
             return cgi::run(config, &self.registry);
         }
         let cli = Cli::parse();
-        if !self.serves_wsgi {
-            wsgi_exec::exec_if_named(cli.command.config());
+        if self.wsgi_binary
+            && let Some(failed) = wsgi_exec::exec_if_named(cli.command.config())
+        {
+            return failed;
         }
         self.run_cli(cli)
     }

@@ -5,5 +5,5 @@ fn main() -> std::process::ExitCode {
     if let Some(code) = gatewayd::cli::generate::run_if_asked() {
         return code;
     }
-    gatewayd::Daemon::new().run()
+    gatewayd::Daemon::new().wsgi_binary().run()
 }

@@ -8,12 +8,18 @@
 //! `MAINPID` and `LISTEN_PID`), its arguments, environment, inherited sockets and stdio, so
 //! `systemctl`, nginx and a CGI host see one daemon as before.
 //!
-//! Only at start-up: a reload that brings the first `wsgi` app into a running `gatewayd` fails
-//! with a config error that says to restart.
+//! Only at start-up, and only in the `gatewayd` binary ([`Daemon::wsgi_binary`]; a daemon of
+//! your own on the library registers its own types). A reload that brings the first `wsgi` app
+//! into a running `gatewayd` fails with a config error that says to restart, and so does one
+//! under `processes = N`: a worker runs the binary and the text its master hands down, never
+//! execs (a master started on a `wsgi` config is `gatewayd-wsgi`, and so are its workers).
+//!
+//! [`Daemon::wsgi_binary`]: crate::Daemon::wsgi_binary
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use gateway_core::SharedApp;
 
@@ -26,15 +32,19 @@ pub const TYPE: &str = "wsgi";
 pub const BINARY: &str = "gatewayd-wsgi";
 
 /// Execs `gatewayd-wsgi` with this process's arguments when `config` names a `wsgi` app and
-/// the binary is next to this one; returns if not (or if `exec` fails, logged to stderr), and
-/// the config then fails where it names the type, with [`refusal`]'s reason.
-pub(crate) fn exec_if_named(config: &Path) {
-    if !names_wsgi(config) {
-        return;
+/// the binary is next to this one. Returns `None` if not, and the config then fails where it
+/// names the type, with [`refusal`]'s reason; `Some` (failure) if the exec itself failed.
+pub(crate) fn exec_if_named(config: &Path) -> Option<ExitCode> {
+    if std::env::var_os(crate::master::WORKER_ENV).is_some() || !names_wsgi(config) {
+        return None;
     }
-    let Some(binary) = sibling().filter(|b| b.is_file()) else {
-        return;
-    };
+    let binary = sibling().filter(|b| b.is_file())?;
+    // A `gatewayd-wsgi` that is really this binary (a copy, or a link to it) would find
+    // itself next and exec itself for ever: it refuses the type instead.
+    let this = std::env::current_exe().ok()?;
+    if std::fs::canonicalize(&binary).ok()? == std::fs::canonicalize(this).ok()? {
+        return None;
+    }
     let mut args = std::env::args_os();
     let arg0 = args.next().unwrap_or_else(|| OsString::from("gatewayd"));
     let e = std::process::Command::new(&binary)
@@ -42,20 +52,19 @@ pub(crate) fn exec_if_named(config: &Path) {
         .args(args)
         .exec();
     eprintln!("gatewayd: cannot start {}: {e}", binary.display());
+    Some(ExitCode::FAILURE)
 }
 
 /// The factory `gatewayd` registers for `wsgi`: it only refuses, saying why.
 pub(crate) fn refusal(_cfg: &AppConfig<'_>) -> Result<SharedApp, gateway_core::BoxError> {
     let place = sibling().map_or_else(|| BINARY.into(), |b| b.display().to_string());
     let why = if sibling().is_some_and(|b| b.is_file()) {
-        "a running gatewayd cannot start it at a reload: restart the daemon"
+        "which gatewayd runs in its place when it starts on such a config: a running daemon \
+         cannot switch (restart it)"
     } else {
-        "it is not there (build it with cargo feature \"wsgi\", on by default)"
+        "which is not there (build it with cargo feature \"wsgi\", on by default)"
     };
-    Err(
-        format!("type \"{TYPE}\" is served by {place}, which gatewayd starts in its place; {why}")
-            .into(),
-    )
+    Err(format!("type \"{TYPE}\" is served by {place}, {why}").into())
 }
 
 /// `gatewayd-wsgi` next to the running executable.
@@ -66,14 +75,9 @@ fn sibling() -> Option<PathBuf> {
 /// Whether some `[apps.NAME]` table of the file says `type = "wsgi"`. An unreadable or invalid
 /// file says no: loading it then reports the error, located.
 fn names_wsgi(config: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(config) else {
-        return false;
-    };
-    let Ok(doc) = text.parse::<toml::Table>() else {
-        return false;
-    };
-    doc.get("apps")
-        .and_then(toml::Value::as_table)
+    crate::config::peek(config)
+        .as_ref()
+        .and_then(|doc| doc.get("apps")?.as_table())
         .is_some_and(|apps| {
             apps.values()
                 .any(|app| app.get("type").and_then(toml::Value::as_str) == Some(TYPE))

@@ -112,6 +112,42 @@ fn head_has_no_body_and_isindex_arguments_are_ignored() {
 }
 
 #[test]
+fn a_query_that_names_a_subcommand_is_a_query_not_a_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path());
+    let conf_bytes = conf.display().to_string();
+    let other = dir.path().join("other.toml");
+    std::fs::write(&other, "[apps.bin]\ntype = \"nope\"\n").unwrap();
+    let other_arg = other.display().to_string();
+    let other_query = format!("cgi+--config+{}", other_arg.replace('/', "%2F"));
+    // As a host passes `?serve`, `?--help` and `?cgi+--config+FILE`: each is served as the
+    // request it is, with GATEWAYD_CONFIG (not a server started, help printed or FILE read).
+    for (query, args) in [
+        ("serve", vec!["serve"]),
+        ("--help", vec!["--help"]),
+        ("check", vec!["check"]),
+        (
+            other_query.as_str(),
+            vec!["cgi", "--config", other_arg.as_str()],
+        ),
+    ] {
+        let mut vars = base(conf_bytes.as_bytes());
+        vars.retain(|(n, _)| *n != "QUERY_STRING");
+        vars.extend([
+            ("REQUEST_METHOD", &b"GET"[..]),
+            ("PATH_INFO", b"/status/204"),
+            ("QUERY_STRING", query.as_bytes()),
+        ]);
+        let (head, body) = invoke(&args, &vars, b"");
+        assert!(
+            head.starts_with("Status: 204 No Content"),
+            "{query}: {head}"
+        );
+        assert!(body.is_empty());
+    }
+}
+
+#[test]
 fn the_cgi_subcommand_and_a_bad_config() {
     let dir = tempfile::tempdir().unwrap();
     let conf = config(dir.path());

@@ -392,11 +392,30 @@ fn a_reload_that_adds_the_first_wsgi_app_fails_saying_to_restart() {
     d.wait_log("reload failed");
     let log = d.stderr_now();
     assert!(
-        log.contains("app \"py\": type \"wsgi\" is served by ")
-            && log.contains("gatewayd-wsgi, which gatewayd starts in its place; a running gatewayd cannot start it at a reload: restart the daemon"),
+        log.contains("app \"py\": type \"wsgi\" is served by ") && log.contains(REFUSED),
         "{log}"
     );
     assert_eq!(program(d.pid()), ("gatewayd".into(), false));
+}
+
+const REFUSED: &str = "gatewayd-wsgi, which gatewayd runs in its place when it starts on such \
+                       a config: a running daemon cannot switch (restart it)";
+
+#[test]
+fn under_a_master_too_a_reload_that_adds_the_first_wsgi_app_fails_and_the_old_workers_serve() {
+    let config = HELLO.replace("[apps.hi]", "[server]\nprocesses = 2\n[apps.hi]");
+    let d = Daemon::start(&config);
+    let with_wsgi = format!(
+        "{config}[apps.py]\ntype = \"wsgi\"\nmodule = \"rules:pid\"\npython_path = [\"{APPS}\"]\n\
+         [[mount]]\npath = \"/py\"\napp = \"py\"\n"
+    );
+    std::fs::write(d.config_path(), with_wsgi).unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    d.wait_log("reload failed");
+    let log = d.stderr_now();
+    assert!(log.contains(REFUSED), "{log}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(rt.block_on(get(d.addr(), "/")).status, 200);
 }
 
 #[test]
@@ -424,8 +443,43 @@ fn without_gatewayd_wsgi_beside_it_a_wsgi_app_is_a_located_config_error() {
     assert!(
         stderr.starts_with(
             "DIR/g.toml:1:1: app \"py\": type \"wsgi\" is served by DIR/gatewayd-wsgi, which \
-             gatewayd starts in its place; it is not there (build it with cargo feature \"wsgi\""
+             is not there (build it with cargo feature \"wsgi\""
         ),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_gatewayd_wsgi_that_is_gatewayd_refuses_rather_than_exec_itself_for_ever() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    for name in ["gatewayd", "gatewayd-wsgi"] {
+        let link = dir.path().join(name);
+        std::fs::hard_link(common::gatewayd_bin(), &link)
+            .or_else(|_| std::fs::copy(common::gatewayd_bin(), &link).map(drop))
+            .unwrap();
+    }
+    let config = dir.path().join("g.toml");
+    std::fs::write(
+        &config,
+        "[apps.py]\ntype = \"wsgi\"\nmodule = \"m\"\n[[mount]]\npath = \"/\"\napp = \"py\"\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(dir.path().join("gatewayd"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("still running after 10 s: an exec loop");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(REFUSED), "{stderr}");
 }

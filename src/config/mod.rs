@@ -77,15 +77,16 @@ impl Config {
 /// Whether the file at `path` sets `[server] processes`, however wrong the rest of it is (a
 /// file that is not TOML does not).
 pub fn names_processes(path: &Path) -> bool {
-    let Ok(source) = std::fs::read_to_string(path) else {
-        return false;
-    };
-    let Ok(doc) = source.parse::<toml::Table>() else {
-        return false;
-    };
-    doc.get("server")
-        .and_then(|s| s.as_table())
+    peek(path)
+        .as_ref()
+        .and_then(|doc| doc.get("server")?.as_table())
         .is_some_and(|s| s.contains_key("processes"))
+}
+
+/// The file at `path` as plain TOML, its keys unchecked: a look at one key before the config
+/// is loaded. `None` when it cannot be read or is not TOML (loading it then says why, located).
+pub fn peek(path: &Path) -> Option<toml::Table> {
+    std::fs::read_to_string(path).ok()?.parse().ok()
 }
 
 /// A config checked without building its apps: its `[server]` and `[[listen]]`, and the text

@@ -73,26 +73,41 @@ impl Sink {
             w.write_str(n.format(line.id))?;
             w.write_str("}: gatewayd::access: protocol=")?;
         }
-        for (name, value) in [
-            (line.protocol.as_str(), " method="),
-            (line.method, " path="),
-            (line.path, " status="),
-            (n.format(line.status), " bytes="),
-        ] {
-            w.write_str(name)?;
-            w.write_str(value)?;
-        }
+        w.write_str(line.protocol.as_str())?;
+        w.write_str(" method=")?;
+        bare(w, line.method)?;
+        w.write_str(" path=")?;
+        bare(w, line.path)?;
+        w.write_str(" status=")?;
+        w.write_str(n.format(line.status))?;
+        w.write_str(" bytes=")?;
         w.write_str(n.format(line.bytes))?;
         w.write_str(" micros=")?;
         w.write_str(n.format(line.micros))?;
         w.write_str(" peer=")?;
-        w.write_str(line.peer)?;
+        bare(w, line.peer)?;
         w.write_str(if line.complete {
             " complete=true\n"
         } else {
             " complete=false\n"
         })
     }
+}
+
+/// A value as it came, but for control characters, escaped as Rust writes them (`\n`,
+/// `\u{1b}`): a path decoded from `%0A` must not end the line and forge the next one, nor a
+/// terminal escape reach whoever reads the log.
+fn bare(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
+    if !value.bytes().any(|b| b.is_ascii_control()) {
+        return w.write_str(value);
+    }
+    for c in value.chars() {
+        match c.is_ascii_control() {
+            true => write!(w, "{}", c.escape_debug())?,
+            false => w.write_char(c)?,
+        }
+    }
+    Ok(())
 }
 
 /// Formats into the log's byte buffer: what a `fmt::Write` is given is UTF-8 already.
@@ -175,6 +190,28 @@ mod tests {
              status=201 bytes=12 micros=345 peer=10.0.0.1 complete=false\n"
         );
         assert!(text(true).starts_with("\x1b[32m INFO\x1b[0m request{id=7}: \x1b[2m"));
+    }
+
+    #[test]
+    fn control_characters_in_a_text_line_are_escaped() {
+        let sink = Sink {
+            enabled: true,
+            lines: Lines::Text { time: false },
+            ansi: false,
+            out: None,
+        };
+        let mut out = String::new();
+        let mut forged = line("/a\n2026-12-02T00:00:00.000000Z  INFO forged\r\x1b[2J\t");
+        forged.peer = "p\n";
+        sink.text(&mut out, false, &forged).unwrap();
+        assert_eq!(out.matches('\n').count(), 1, "{out}");
+        assert!(
+            out.contains(
+                " path=/a\\n2026-12-02T00:00:00.000000Z  INFO forged\\r\\u{1b}[2J\\t status="
+            ),
+            "{out}"
+        );
+        assert!(out.ends_with(" peer=p\\n complete=false\n"), "{out}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! system call; one writer thread empties the buffers to stderr at most 100 ms after their
 //! first line (sooner once one holds 64 KiB), so the access log costs a copy, not a `write`.
 //!
-//! Access lines go to a buffer of the thread's own ([`Buffered::push`]), so that the runtime's
+//! Access lines go to a buffer of the thread's own ([`Buffered::push_with`]), so that the runtime's
 //! threads, each writing a line per request, never share a lock or a cache line; other lines
 //! (events, rarer) go to one shared buffer. A runtime worker's access lines first gather in its
 //! own memory, and reach its buffer when it goes idle ([`parked`]: an idle worker holds no
@@ -57,7 +57,7 @@ struct Shared {
     /// The batch being written, taken from `pending` and the threads' buffers; its lock orders
     /// the batches.
     writing: Mutex<Batch>,
-    /// Each thread's access lines (see [`Buffered::push`]).
+    /// Each thread's access lines (see [`Buffered::push_with`]).
     threads: Mutex<Vec<Arc<ThreadLines>>>,
     capacity: usize,
     /// Where a line dropped for want of room is counted.
@@ -277,7 +277,7 @@ impl Drop for Mine {
 }
 
 /// A runtime worker goes idle: its lines go to the writer now, and from now on its lines
-/// gather between parks (see [`Buffered::push`]). For tokio's `on_thread_park`.
+/// gather between parks (see [`Buffered::push_with`]). For tokio's `on_thread_park`.
 pub(crate) fn parked() {
     let _ = PARKS.try_with(|parks| parks.set(true));
     hand_over_local();

@@ -6,7 +6,8 @@
 //! wall-clock time from the thread's anchor (both clocks read together, again once a second):
 //! one clock read per request fewer. Between two anchors the stamp runs on the monotonic clock,
 //! so a step of the wall clock shows within a second, and NTP's slewing (at most 0.05%) moves
-//! a stamp by at most half a millisecond.
+//! a stamp by at most half a millisecond. (The monotonic clock stops while the machine is
+//! suspended: a line in the second after a resume can carry the time before it.)
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
@@ -23,16 +24,18 @@ struct Clock {
 /// How long an anchor is used.
 const ANCHOR: Duration = Duration::from_secs(1);
 
-/// Writes the wall-clock time of `at`, UTC, to the microsecond.
-pub(crate) fn write_at(w: &mut impl fmt::Write, at: Instant) -> fmt::Result {
-    thread_local! {
-        static CLOCK: RefCell<Clock> = const {
-            RefCell::new(Clock { anchor: None, second: u64::MAX, text: String::new() })
-        };
+impl Clock {
+    const fn new() -> Clock {
+        Clock {
+            anchor: None,
+            second: u64::MAX,
+            text: String::new(),
+        }
     }
-    let since = CLOCK.with(|cell| {
-        let mut clock = cell.borrow_mut();
-        let since_anchor = clock
+
+    /// Writes the date and time of day of `at`; returns its time since the epoch.
+    fn write(&mut self, w: &mut impl fmt::Write, at: Instant) -> Result<Duration, fmt::Error> {
+        let since_anchor = self
             .anchor
             .and_then(|(instant, wall)| Some((at.checked_duration_since(instant)?, wall)));
         let since = match since_anchor {
@@ -44,20 +47,33 @@ pub(crate) fn write_at(w: &mut impl fmt::Write, at: Instant) -> fmt::Result {
                 let wall = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .unwrap_or_default();
-                clock.anchor = Some((now, wall));
+                self.anchor = Some((now, wall));
                 match at.checked_duration_since(now) {
                     Some(ahead) => wall + ahead,
                     None => wall.saturating_sub(now - at),
                 }
             }
         };
-        if clock.second != since.as_secs() {
-            clock.second = since.as_secs();
-            clock.text.clear();
-            let _ = write_second(&mut clock.text, since.as_secs());
+        if self.second != since.as_secs() {
+            self.second = since.as_secs();
+            self.text.clear();
+            write_second(&mut self.text, since.as_secs())?;
         }
-        w.write_str(&clock.text).map(|()| since)
-    })?;
+        w.write_str(&self.text)?;
+        Ok(since)
+    }
+}
+
+/// Writes the wall-clock time of `at`, UTC, to the microsecond.
+pub(crate) fn write_at(w: &mut impl fmt::Write, at: Instant) -> fmt::Result {
+    thread_local! {
+        static CLOCK: RefCell<Clock> = const { RefCell::new(Clock::new()) };
+    }
+    // A thread being torn down (a line from a thread-local's drop) reads a clock of its own.
+    let since = match CLOCK.try_with(|cell| Some(cell.try_borrow_mut().ok()?.write(w, at))) {
+        Ok(Some(since)) => since?,
+        _ => Clock::new().write(w, at)?,
+    };
     // `.uuuuuuZ`: the six digits of 1uuuuuu (`{:06}` goes through the formatter's padding).
     let mut digits = itoa::Buffer::new();
     let frac = digits.format(1_000_000 + since.subsec_micros());

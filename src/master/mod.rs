@@ -51,6 +51,9 @@ pub(crate) fn run_master(plan: Plan, registry: Registry, log_format: LogFormat) 
     }
 }
 
+/// The variable that makes a process a worker of a master.
+pub(crate) const WORKER_ENV: &str = handoff::ENV;
+
 /// When this process was started by a master as a worker, runs it and returns its exit code.
 pub(crate) fn run_if_worker(
     path: &Path,
