@@ -37,6 +37,20 @@ pub fn status(status: &str) {
 /// Keeps `systemctl status` current: requests in flight, open connections, requests served,
 /// every 5 seconds (only under systemd).
 pub fn spawn_status(stats: &'static gateway_core::Stats) {
+    spawn_status_line(move || {
+        let s = stats.snapshot();
+        let open: i64 = s.connections.iter().map(|(_, n)| n).sum();
+        format!(
+            "{} in flight, {open} connections, {} served",
+            s.in_flight,
+            s.total()
+        )
+    });
+}
+
+/// Sets `systemctl status` to `line()` every 5 seconds, from a task of the runtime (only under
+/// systemd).
+pub fn spawn_status_line(line: impl Fn() -> String + Send + 'static) {
     if std::env::var_os("NOTIFY_SOCKET").is_none() {
         return;
     }
@@ -45,13 +59,7 @@ pub fn spawn_status(stats: &'static gateway_core::Stats) {
         tick.tick().await;
         loop {
             tick.tick().await;
-            let s = stats.snapshot();
-            let open: i64 = s.connections.iter().map(|(_, n)| n).sum();
-            status(&format!(
-                "{} in flight, {open} connections, {} served",
-                s.in_flight,
-                s.total()
-            ));
+            status(&line());
         }
     });
 }

@@ -35,13 +35,19 @@ impl Clock {
 
     /// Writes the date and time of day of `at`; returns its time since the epoch.
     fn write(&mut self, w: &mut impl fmt::Write, at: Instant) -> Result<Duration, fmt::Error> {
-        let since_anchor = self
-            .anchor
-            .and_then(|(instant, wall)| Some((at.checked_duration_since(instant)?, wall)));
-        let since = match since_anchor {
-            Some((ahead, wall)) if ahead < ANCHOR => wall + ahead,
-            // A new second, or an instant read before the anchor was (a line formatted after
-            // a later one on the same thread): anchored again.
+        // Within a second of the anchor, either side (an instant read before the anchor was: a
+        // line formatted after a later one), the anchor says: one instant, one stamp.
+        let near =
+            self.anchor
+                .and_then(|(instant, wall)| match at.checked_duration_since(instant) {
+                    Some(ahead) => (ahead < ANCHOR).then(|| wall + ahead),
+                    None => {
+                        let behind = instant - at;
+                        (behind < ANCHOR).then(|| wall.saturating_sub(behind))
+                    }
+                });
+        let since = match near {
+            Some(since) => since,
             _ => {
                 let now = Instant::now();
                 let wall = SystemTime::now()
@@ -153,6 +159,15 @@ mod tests {
                 "{stamp} - {earlier} != {d}"
             );
         }
+    }
+
+    #[test]
+    fn an_instant_has_one_stamp_though_read_before_the_anchor() {
+        let before = Instant::now();
+        std::thread::sleep(Duration::from_millis(2));
+        // A later instant first (it may anchor the clock), then the earlier one, twice.
+        let _ = at(Instant::now());
+        assert_eq!(at(before), at(before));
     }
 
     #[test]

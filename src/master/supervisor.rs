@@ -635,26 +635,18 @@ fn snapshot(text: &str) -> io::Result<Arc<File>> {
 /// Keeps `systemctl status` current with every worker's counts, every 5 seconds (only under
 /// systemd).
 fn spawn_status(dir: PathBuf) {
-    if std::env::var_os("NOTIFY_SOCKET").is_none() {
-        return;
-    }
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let all = counters::read_all(&dir, 0);
-            let served: u64 = all
-                .iter()
-                .flat_map(|c| &c.requests)
-                .map(|(_, _, n)| n)
-                .sum();
-            let in_flight: i64 = all.iter().map(|c| c.in_flight).sum();
-            systemd::status(&format!(
-                "{} workers, {in_flight} in flight, {served} served",
-                all.len()
-            ));
-        }
+    systemd::spawn_status_line(move || {
+        let all = counters::read_all(&dir, 0);
+        let served: u64 = all
+            .iter()
+            .flat_map(|c| &c.requests)
+            .map(|(_, _, n)| n)
+            .sum();
+        let in_flight: i64 = all.iter().map(|c| c.in_flight).sum();
+        format!(
+            "{} workers, {in_flight} in flight, {served} served",
+            all.len()
+        )
     });
 }
 
