@@ -264,7 +264,7 @@ async fn systemd_notifications() {
     );
     let mut seen = String::new();
     let expect = async |needle: &str, seen: &mut String| {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(10);
         let mut buf = [0u8; 4096];
         while !seen.contains(needle) {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -282,6 +282,8 @@ async fn systemd_notifications() {
     expect("RELOADING=1", &mut seen).await;
     expect("MONOTONIC_USEC=", &mut seen).await;
     expect("READY=1", &mut seen).await;
+    // Every 5 seconds, the counts.
+    expect("in flight, 0 connections, ", &mut seen).await;
     seen.clear();
     d.signal(SIGTERM);
     expect("STOPPING=1", &mut seen).await;

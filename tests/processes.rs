@@ -650,6 +650,8 @@ async fn systemd_hears_the_master_alone() {
     )
     .await;
     assert!(seen.contains("READY=1"), "{seen}");
+    // Every 5 seconds, the workers' counts together.
+    expect("STATUS=2 workers, 0 in flight, ", &mut seen).await;
     seen.clear();
     d.signal(SIGTERM);
     expect("STOPPING=1", &mut seen).await;
