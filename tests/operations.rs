@@ -250,43 +250,29 @@ async fn zero_failures_while_draining_under_load() {
 
 #[tokio::test]
 async fn systemd_notifications() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("notify.sock");
-    let socket = tokio::net::UnixDatagram::bind(&path).unwrap();
+    let mut notify = common::Notify::bind();
     let d = Daemon::start_full(
         &gatewayd_bin(),
         &hello_config("x", ""),
         &[],
         &[
-            ("NOTIFY_SOCKET", path.display().to_string()),
+            ("NOTIFY_SOCKET", notify.path.clone()),
             ("WATCHDOG_USEC", "200000".into()),
         ],
     );
-    let mut seen = String::new();
-    let expect = async |needle: &str, seen: &mut String| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 4096];
-        while !seen.contains(needle) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, socket.recv(&mut buf)).await {
-                Ok(Ok(n)) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-                _ => panic!("no {needle:?} among:\n{seen}"),
-            }
-        }
-    };
-    expect("READY=1", &mut seen).await;
-    expect("STATUS=serving on 1 listeners", &mut seen).await;
-    expect("WATCHDOG=1", &mut seen).await;
-    seen.clear();
+    notify.expect("READY=1").await;
+    notify.expect("STATUS=serving on 1 listeners").await;
+    notify.expect("WATCHDOG=1").await;
+    notify.seen.clear();
     d.signal(SIGHUP);
-    expect("RELOADING=1", &mut seen).await;
-    expect("MONOTONIC_USEC=", &mut seen).await;
-    expect("READY=1", &mut seen).await;
+    notify.expect("RELOADING=1").await;
+    notify.expect("MONOTONIC_USEC=").await;
+    notify.expect("READY=1").await;
     // Every 5 seconds, the counts.
-    expect("in flight, 0 connections, ", &mut seen).await;
-    seen.clear();
+    notify.expect("in flight, 0 connections, ").await;
+    notify.seen.clear();
     d.signal(SIGTERM);
-    expect("STOPPING=1", &mut seen).await;
+    notify.expect("STOPPING=1").await;
 }
 
 /// `systemd-socket-activate` (Debian's systemd package) binds the sockets, names them, and

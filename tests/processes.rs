@@ -604,57 +604,37 @@ fn processes_must_be_a_sane_count_at_its_place() {
 
 #[tokio::test]
 async fn systemd_hears_the_master_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("notify.sock");
-    let socket = tokio::net::UnixDatagram::bind(&path).unwrap();
+    let mut notify = common::Notify::bind();
     let d = Daemon::start_full(
         &common::gatewayd_bin(),
         &config(2, "x", ""),
         &[],
         &[
-            ("NOTIFY_SOCKET", path.display().to_string()),
+            ("NOTIFY_SOCKET", notify.path.clone()),
             ("WATCHDOG_USEC", "200000".into()),
         ],
     );
-    let mut seen = String::new();
-    let expect = async |needle: &str, seen: &mut String| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 4096];
-        while !seen.contains(needle) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, socket.recv(&mut buf)).await {
-                Ok(Ok(n)) => {
-                    seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-                    seen.push('\n');
-                }
-                _ => panic!("no {needle:?} among:\n{seen}"),
-            }
-        }
-    };
-    expect("READY=1", &mut seen).await;
-    expect("STATUS=serving on 4 listeners with 2 workers", &mut seen).await;
-    expect("WATCHDOG=1", &mut seen).await;
+    notify.expect("READY=1").await;
+    notify
+        .expect("STATUS=serving on 4 listeners with 2 workers")
+        .await;
+    notify.expect("WATCHDOG=1").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = socket.try_recv(&mut buf) {
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    notify.drain();
     // The workers have no socket to tell systemd they are ready: one READY, the master's.
-    assert_eq!(seen.matches("READY=1").count(), 1, "{seen}");
-    seen.clear();
+    assert_eq!(notify.seen.matches("READY=1").count(), 1, "{}", notify.seen);
+    notify.seen.clear();
     rewrite_and_hup(&d, &config(2, "y", ""));
-    expect("RELOADING=1", &mut seen).await;
-    expect(
-        "STATUS=reloaded; serving on 4 listeners with 2 workers",
-        &mut seen,
-    )
-    .await;
-    assert!(seen.contains("READY=1"), "{seen}");
+    notify.expect("RELOADING=1").await;
+    notify
+        .expect("STATUS=reloaded; serving on 4 listeners with 2 workers")
+        .await;
+    assert!(notify.seen.contains("READY=1"), "{}", notify.seen);
     // Every 5 seconds, the workers' counts together.
-    expect("STATUS=2 workers, 0 in flight, ", &mut seen).await;
-    seen.clear();
+    notify.expect("STATUS=2 workers, 0 in flight, ").await;
+    notify.seen.clear();
     d.signal(SIGTERM);
-    expect("STOPPING=1", &mut seen).await;
+    notify.expect("STOPPING=1").await;
 }
 
 #[tokio::test]

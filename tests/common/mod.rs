@@ -398,3 +398,51 @@ path = "/hello"
 app = "hello"
 lint = true
 "#;
+
+/// A stand-in for systemd's notification socket (`NOTIFY_SOCKET`), keeping what it hears.
+pub struct Notify {
+    socket: tokio::net::UnixDatagram,
+    /// Where it listens: the value for `NOTIFY_SOCKET`.
+    pub path: String,
+    /// The messages heard so far, one per line.
+    pub seen: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Notify {
+    pub fn bind() -> Notify {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        Notify {
+            socket: tokio::net::UnixDatagram::bind(&path).unwrap(),
+            path: path.display().to_string(),
+            seen: String::new(),
+            _dir: dir,
+        }
+    }
+
+    /// Waits until what was heard contains `needle` (10 s at most).
+    pub async fn expect(&mut self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 4096];
+        while !self.seen.contains(needle) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.socket.recv(&mut buf)).await {
+                Ok(Ok(n)) => {
+                    self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    self.seen.push('\n');
+                }
+                _ => panic!("no {needle:?} among:\n{}", self.seen),
+            }
+        }
+    }
+
+    /// Takes whatever arrived without waiting.
+    pub fn drain(&mut self) {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = self.socket.try_recv(&mut buf) {
+            self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            self.seen.push('\n');
+        }
+    }
+}
