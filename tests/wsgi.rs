@@ -418,41 +418,12 @@ fn under_a_master_too_a_reload_that_adds_the_first_wsgi_app_fails_and_the_old_wo
     assert_eq!(rt.block_on(get(d.addr(), "/")).status, 200);
 }
 
-#[test]
-fn without_gatewayd_wsgi_beside_it_a_wsgi_app_is_a_located_config_error() {
-    // gatewayd alone in a directory (a hard link: current_exe resolves symlinks).
+/// A directory holding `binaries` (gatewayd, under those names: hard links, as current_exe
+/// resolves symlinks) and `g.toml` with one wsgi app; `gatewayd check` run there on it, within
+/// 10 s (an exec loop would never end). Returns its stderr with the directory as `DIR`.
+fn check_in_a_directory_of(binaries: &[&str]) -> String {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let alone = dir.path().join("gatewayd");
-    std::fs::hard_link(common::gatewayd_bin(), &alone)
-        .or_else(|_| std::fs::copy(common::gatewayd_bin(), &alone).map(drop))
-        .unwrap();
-    let config = dir.path().join("g.toml");
-    std::fs::write(
-        &config,
-        "[apps.py]\ntype = \"wsgi\"\nmodule = \"m\"\n[[mount]]\npath = \"/\"\napp = \"py\"\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(&alone)
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let stderr =
-        String::from_utf8_lossy(&out.stderr).replace(&dir.path().display().to_string(), "DIR");
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.starts_with(
-            "DIR/g.toml:1:1: app \"py\": type \"wsgi\" is served by DIR/gatewayd-wsgi, which \
-             is not there (build it with cargo feature \"wsgi\""
-        ),
-        "{stderr}"
-    );
-}
-
-#[test]
-fn a_gatewayd_wsgi_that_is_gatewayd_refuses_rather_than_exec_itself_for_ever() {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    for name in ["gatewayd", "gatewayd-wsgi"] {
+    for name in binaries {
         let link = dir.path().join(name);
         std::fs::hard_link(common::gatewayd_bin(), &link)
             .or_else(|_| std::fs::copy(common::gatewayd_bin(), &link).map(drop))
@@ -479,7 +450,26 @@ fn a_gatewayd_wsgi_that_is_gatewayd_refuses_rather_than_exec_itself_for_ever() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr =
+        String::from_utf8_lossy(&out.stderr).replace(&dir.path().display().to_string(), "DIR");
     assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
+#[test]
+fn without_gatewayd_wsgi_beside_it_a_wsgi_app_is_a_located_config_error() {
+    let stderr = check_in_a_directory_of(&["gatewayd"]);
+    assert!(
+        stderr.starts_with(
+            "DIR/g.toml:1:1: app \"py\": type \"wsgi\" is served by DIR/gatewayd-wsgi, which \
+             is not there (build it with cargo feature \"wsgi\""
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_gatewayd_wsgi_that_is_gatewayd_refuses_rather_than_exec_itself_for_ever() {
+    let stderr = check_in_a_directory_of(&["gatewayd", "gatewayd-wsgi"]);
     assert!(stderr.contains(REFUSED), "{stderr}");
 }
