@@ -127,27 +127,26 @@ impl Daemon {
     /// With [`Daemon::wsgi_binary`], a config that names a `wsgi` app has the process exec
     /// `gatewayd-wsgi` first.
     pub fn run(self) -> ExitCode {
-        if std::env::var_os("GATEWAY_INTERFACE").is_some() && !cgi_arguments_are_ours() {
-            let config = std::env::var_os("GATEWAYD_CONFIG").unwrap_or_default();
-            let config = std::path::Path::new(&config);
-            if self.wsgi_binary
-                && !config.as_os_str().is_empty()
-                && let Some(failed) = wsgi_exec::exec_if_named(config)
-            {
-                return failed;
-            }
+        let as_cgi = std::env::var_os("GATEWAY_INTERFACE").is_some() && !cgi_arguments_are_ours();
+        let cli = (!as_cgi).then(Cli::parse);
+        let config = match &cli {
+            Some(cli) => cli.command.config().to_owned(),
+            None => std::env::var_os("GATEWAYD_CONFIG")
+                .unwrap_or_default()
+                .into(),
+        };
+        if self.wsgi_binary
+            && let Some(failed) = wsgi_exec::exec_if_named(&config)
+        {
+            return failed;
+        }
+        let Some(cli) = cli else {
             logging::init_cgi();
             if config.as_os_str().is_empty() {
                 tracing::error!("started as a CGI program without GATEWAYD_CONFIG");
             }
-            return cgi::run(config, &self.registry);
-        }
-        let cli = Cli::parse();
-        if self.wsgi_binary
-            && let Some(failed) = wsgi_exec::exec_if_named(cli.command.config())
-        {
-            return failed;
-        }
+            return cgi::run(&config, &self.registry);
+        };
         self.run_cli(cli)
     }
 

@@ -57,8 +57,11 @@ pub(crate) fn exec_if_named(config: &Path) -> Option<ExitCode> {
 
 /// The factory `gatewayd` registers for `wsgi`: it only refuses, saying why.
 pub(crate) fn refusal(_cfg: &AppConfig<'_>) -> Result<SharedApp, gateway_core::BoxError> {
-    let place = sibling().map_or_else(|| BINARY.into(), |b| b.display().to_string());
-    let why = if sibling().is_some_and(|b| b.is_file()) {
+    let sibling = sibling();
+    let place = sibling
+        .as_ref()
+        .map_or_else(|| BINARY.into(), |b| b.display().to_string());
+    let why = if sibling.is_some_and(|b| b.is_file()) {
         "which gatewayd runs in its place when it starts on such a config: a running daemon \
          cannot switch (restart it)"
     } else {

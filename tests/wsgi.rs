@@ -380,11 +380,15 @@ async fn gatewayd_maps_libpython_only_for_a_wsgi_app_by_becoming_gatewayd_wsgi()
     assert_eq!(reply.text(), python.pid().to_string());
 }
 
-#[test]
-fn a_reload_that_adds_the_first_wsgi_app_fails_saying_to_restart() {
-    let d = Daemon::start(HELLO);
+const REFUSED: &str = "gatewayd-wsgi, which gatewayd runs in its place when it starts on such \
+                       a config: a running daemon cannot switch (restart it)";
+
+/// A lean daemon on `config`, reloaded with a wsgi app added: the reload fails saying to
+/// restart, and the old config serves on.
+fn reload_adding_a_wsgi_app(config: &str) -> Daemon {
+    let d = Daemon::start(config);
     let with_wsgi = format!(
-        "{HELLO}[apps.py]\ntype = \"wsgi\"\nmodule = \"rules:pid\"\npython_path = [\"{APPS}\"]\n\
+        "{config}[apps.py]\ntype = \"wsgi\"\nmodule = \"rules:pid\"\npython_path = [\"{APPS}\"]\n\
          [[mount]]\npath = \"/py\"\napp = \"py\"\n"
     );
     std::fs::write(d.config_path(), with_wsgi).unwrap();
@@ -395,27 +399,20 @@ fn a_reload_that_adds_the_first_wsgi_app_fails_saying_to_restart() {
         log.contains("app \"py\": type \"wsgi\" is served by ") && log.contains(REFUSED),
         "{log}"
     );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(rt.block_on(get(d.addr(), "/")).status, 200);
+    d
+}
+
+#[test]
+fn a_reload_that_adds_the_first_wsgi_app_fails_saying_to_restart() {
+    let d = reload_adding_a_wsgi_app(HELLO);
     assert_eq!(program(d.pid()), ("gatewayd".into(), false));
 }
 
-const REFUSED: &str = "gatewayd-wsgi, which gatewayd runs in its place when it starts on such \
-                       a config: a running daemon cannot switch (restart it)";
-
 #[test]
 fn under_a_master_too_a_reload_that_adds_the_first_wsgi_app_fails_and_the_old_workers_serve() {
-    let config = HELLO.replace("[apps.hi]", "[server]\nprocesses = 2\n[apps.hi]");
-    let d = Daemon::start(&config);
-    let with_wsgi = format!(
-        "{config}[apps.py]\ntype = \"wsgi\"\nmodule = \"rules:pid\"\npython_path = [\"{APPS}\"]\n\
-         [[mount]]\npath = \"/py\"\napp = \"py\"\n"
-    );
-    std::fs::write(d.config_path(), with_wsgi).unwrap();
-    d.signal(nix::sys::signal::Signal::SIGHUP);
-    d.wait_log("reload failed");
-    let log = d.stderr_now();
-    assert!(log.contains(REFUSED), "{log}");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    assert_eq!(rt.block_on(get(d.addr(), "/")).status, 200);
+    reload_adding_a_wsgi_app(&HELLO.replace("[apps.hi]", "[server]\nprocesses = 2\n[apps.hi]"));
 }
 
 /// A directory holding `binaries` (gatewayd, under those names: hard links, as current_exe

@@ -224,7 +224,7 @@ struct Logging {
     in_flight: crate::stats::InFlight<'static>,
     /// `None` when the sink is off: then a request costs [`Stats`] and nothing more. Not
     /// boxed: the access log is on by default, and an allocation per request costs more than
-    /// the few words it adds to the future.
+    /// the 160-odd bytes it adds to the request's future.
     logged: Option<Logged>,
 }
 

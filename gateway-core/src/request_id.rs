@@ -1,10 +1,10 @@
 //! The id of the request being served on this thread, for log lines.
 //!
-//! [`AccessLog`](crate::AccessLog) numbers the requests ([`next`]) and runs each call inside its id, so a
-//! log line the app writes can say which request it came from. A thread-local number rather
-//! than a `tracing` span: a span per request cost the access log a slab entry, its fields
-//! formatted and a filter lookup on every poll, most of what made the default config slower
-//! than the tuned one. gatewayd's log formatter prints the id as `request{id=N}`.
+//! [`AccessLog`](crate::AccessLog) numbers the requests ([`next`]) and runs each call inside
+//! its id, so a log line the app writes can say which request it came from. A thread-local
+//! number rather than a `tracing` span: a span per request cost the access log a slab entry,
+//! its fields formatted and a filter lookup on every poll, most of what made the default
+//! config slower than the tuned one. gatewayd's log formatter prints the id as `request{id=N}`.
 //!
 //! ```
 //! use gateway_core::request_id;

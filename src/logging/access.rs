@@ -10,7 +10,6 @@ use gateway_core::{AccessLine, AccessSink};
 use tracing::Level;
 
 use super::buffered::Buffered;
-use super::clock::write_at;
 use super::format::{ACCESS, Lines, json_end, json_start, prefix, string, target};
 
 /// Writes access lines where the log goes.
@@ -57,27 +56,21 @@ impl Sink {
     }
 
     fn text(&self, w: &mut impl fmt::Write, time: bool, line: &AccessLine<'_>) -> fmt::Result {
-        let mut n = itoa::Buffer::new();
-        if self.ansi {
-            prefix(w, true, time.then_some(line.at), Level::INFO, Some(line.id))?;
-            target(w, true, ACCESS)?;
-            w.write_str("protocol=")?;
-        } else {
-            // What `prefix` and `target` write, in as few pieces as it takes (a line per
-            // request: each piece is a call).
-            if time {
-                write_at(w, line.at)?;
-                w.write_char(' ')?;
-            }
-            w.write_str(" INFO request{id=")?;
-            w.write_str(n.format(line.id))?;
-            w.write_str("}: gatewayd::access: protocol=")?;
-        }
+        prefix(
+            w,
+            self.ansi,
+            time.then_some(line.at),
+            Level::INFO,
+            Some(line.id),
+        )?;
+        target(w, self.ansi, ACCESS)?;
+        w.write_str("protocol=")?;
         w.write_str(line.protocol.as_str())?;
         w.write_str(" method=")?;
         bare(w, line.method)?;
         w.write_str(" path=")?;
         bare(w, line.path)?;
+        let mut n = itoa::Buffer::new();
         w.write_str(" status=")?;
         w.write_str(n.format(line.status))?;
         w.write_str(" bytes=")?;
@@ -102,9 +95,10 @@ fn bare(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
         return w.write_str(value);
     }
     for c in value.chars() {
-        match c.is_ascii_control() {
-            true => write!(w, "{}", c.escape_debug())?,
-            false => w.write_char(c)?,
+        if c.is_ascii_control() {
+            write!(w, "{}", c.escape_debug())?;
+        } else {
+            w.write_char(c)?;
         }
     }
     Ok(())
@@ -212,34 +206,6 @@ mod tests {
             "{out}"
         );
         assert!(out.ends_with(" peer=p\\n complete=false\n"), "{out}");
-    }
-
-    #[test]
-    fn a_text_lines_start_is_what_prefix_and_target_write() {
-        let line = line("/");
-        for time in [false, true] {
-            let mut expected = String::new();
-            prefix(
-                &mut expected,
-                false,
-                time.then_some(line.at),
-                Level::INFO,
-                Some(7),
-            )
-            .unwrap();
-            target(&mut expected, false, ACCESS).unwrap();
-            expected.push_str("protocol=");
-            let sink = Sink {
-                enabled: true,
-                lines: Lines::Text { time },
-                ansi: false,
-                out: None,
-            };
-            let mut bytes = Vec::new();
-            sink.format(&mut Appender(&mut bytes), &line).unwrap();
-            let out = String::from_utf8(bytes).unwrap();
-            assert!(out.starts_with(&expected), "{out:?} against {expected:?}");
-        }
     }
 
     #[test]

@@ -34,30 +34,21 @@ impl Clock {
     }
 
     /// Writes the date and time of day of `at`; returns its time since the epoch.
+    #[inline]
     fn write(&mut self, w: &mut impl fmt::Write, at: Instant) -> Result<Duration, fmt::Error> {
         // Within a second of the anchor, either side (an instant read before the anchor was: a
         // line formatted after a later one), the anchor says: one instant, one stamp.
-        let near =
-            self.anchor
-                .and_then(|(instant, wall)| match at.checked_duration_since(instant) {
-                    Some(ahead) => (ahead < ANCHOR).then(|| wall + ahead),
-                    None => {
-                        let behind = instant - at;
-                        (behind < ANCHOR).then(|| wall.saturating_sub(behind))
-                    }
-                });
-        let since = match near {
-            Some(since) => since,
+        let since = match self.anchor.map(|anchor| by_anchor(anchor, at)) {
+            Some((since, distance)) if distance < ANCHOR => since,
             _ => {
-                let now = Instant::now();
-                let wall = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default();
-                self.anchor = Some((now, wall));
-                match at.checked_duration_since(now) {
-                    Some(ahead) => wall + ahead,
-                    None => wall.saturating_sub(now - at),
-                }
+                let anchor = (
+                    Instant::now(),
+                    SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap_or_default(),
+                );
+                self.anchor = Some(anchor);
+                by_anchor(anchor, at).0
             }
         };
         if self.second != since.as_secs() {
@@ -67,6 +58,19 @@ impl Clock {
         }
         w.write_str(&self.text)?;
         Ok(since)
+    }
+}
+
+/// The wall-clock time (since the epoch) of `at` by an anchor read as `(instant, wall)`, and
+/// how far `at` is from the anchor.
+#[inline]
+fn by_anchor((instant, wall): (Instant, Duration), at: Instant) -> (Duration, Duration) {
+    match at.checked_duration_since(instant) {
+        Some(ahead) => (wall + ahead, ahead),
+        None => {
+            let behind = instant - at;
+            (wall.saturating_sub(behind), behind)
+        }
     }
 }
 
