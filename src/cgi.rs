@@ -5,18 +5,14 @@
 //! parsed once, stdin read only up to CONTENT_LENGTH. It exits once it has answered: a host
 //! may keep stdin open, and nothing waits for it then.
 
-use std::future::Future as _;
-use std::io::Write as _;
+use std::io::Write;
 use std::path::Path;
-use std::pin::pin;
 use std::process::ExitCode;
-use std::task::Poll;
 
 use futures_util::FutureExt as _;
 use gateway_core::{App as _, Body, Response, ResponseWriter};
 
 use crate::config::Registry;
-use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
 use crate::config::Config;
 
@@ -90,22 +86,21 @@ fn respond(res: Response, head_only: bool) -> ExitCode {
         w.push(page);
     }
     w.end();
-    let mut out = std::io::stdout().lock();
-    while let Some(bytes) = w.poll_write() {
-        if out.write_all(&bytes).is_err() {
-            return ExitCode::FAILURE;
-        }
-    }
-    match out.flush() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(_) => ExitCode::FAILURE,
-    }
+    exit_code(stdout().and_then(|mut out| drain_writer(&mut out, &mut w)))
 }
 
 /// The CGI response on stdout: head, then the body as the app yields it (none for HEAD).
 async fn write(res: Response, head_only: bool) -> ExitCode {
     let (mut w, mut body) = ResponseWriter::new(res, head_only);
-    match send(&mut tokio::io::stdout(), &mut w, &mut body).await {
+    let sent = match stdout() {
+        Ok(mut out) => send(&mut out, &mut w, &mut body).await,
+        Err(e) => Err(e),
+    };
+    exit_code(sent)
+}
+
+fn exit_code(sent: std::io::Result<()>) -> ExitCode {
+    match sent {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "the response cannot be written whole");
@@ -114,34 +109,40 @@ async fn write(res: Response, head_only: bool) -> ExitCode {
     }
 }
 
-/// Writes what `w` hands out, flushing only before a wait on the app (so that the host sees
-/// a streamed response as it comes) and at the end, not after every chunk.
-async fn send<W: AsyncWrite + Unpin>(
-    out: &mut W,
+/// Stdout as an unbuffered file of its own (a duplicate of descriptor 1).
+///
+/// Writes block, on the runtime's one thread. That is the cheap way here: tokio's `stdout()`
+/// hands every write to a blocking-pool thread, and starting that thread was a third of a CGI
+/// request's time. While the host does not read, the app's output has nowhere to go anyway,
+/// and stdin is read on a thread of its own ([`stdin`]), so the host's writes still drain.
+fn stdout() -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsFd as _;
+    Ok(std::fs::File::from(
+        std::io::stdout().as_fd().try_clone_to_owned()?,
+    ))
+}
+
+/// Writes what `w` has ready.
+fn drain_writer(out: &mut impl Write, w: &mut ResponseWriter) -> std::io::Result<()> {
+    while let Some(bytes) = w.poll_write() {
+        out.write_all(&bytes)?;
+    }
+    Ok(())
+}
+
+/// Writes what `w` hands out as the app yields it. Writes go straight to the descriptor, so
+/// the host sees a streamed response as it comes, with nothing held back in a buffer.
+async fn send(
+    out: &mut impl Write,
     w: &mut ResponseWriter,
     body: &mut Body,
 ) -> std::io::Result<()> {
     loop {
-        while let Some(bytes) = w.poll_write() {
-            out.write_all(&bytes).await?;
-        }
+        drain_writer(out, w)?;
         if w.is_done() {
-            return out.flush().await;
+            return Ok(());
         }
-        let mut next = pin!(body.chunk());
-        let ready = std::future::poll_fn(|cx| match next.as_mut().poll(cx) {
-            Poll::Ready(chunk) => Poll::Ready(Some(chunk)),
-            Poll::Pending => Poll::Ready(None),
-        })
-        .await;
-        let chunk = match ready {
-            Some(chunk) => chunk,
-            None => {
-                out.flush().await?;
-                next.await
-            }
-        };
-        match chunk.map_err(std::io::Error::other)? {
+        match body.chunk().await.map_err(std::io::Error::other)? {
             Some(chunk) => w.push(chunk),
             None => w.end(),
         }
