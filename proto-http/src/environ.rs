@@ -489,6 +489,34 @@ type Port<'a> = (&'a [u8], u16);
 /// `example.com:` has no port (RFC 3986 §3.2.3: the default); `""` is a valid empty name.
 /// The name keeps an IPv6 literal's brackets, as RFC 3875 §4.1.14 writes SERVER_NAME.
 fn split_host(host: &[u8]) -> Result<(&[u8], Option<Port<'_>>), &'static str> {
+    usual_host(host).map_or_else(|| split_host_with_reason(host), Ok)
+}
+
+/// The usual Host, a name of plain bytes and a port of at most five digits, split in one pass
+/// (a third of what the general way costs; every request's Host is split twice); `None` for
+/// anything else, which [`split_host_with_reason`] takes.
+fn usual_host(host: &[u8]) -> Option<(&[u8], Option<Port<'_>>)> {
+    let name_end = (host.iter())
+        .position(|&b| !unreserved_or_sub_delim(b))
+        .unwrap_or(host.len());
+    let (name, rest) = host.split_at(name_end);
+    let digits = match rest {
+        [] | [b':'] => return Some((name, None)),
+        [b':', digits @ ..] if digits.len() <= 5 => digits,
+        _ => return None,
+    };
+    let mut port = 0u32;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        port = port * 10 + u32::from(d - b'0');
+    }
+    Some((name, Some((digits, u16::try_from(port).ok()?))))
+}
+
+/// [`split_host`] for any Host, with the reason it is refused.
+fn split_host_with_reason(host: &[u8]) -> Result<(&[u8], Option<Port<'_>>), &'static str> {
     if host.contains(&b'@') {
         return Err("user info in the Host");
     }
@@ -749,6 +777,32 @@ mod tests {
             "ex_am~ple.org",
         ] {
             assert!(split_host(ok.as_bytes()).is_ok(), "{ok:?}");
+        }
+        // The one-pass split agrees with the general one wherever it answers.
+        for host in [
+            "example.org",
+            "example.org:8080",
+            "example.org:",
+            "example.org:0080",
+            "",
+            ":8080",
+            "127.0.0.1:80",
+            "ex_am~ple.org",
+            "a:00000",
+            "a:65535",
+        ] {
+            let usual = usual_host(host.as_bytes());
+            assert!(usual.is_some(), "{host:?}");
+            assert_eq!(
+                usual,
+                split_host_with_reason(host.as_bytes()).ok(),
+                "{host:?}"
+            );
+        }
+        for other in [
+            "a:65536", "a:000080", "a%41b", "[::1]", "u@h", "h:8x", "h/x",
+        ] {
+            assert_eq!(usual_host(other.as_bytes()), None, "{other:?}");
         }
         for (bad, why) in [
             ("user@example.org", "user info"),
