@@ -2,6 +2,7 @@
 //! [request id](crate::request_id), to an [`AccessSink`] (a `tracing` event unless the gateway
 //! gives its own); the same numbers feed [`Stats`].
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -206,13 +207,48 @@ impl Line {
 }
 
 impl<A: App> App for AccessLog<A> {
-    async fn call(&self, env: Environ, body: Body) -> Response {
+    fn call(&self, env: Environ, body: Body) -> impl Future<Output = Response> + Send {
         let logging = Logging::begin(self.stats, self.sink, &env);
-        let res = match logging.id() {
-            Some(id) => crate::request_id::Scoped::new(id, self.inner.call(env, body)).await,
-            None => self.inner.call(env, body).await,
+        // Made now, under the request's id, not in the first poll: the future then holds the
+        // call alone, not its arguments as well (a request's future is copied whole each time
+        // it is moved into place).
+        let call = {
+            let _in = logging.id().map(crate::request_id::enter);
+            self.inner.call(env, body)
         };
-        logging.finish(res)
+        LoggedCall {
+            call,
+            logging: Some(logging),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A call under [`AccessLog`]: polled with its request id current, counted and logged
+    /// when it answers.
+    struct LoggedCall<F> {
+        // Dropped before `logging`: a cancelled call ends its time in flight once it is gone.
+        #[pin]
+        call: F,
+        logging: Option<Logging>,
+    }
+}
+
+impl<F: Future<Output = Response>> Future for LoggedCall<F> {
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        let this = self.project();
+        let res = {
+            let _in = (this.logging.as_ref())
+                .and_then(Logging::id)
+                .map(crate::request_id::enter);
+            std::task::ready!(this.call.poll(cx))
+        };
+        Poll::Ready(match this.logging.take() {
+            Some(logging) => logging.finish(res),
+            None => res,
+        })
     }
 }
 

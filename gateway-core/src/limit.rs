@@ -1,11 +1,13 @@
 //! `Limit`: a per-app deadline (504) and concurrency cap (503).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use tokio::time::{Instant, Sleep};
+use futures_util::future::Either;
+use tokio::time::Sleep;
 
 use crate::{App, Body, Environ, Response};
 
@@ -58,28 +60,14 @@ impl<A> Limit<A> {
 impl<A: App> App for Limit<A> {
     fn call(&self, env: Environ, body: Body) -> impl Future<Output = Response> + Send {
         // Taken now, not at the first poll: a call made is a call counted.
-        let place = self.place();
-        // A deadline past the clock's range is none.
-        let deadline = self
-            .timeout
-            .and_then(|t| Some((t, Instant::now().checked_add(t)?)));
-        async move {
-            let _place = match place {
-                Ok(place) => place,
-                Err(full) => return full,
-            };
-            let call = std::pin::pin!(self.inner.call(env, body));
-            match deadline {
-                None => call.await,
-                Some(deadline) => {
-                    Limited {
-                        call,
-                        deadline,
-                        sleep: None,
-                    }
-                    .await
-                }
-            }
+        match self.place() {
+            Ok(place) => Either::Left(Limited {
+                call: self.inner.call(env, body),
+                _place: place,
+                timeout: self.timeout,
+                sleep: None,
+            }),
+            Err(full) => Either::Right(std::future::ready(full)),
         }
     }
 }
@@ -116,26 +104,33 @@ impl Drop for Place<'_> {
     }
 }
 
-/// A call under its deadline (the timeout, and when it passes). Unlike
-/// `tokio::time::timeout`, the timer is made only when the call does not answer on its first
-/// poll: most never wait, and a timer costs a runtime handle and a place in the timer wheel.
-struct Limited<'a, F> {
-    call: Pin<&'a mut F>,
-    deadline: (Duration, Instant),
-    sleep: Option<Pin<Box<Sleep>>>,
+pin_project_lite::pin_project! {
+    /// A call holding its place, under its deadline. Unlike `tokio::time::timeout`, the timer
+    /// is made only when the call does not answer on its first poll (so the deadline runs from
+    /// that poll, which follows the call at once): most never wait, and a timer costs a clock
+    /// read, a runtime handle and a place in the timer wheel.
+    struct Limited<'a, F> {
+        // Dropped before the place: the place is given back once the call is gone.
+        #[pin]
+        call: F,
+        _place: Option<Place<'a>>,
+        timeout: Option<Duration>,
+        sleep: Option<Pin<Box<Sleep>>>,
+    }
 }
 
 impl<F: Future<Output = Response>> Future for Limited<'_, F> {
     type Output = Response;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
-        if let Poll::Ready(res) = self.call.as_mut().poll(cx) {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        let this = self.project();
+        if let Poll::Ready(res) = this.call.poll(cx) {
             return Poll::Ready(res);
         }
-        let (timeout, deadline) = self.deadline;
-        let sleep = self
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        let Some(timeout) = *this.timeout else {
+            return Poll::Pending;
+        };
+        let sleep = (this.sleep).get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         ready!(sleep.as_mut().poll(cx));
         tracing::warn!(
             ?timeout,

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
+use futures_util::future::Either;
 use http_body::{Frame, SizeHint};
 
 use crate::{App, Body, BoxError, Environ, Response};
@@ -28,11 +29,13 @@ impl<A> CatchPanic<A> {
 
 impl<A: App> App for CatchPanic<A> {
     fn call(&self, env: Environ, body: Body) -> impl Future<Output = Response> + Send {
-        // Made inside the guarded future: an app's `call` may run code before its future.
-        // Not an `async fn`: that would hold the call twice, made and awaited.
-        AssertUnwindSafe(async move { self.inner.call(env, body).await })
-            .catch_unwind()
-            .map(recovered)
+        // The call is made under the guard too: an app's `call` may run code before its
+        // future. Made now, not in the first poll, so that the future holds the call alone
+        // and not its arguments as well.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(env, body))) {
+            Ok(call) => Either::Left(AssertUnwindSafe(call).catch_unwind().map(recovered)),
+            Err(payload) => Either::Right(std::future::ready(recovered(Err(payload)))),
+        }
     }
 }
 

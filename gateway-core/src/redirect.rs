@@ -1,6 +1,10 @@
 //! CGI local redirects (RFC 3875 §6.2.2): a response that asks the server to answer the
 //! request itself, as a GET of another path.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
 
 use crate::{App, Body, Environ, Response};
@@ -45,17 +49,52 @@ impl<A> LocalRedirects<A> {
 }
 
 impl<A: App> App for LocalRedirects<A> {
-    async fn call(&self, env: Environ, body: Body) -> Response {
+    fn call(&self, env: Environ, body: Body) -> impl Future<Output = Response> + Send {
+        // Made now, not in the first poll: the future holds the call alone, not its
+        // arguments as well.
         let host_script = env.get_bytes("SCRIPT_NAME").unwrap_or_default();
-        let res = self.inner.call(env, body).await;
-        if !is_local(&res) {
-            return res;
+        Redirecting {
+            call: self.inner.call(env, body),
+            inner: &self.inner,
+            host_script,
+            following: None,
         }
-        // Boxed: a rare path, which would otherwise make every request's future larger.
-        Box::pin(follow(&host_script, res, |env| {
-            self.inner.call(env, Body::empty())
-        }))
-        .await
+    }
+}
+
+/// The redirects a request follows: boxed, a rare path, which would otherwise make every
+/// request's future larger.
+type Following<'a> = Pin<Box<dyn Future<Output = Response> + Send + 'a>>;
+
+pin_project_lite::pin_project! {
+    /// A call under [`LocalRedirects`]: its response, or what its local redirects lead to.
+    struct Redirecting<'a, A, F> {
+        #[pin]
+        call: F,
+        inner: &'a A,
+        host_script: Bytes,
+        following: Option<Following<'a>>,
+    }
+}
+
+impl<'a, A: App, F: Future<Output = Response>> Future for Redirecting<'a, A, F> {
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        let this = self.project();
+        if let Some(following) = this.following {
+            return following.as_mut().poll(cx);
+        }
+        let res = std::task::ready!(this.call.poll(cx));
+        if !is_local(&res) {
+            return Poll::Ready(res);
+        }
+        let inner: &'a A = this.inner;
+        let host_script = std::mem::take(this.host_script);
+        let following = this.following.insert(Box::pin(async move {
+            follow(&host_script, res, |env| inner.call(env, Body::empty())).await
+        }));
+        following.as_mut().poll(cx)
     }
 }
 

@@ -18,10 +18,7 @@
 //! ```
 
 use std::cell::Cell;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 
 thread_local! {
     /// 0: no request.
@@ -85,30 +82,5 @@ pub struct Entered {
 impl Drop for Entered {
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(self.prev));
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A future that runs with request `id` current, whichever thread polls it.
-    pub(crate) struct Scoped<F> {
-        id: u64,
-        #[pin]
-        inner: F,
-    }
-}
-
-impl<F> Scoped<F> {
-    pub(crate) fn new(id: u64, inner: F) -> Self {
-        Scoped { id, inner }
-    }
-}
-
-impl<F: Future> Future for Scoped<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        let _in = enter(*this.id);
-        this.inner.poll(cx)
     }
 }

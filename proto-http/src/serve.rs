@@ -1,6 +1,7 @@
 //! One HTTP/1.1 connection, driven by hyper.
 
 use std::convert::Infallible;
+use std::future::{Future, Ready};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -11,9 +12,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
-use crate::head_timer::{HeadTimer, InRequest};
+use crate::head_timer::{HeadTimer, InRequest, TrackedBody};
 use crate::sniff::{Sniffed, Verdict};
 use gateway_core::Shutdown;
 
@@ -108,22 +110,12 @@ async fn serve<I, A: App>(
         retire,
     });
     let service = service_fn(move |req| {
-        let shared = shared.clone();
         shared.busy.start();
         // hyper calls the service in request order: this is the request's index.
         let refused = shared
             .verdict
             .refuses(shared.next.fetch_add(1, Ordering::Relaxed));
-        async move {
-            let mut res = handle(&shared, req, refused).await;
-            if shared.retire.as_ref().is_some_and(|r| r.is_cancelled()) {
-                res.headers_mut().insert(
-                    http::header::CONNECTION,
-                    http::HeaderValue::from_static("close"),
-                );
-            }
-            Ok::<_, Infallible>(res.map(|body| shared.busy.track(body)))
-        }
+        handle(shared.clone(), req, refused)
     });
     // No hyper timer: HeadTimer times heads and idle waits with one timer per connection.
     let served = http1::Builder::new()
@@ -161,50 +153,84 @@ struct PerConnection<A> {
     retire: Option<CancellationToken>,
 }
 
-async fn handle<A: App>(
-    shared: &PerConnection<A>,
+/// The response to one request. What needs no waiting (the checks, the environ) is done now,
+/// and the future holds only the app's call: hyper moves a request's future into place, so
+/// every byte of it is copied on every request.
+fn handle<A: App>(
+    shared: Arc<PerConnection<A>>,
     req: http::Request<Incoming>,
     framed_twice: bool,
-) -> http::Response<Body> {
-    let PerConnection {
-        app, config, conn, ..
-    } = shared;
+) -> Either<Ready<Answer>, impl Future<Output = Answer>> {
     let (parts, incoming) = req.into_parts();
+    let (env, body) = match admit(&shared, &parts, incoming, framed_twice) {
+        Ok(call) => call,
+        Err(refusal) => {
+            return Either::Left(std::future::ready(answer(&shared, into_http(refusal))));
+        }
+    };
+    Either::Right(async move {
+        let res = into_http(shared.app.call(env, body).await);
+        answer(&shared, res)
+    })
+}
+
+/// What hyper gets back for a request.
+type Answer = Result<http::Response<TrackedBody>, Infallible>;
+
+/// `res`, marked as its connection's last when the process is retiring, its end tracked.
+fn answer<A>(shared: &PerConnection<A>, mut res: http::Response<Body>) -> Answer {
+    if shared.retire.as_ref().is_some_and(|r| r.is_cancelled()) {
+        res.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    Ok(res.map(|body| shared.busy.track(body)))
+}
+
+/// The app's environ and body for a request, or the response that refuses it.
+fn admit<A>(
+    shared: &PerConnection<A>,
+    parts: &http::request::Parts,
+    incoming: Incoming,
+    framed_twice: bool,
+) -> Result<(gateway_core::Environ, Body), Response> {
+    let PerConnection { config, conn, .. } = shared;
     let seen_raw = framed_twice.then_some((
         400,
         "a repeated Content-Length, or one beside Transfer-Encoding",
     ));
-    if let Some((status, reason)) = seen_raw.or_else(|| crate::ambiguity(&parts)) {
+    if let Some((status, reason)) = seen_raw.or_else(|| crate::ambiguity(parts)) {
         static SMUGGLING: gateway_core::Throttle = gateway_core::Throttle::new();
         if let Some(suppressed) = SMUGGLING.allow() {
             tracing::warn!(reason, peer = ?conn.remote, suppressed, "refusing an ambiguous request (request smuggling)");
         }
-        return into_http(Response::error(status).with_header("Connection", "close"));
+        return Err(Response::error(status).with_header("Connection", "close"));
     }
-    if let Err(reason) = check_host(&parts) {
+    if let Err(reason) = check_host(parts) {
         tracing::info!(reason, peer = ?conn.remote, "refusing a request for its Host (RFC 9112 §3.2)");
-        return into_http(Response::error(400).with_header("Connection", "close"));
+        return Err(Response::error(400).with_header("Connection", "close"));
     }
     if let Some(why) = gateway_core::ambiguous_path(parts.uri.path().as_bytes()) {
         tracing::info!(peer = ?conn.remote, "refusing a path that holds {why}");
-        return into_http(Response::error(400));
+        return Err(Response::error(400));
     }
     // hyper's declared length is the Content-Length field, already parsed.
     if http_body::Body::size_hint(&incoming)
         .exact()
         .is_some_and(|n| n > config.max_body_size)
     {
-        return into_http(Response::error(413).with_header("Connection", "close"));
+        return Err(Response::error(413).with_header("Connection", "close"));
     }
     let env = shared
         .vars
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .environ(&parts);
+        .environ(parts);
     // Most requests have no body: an empty one costs no allocation.
     let body = match http_body::Body::is_end_stream(&incoming) {
         true => Body::empty(),
         false => Body::new(incoming).limit(config.max_body_size),
     };
-    into_http(app.call(env, body).await)
+    Ok((env, body))
 }
