@@ -14,7 +14,10 @@ use crate::{Body, Environ, Response};
 ///
 /// An app is one method, written as an `async fn`. Middleware wraps an app in another app;
 /// their futures nest into one, with no box between them. [`SharedApp`] holds an app of any
-/// type behind one pointer, for the router's mounts and the registry.
+/// type behind one pointer, for the router's mounts and the registry. Middleware on a hot path
+/// is best written as the built-in ones are: make the inner call at once and return a small
+/// future around it, since an `async` block would also hold the environ and body it moved
+/// into that call, and a request's future is copied whole each time it is moved.
 ///
 /// **Cancellation.** When the client goes away (or the front server aborts the request), the
 /// future returned by `call` is dropped at its next `.await`: code after that point does not
