@@ -83,6 +83,41 @@ pub struct ConnEnviron {
     /// Whether there is a `REMOTE_PORT` (not on a unix socket).
     remote_port: bool,
     arena: BytesMut,
+    /// The last authority split on this connection: a client sends the same `Host` on every
+    /// request, and comparing it costs a tenth of splitting it again.
+    last_host: Option<SplitHost>,
+}
+
+/// An authority that [`split_host`] accepted, and where its name ends and its port's digits
+/// lie, with the port's value.
+#[derive(Clone, Debug)]
+struct SplitHost {
+    host: Box<[u8]>,
+    name_end: usize,
+    port: Option<(usize, u16)>,
+}
+
+/// The longest authority [`SplitHost`] keeps.
+const SPLIT_KEPT: usize = 256;
+
+/// [`split_host`], but an authority equal to the one in `last` is not split again.
+fn split_host_once<'h>(
+    last: &mut Option<SplitHost>,
+    host: &'h [u8],
+) -> Result<(&'h [u8], Option<Port<'h>>), &'static str> {
+    if let Some(last) = last.as_ref().filter(|last| *last.host == *host) {
+        let port = (last.port).map(|(start, port)| (&host[start..], port));
+        return Ok((&host[..last.name_end], port));
+    }
+    let (name, port) = split_host(host)?;
+    if host.len() <= SPLIT_KEPT {
+        *last = Some(SplitHost {
+            host: host.into(),
+            name_end: name.len(),
+            port: port.map(|(digits, port)| (host.len() - digits.len(), port)),
+        });
+    }
+    Ok((name, port))
 }
 
 /// The largest value buffer kept between requests: one grown by a rare huge head is let go.
@@ -117,6 +152,7 @@ impl ConnEnviron {
             ends,
             remote_port: conn.remote.is_some(),
             arena: BytesMut::new(),
+            last_host: None,
         }
     }
 
@@ -186,7 +222,7 @@ impl ConnEnviron {
         );
         // Only a valid authority names the server; otherwise it is the listener's address.
         if let Some((authority, start)) = authority
-            && let Ok((name, port)) = split_host(authority)
+            && let Ok((name, port)) = split_host_once(&mut self.last_host, authority)
         {
             let within = |part: &[u8]| {
                 let at = start + (part.as_ptr() as usize - authority.as_ptr() as usize) as u32;
@@ -464,20 +500,35 @@ fn server_protocol(version: Version) -> &'static str {
 /// assert!(check_host(&http::Request::get("/").body(()).unwrap().into_parts().0).is_err());
 /// ```
 pub fn check_host(parts: &Parts) -> Result<(), &'static str> {
+    check_host_with(parts, |host| split_host(host).map(drop))
+}
+
+impl ConnEnviron {
+    /// [`check_host`], with the connection's last `Host` remembered: a client sends the same
+    /// one on every request, and it is not checked again (nor split again for the environ).
+    pub fn check_host(&mut self, parts: &Parts) -> Result<(), &'static str> {
+        check_host_with(parts, |host| {
+            split_host_once(&mut self.last_host, host).map(drop)
+        })
+    }
+}
+
+fn check_host_with(
+    parts: &Parts,
+    mut valid: impl FnMut(&[u8]) -> Result<(), &'static str>,
+) -> Result<(), &'static str> {
     // Found by name, not hashed: a request has few fields.
     let mut hosts = (parts.headers.iter())
         .filter(|(name, _)| *name == header::HOST)
         .map(|(_, value)| value);
     match (hosts.next(), hosts.next()) {
         (_, Some(_)) => return Err("more than one Host field"),
-        (Some(host), None) => {
-            split_host(host.as_bytes())?;
-        }
+        (Some(host), None) => valid(host.as_bytes())?,
         (None, None) if parts.version >= Version::HTTP_11 => return Err("no Host field"),
         (None, None) => {}
     }
     match parts.uri.authority() {
-        Some(target) => split_host(target.as_str().as_bytes()).map(drop),
+        Some(target) => valid(target.as_str().as_bytes()),
         None => Ok(()),
     }
 }
@@ -848,6 +899,45 @@ mod tests {
         let absolute = |uri| http::Request::get(uri).header("Host", "h.example");
         assert_eq!(check_host(&head(absolute("http://a.example:81/x"))), Ok(()));
         assert!(check_host(&head(absolute("http://u@a.example/x"))).is_err());
+    }
+
+    #[test]
+    fn a_connection_remembers_its_last_host_and_only_that() {
+        let conn = ConnInfo {
+            local: Some("127.0.0.1:8080".parse().unwrap()),
+            remote: None,
+        };
+        let mut vars = ConnEnviron::new(&conn);
+        let head = |host: &str| {
+            let req = http::Request::get("/").header("Host", host);
+            req.body(()).unwrap().into_parts().0
+        };
+        let server = |vars: &mut ConnEnviron, host| {
+            let env = vars.environ(&head(host));
+            (s(&env, "SERVER_NAME"), s(&env, "SERVER_PORT"))
+        };
+        for _ in 0..2 {
+            assert_eq!(vars.check_host(&head("a.example:0081")), Ok(()));
+            assert_eq!(
+                server(&mut vars, "a.example:0081"),
+                ("a.example".into(), "81".into())
+            );
+        }
+        // Another Host is checked and split afresh, whatever came before it.
+        assert!(vars.check_host(&head("a.example:0081@evil")).is_err());
+        assert_eq!(
+            server(&mut vars, "b.example"),
+            ("b.example".into(), "8080".into())
+        );
+        assert_eq!(server(&mut vars, "[::1]:9"), ("[::1]".into(), "9".into()));
+        assert_eq!(
+            server(&mut vars, "a.example:0081"),
+            ("a.example".into(), "81".into())
+        );
+        assert_eq!(
+            vars.check_host(&head("user@a")),
+            Err("user info in the Host")
+        );
     }
 
     #[test]

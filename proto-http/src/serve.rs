@@ -19,7 +19,7 @@ use crate::head_timer::{HeadTimer, InRequest, TrackedBody};
 use crate::sniff::{Sniffed, Verdict};
 use gateway_core::Shutdown;
 
-use crate::{ConnEnviron, ConnInfo, check_host, into_http};
+use crate::{ConnEnviron, ConnInfo, into_http};
 
 /// The limits of the HTTP front-end.
 #[derive(Clone, Debug)]
@@ -207,7 +207,8 @@ fn admit<A>(
         }
         return Err(Response::error(status).with_header("Connection", "close"));
     }
-    if let Err(reason) = check_host(parts) {
+    let mut vars = shared.vars.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Err(reason) = vars.check_host(parts) {
         tracing::info!(reason, peer = ?conn.remote, "refusing a request for its Host (RFC 9112 §3.2)");
         return Err(Response::error(400).with_header("Connection", "close"));
     }
@@ -222,11 +223,7 @@ fn admit<A>(
     {
         return Err(Response::error(413).with_header("Connection", "close"));
     }
-    let env = shared
-        .vars
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .environ(parts);
+    let env = vars.environ(parts);
     // Most requests have no body: an empty one costs no allocation.
     let body = match http_body::Body::is_end_stream(&incoming) {
         true => Body::empty(),
