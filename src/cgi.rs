@@ -5,7 +5,7 @@
 //! parsed once, stdin read only up to CONTENT_LENGTH. It exits once it has answered: a host
 //! may keep stdin open, and nothing waits for it then.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -13,6 +13,7 @@ use futures_util::FutureExt as _;
 use gateway_core::{App as _, Body, Response, ResponseWriter};
 
 use crate::config::Registry;
+use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
 use crate::config::Config;
 
@@ -90,16 +91,49 @@ fn respond(res: Response, head_only: bool) -> ExitCode {
 }
 
 /// The CGI response on stdout: head, then the body as the app yields it (none for HEAD).
+///
+/// A response ready at once (the usual page) is written straight to the descriptor, on this
+/// thread: nothing else needs to run meanwhile, and tokio's `stdout()` would start a thread
+/// for it, a third of a CGI request's time. A response that streams goes through tokio's
+/// `stdout()`, whose writes wait on a thread of their own, so that the app's tasks (a CGI
+/// script's stdin feeder, say) go on while the host is not reading: a host that writes the
+/// whole request body before it reads the response would otherwise wait on us as we wait on
+/// it.
 async fn write(res: Response, head_only: bool) -> ExitCode {
     let (mut w, mut body) = ResponseWriter::new(res, head_only);
-    let sent = match stdout() {
-        Ok(mut out) => send(&mut out, &mut w, &mut body).await,
+    let sent = match take_ready(&mut w, &mut body) {
+        Ok(true) => stdout().and_then(|mut out| drain_writer(&mut out, &mut w)),
+        Ok(false) => stream(&mut tokio::io::stdout(), &mut w, &mut body).await,
         Err(e) => Err(e),
     };
     exit_code(sent)
 }
 
-fn exit_code(sent: std::io::Result<()>) -> ExitCode {
+/// The most of a body taken at once, before it is streamed instead: a pipe's worth.
+const READY_MAX: usize = 64 << 10;
+
+/// Gives `w` what the body has ready, up to [`READY_MAX`]; whether that was all of it.
+fn take_ready(w: &mut ResponseWriter, body: &mut Body) -> io::Result<bool> {
+    let mut taken = 0;
+    while taken <= READY_MAX {
+        match body.chunk().now_or_never() {
+            None => return Ok(false),
+            Some(chunk) => match chunk.map_err(io::Error::other)? {
+                Some(chunk) => {
+                    taken += chunk.len();
+                    w.push(chunk);
+                }
+                None => {
+                    w.end();
+                    return Ok(true);
+                }
+            },
+        }
+    }
+    Ok(false)
+}
+
+fn exit_code(sent: io::Result<()>) -> ExitCode {
     match sent {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -109,40 +143,46 @@ fn exit_code(sent: std::io::Result<()>) -> ExitCode {
     }
 }
 
-/// Stdout as an unbuffered file of its own (a duplicate of descriptor 1).
-///
-/// Writes block, on the runtime's one thread. That is the cheap way here: tokio's `stdout()`
-/// hands every write to a blocking-pool thread, and starting that thread was a third of a CGI
-/// request's time. While the host does not read, the app's output has nowhere to go anyway,
-/// and stdin is read on a thread of its own ([`stdin`]), so the host's writes still drain.
-fn stdout() -> std::io::Result<std::fs::File> {
+/// Stdout as an unbuffered file of its own (a duplicate of descriptor 1), for writes that
+/// block this thread.
+fn stdout() -> io::Result<std::fs::File> {
     use std::os::fd::AsFd as _;
     Ok(std::fs::File::from(
-        std::io::stdout().as_fd().try_clone_to_owned()?,
+        io::stdout().as_fd().try_clone_to_owned()?,
     ))
 }
 
 /// Writes what `w` has ready.
-fn drain_writer(out: &mut impl Write, w: &mut ResponseWriter) -> std::io::Result<()> {
+fn drain_writer(out: &mut impl Write, w: &mut ResponseWriter) -> io::Result<()> {
     while let Some(bytes) = w.poll_write() {
         out.write_all(&bytes)?;
     }
     Ok(())
 }
 
-/// Writes what `w` hands out as the app yields it. Writes go straight to the descriptor, so
-/// the host sees a streamed response as it comes, with nothing held back in a buffer.
-async fn send(
-    out: &mut impl Write,
+/// Writes what `w` hands out as the app yields it, flushing only before a wait on the app (so
+/// that the host sees a streamed response as it comes) and at the end, not after every chunk.
+async fn stream<W: AsyncWrite + Unpin>(
+    out: &mut W,
     w: &mut ResponseWriter,
     body: &mut Body,
-) -> std::io::Result<()> {
+) -> io::Result<()> {
     loop {
-        drain_writer(out, w)?;
-        if w.is_done() {
-            return Ok(());
+        while let Some(bytes) = w.poll_write() {
+            out.write_all(&bytes).await?;
         }
-        match body.chunk().await.map_err(std::io::Error::other)? {
+        if w.is_done() {
+            return out.flush().await;
+        }
+        // A chunk's future holds nothing: one that is not ready is dropped and made again.
+        let chunk = match body.chunk().now_or_never() {
+            Some(chunk) => chunk,
+            None => {
+                out.flush().await?;
+                body.chunk().await
+            }
+        };
+        match chunk.map_err(io::Error::other)? {
             Some(chunk) => w.push(chunk),
             None => w.end(),
         }

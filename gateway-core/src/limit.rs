@@ -14,7 +14,8 @@ use crate::{App, Body, Environ, Response};
 /// Bounds an app: at most `max_concurrency` calls at once (beyond: 503 with `Retry-After`,
 /// answered at once rather than queued), and each call within `timeout` (past it the call is
 /// cancelled, its future dropped, and the client gets 504). The deadline covers the call, up to
-/// the response head; a streamed body runs on its own time.
+/// the response head, from the end of its first poll (the work that poll does at once, before
+/// any wait, is not timed); a streamed body runs on its own time.
 ///
 /// ```
 /// use std::time::Duration;
@@ -62,8 +63,8 @@ impl<A: App> App for Limit<A> {
         // Taken now, not at the first poll: a call made is a call counted.
         match self.place() {
             Ok(place) => Either::Left(Limited {
-                call: self.inner.call(env, body),
-                _place: place,
+                call: Some(self.inner.call(env, body)),
+                place,
                 timeout: self.timeout,
                 sleep: None,
             }),
@@ -106,14 +107,15 @@ impl Drop for Place<'_> {
 
 pin_project_lite::pin_project! {
     /// A call holding its place, under its deadline. Unlike `tokio::time::timeout`, the timer
-    /// is made only when the call does not answer on its first poll (so the deadline runs from
-    /// that poll, which follows the call at once): most never wait, and a timer costs a clock
-    /// read, a runtime handle and a place in the timer wheel.
+    /// is made only when the call does not answer on its first poll, so the deadline runs from
+    /// the end of that poll, which follows the call at once: most calls never wait, and a timer
+    /// costs a clock read, a runtime handle and a place in the timer wheel.
     struct Limited<'a, F> {
-        // Dropped before the place: the place is given back once the call is gone.
+        // Dropped as soon as it answers or times out, and the place with it: a request that
+        // goes on (a local redirect followed, a body streamed) holds no place for it.
         #[pin]
-        call: F,
-        _place: Option<Place<'a>>,
+        call: Option<F>,
+        place: Option<Place<'a>>,
         timeout: Option<Duration>,
         sleep: Option<Pin<Box<Sleep>>>,
     }
@@ -123,20 +125,30 @@ impl<F: Future<Output = Response>> Future for Limited<'_, F> {
     type Output = Response;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
-        let this = self.project();
-        if let Poll::Ready(res) = this.call.poll(cx) {
-            return Poll::Ready(res);
-        }
-        let Some(timeout) = *this.timeout else {
-            return Poll::Pending;
+        let mut this = self.project();
+        let Some(call) = this.call.as_mut().as_pin_mut() else {
+            panic!("a limited call polled after it answered");
         };
-        let sleep = (this.sleep).get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        ready!(sleep.as_mut().poll(cx));
-        tracing::warn!(
-            ?timeout,
-            "request_timeout passed; the app call is cancelled"
-        );
-        Poll::Ready(Response::error(504))
+        let res = match call.poll(cx) {
+            Poll::Ready(res) => res,
+            Poll::Pending => {
+                let Some(timeout) = *this.timeout else {
+                    return Poll::Pending;
+                };
+                let sleep =
+                    (this.sleep).get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                ready!(sleep.as_mut().poll(cx));
+                tracing::warn!(
+                    ?timeout,
+                    "request_timeout passed; the app call is cancelled"
+                );
+                Response::error(504)
+            }
+        };
+        this.call.set(None);
+        *this.place = None;
+        *this.sleep = None;
+        Poll::Ready(res)
     }
 }
 

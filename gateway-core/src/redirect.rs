@@ -54,7 +54,7 @@ impl<A: App> App for LocalRedirects<A> {
         // arguments as well.
         let host_script = env.get_bytes("SCRIPT_NAME").unwrap_or_default();
         Redirecting {
-            call: self.inner.call(env, body),
+            call: Some(self.inner.call(env, body)),
             inner: &self.inner,
             host_script,
             following: None,
@@ -69,8 +69,10 @@ type Following<'a> = Pin<Box<dyn Future<Output = Response> + Send + 'a>>;
 pin_project_lite::pin_project! {
     /// A call under [`LocalRedirects`]: its response, or what its local redirects lead to.
     struct Redirecting<'a, A, F> {
+        // Dropped once it answers: a redirect followed holds nothing of the first call (its
+        // place under `Limit`, for one).
         #[pin]
-        call: F,
+        call: Option<F>,
         inner: &'a A,
         host_script: Bytes,
         following: Option<Following<'a>>,
@@ -81,11 +83,15 @@ impl<'a, A: App, F: Future<Output = Response>> Future for Redirecting<'a, A, F> 
     type Output = Response;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
-        let this = self.project();
+        let mut this = self.project();
         if let Some(following) = this.following {
             return following.as_mut().poll(cx);
         }
-        let res = std::task::ready!(this.call.poll(cx));
+        let Some(call) = this.call.as_mut().as_pin_mut() else {
+            panic!("a call polled after it answered");
+        };
+        let res = std::task::ready!(call.poll(cx));
+        this.call.set(None);
         if !is_local(&res) {
             return Poll::Ready(res);
         }

@@ -46,7 +46,7 @@ mod tests {
     use futures_util::FutureExt as _;
 
     use super::*;
-    use crate::{Limit, Protocol};
+    use crate::{Limit, Protocol, Router};
 
     /// Answers at once, or panics while making its future on `/boom`.
     struct AtOnce;
@@ -56,6 +56,7 @@ mod tests {
             assert!(env.path_info() != b"/boom", "boom");
             let res = match env.path_info() {
                 b"/to-boom" => Response::local_redirect("/boom", env),
+                b"/to-now" => Response::local_redirect("/now", env),
                 _ => Response::text(200, "now\n"),
             };
             std::future::ready(res)
@@ -99,5 +100,22 @@ mod tests {
         assert_eq!(status(&limited, "/"), Some(503));
         drop(waiting);
         assert_eq!(status(&limited, "/"), Some(200));
+        // A call that answered gives its place back, though its future is not dropped yet.
+        let mut answered = std::pin::pin!(limited.call(env("/"), Body::empty()));
+        let waker = futures_util::task::noop_waker();
+        let polled = answered
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker));
+        assert!(polled.is_ready());
+        assert_eq!(status(&limited, "/"), Some(200));
+    }
+
+    #[test]
+    fn a_local_redirect_holds_no_place_of_the_call_it_follows() {
+        let mut router = Router::new();
+        let one_at_a_time = Limit::new(AtOnce).max_concurrency(1);
+        router.mount("/", one_at_a_time).unwrap();
+        let stack = GatewayStack::new(router, Stats::leak());
+        assert_eq!(status(&stack, "/to-now"), Some(200));
     }
 }

@@ -544,7 +544,7 @@ fn split_host(host: &[u8]) -> Result<(&[u8], Option<Port<'_>>), &'static str> {
 }
 
 /// The usual Host, a name of plain bytes and a port of at most five digits, split in one pass
-/// (a third of what the general way costs; every request's Host is split twice); `None` for
+/// (a third of what the general way costs; a connection splits each new Host); `None` for
 /// anything else, which [`split_host_with_reason`] takes.
 fn usual_host(host: &[u8]) -> Option<(&[u8], Option<Port<'_>>)> {
     let name_end = (host.iter())

@@ -154,8 +154,8 @@ struct PerConnection<A> {
 }
 
 /// The response to one request. What needs no waiting (the checks, the environ) is done now,
-/// and the future holds only the app's call: hyper moves a request's future into place, so
-/// every byte of it is copied on every request.
+/// and the future holds the app's call and what it is called with, not the request head:
+/// hyper moves a request's future into place, so every byte of it is copied per request.
 fn handle<A: App>(
     shared: Arc<PerConnection<A>>,
     req: http::Request<Incoming>,
