@@ -318,9 +318,14 @@ impl Environ {
     }
 
     fn position(&self, name: &[u8]) -> Option<usize> {
-        self.vars
-            .iter()
-            .position(|(n, _)| same_name(self.bytes_of(n), name))
+        // Lengths first: most names differ in length, and a range's length needs no slicing.
+        self.vars.iter().position(|(n, _)| {
+            let len = match n {
+                Text::In(start, end) => end.wrapping_sub(*start) as usize,
+                Text::Own(b) => b.len(),
+            };
+            len == name.len() && same_name(self.bytes_of(n), name)
+        })
     }
 
     /// The bytes of a name or value of this environ.

@@ -13,6 +13,11 @@ use crate::{Environ, Protocol};
 pub(super) struct Vars {
     text: Vec<u8>,
     list: Vec<(Text, Text)>,
+    /// Each name's [`tag`], in `list`'s order: a scan compares these, not the names.
+    tags: Vec<u64>,
+    /// One bit per tag set (a Bloom filter): a name whose bit is clear is not here, and most
+    /// names looked for are new ones, so most looks end here without a scan.
+    seen: [u64; 4],
 }
 
 impl std::fmt::Debug for Vars {
@@ -32,6 +37,8 @@ impl Vars {
         Vars {
             text: Vec::with_capacity(text),
             list: Vec::with_capacity(vars),
+            tags: Vec::with_capacity(vars),
+            seen: [0; 4],
         }
     }
 
@@ -49,13 +56,27 @@ impl Vars {
 
     /// Where `name` is, if set, by scanning: the name index does it below its threshold.
     pub(super) fn scan(&self, name: &[u8]) -> Option<usize> {
-        (0..self.len()).find(|&i| same_name(self.name_at(i), name))
+        let tag = tag(name);
+        let (word, bit) = seen_bit(tag);
+        if self.seen[word] & bit == 0 {
+            return None;
+        }
+        let mut from = 0;
+        // A tight look for the tag, then the name to confirm it.
+        while let Some(i) = self.tags[from..].iter().position(|&t| t == tag) {
+            if same_name(self.name_at(from + i), name) {
+                return Some(from + i);
+            }
+            from += i + 1;
+        }
+        None
     }
 
     /// Adds a variable, last.
     pub(super) fn push(&mut self, name: &[u8], value: &[u8]) {
         let pair = (self.copy(name), self.copy(value));
         self.list.push(pair);
+        self.add_tag(tag(name));
     }
 
     /// Replaces the value of the `i`th variable.
@@ -67,8 +88,17 @@ impl Vars {
     pub(super) fn set(&mut self, at: Option<usize>, name: &'static str, value: Bytes) {
         match at {
             Some(i) => self.set_value_at(i, value),
-            None => self.list.push((name.into(), Text::Own(value))),
+            None => {
+                self.list.push((name.into(), Text::Own(value)));
+                self.add_tag(tag(name.as_bytes()));
+            }
         }
+    }
+
+    fn add_tag(&mut self, tag: u64) {
+        let (word, bit) = seen_bit(tag);
+        self.seen[word] |= bit;
+        self.tags.push(tag);
     }
 
     pub(super) fn into_environ(self, protocol: Protocol) -> Environ {
@@ -91,6 +121,48 @@ impl Vars {
         match text {
             Text::In(start, end) => &self.text[*start as usize..*end as usize],
             Text::Own(b) => b,
+        }
+    }
+}
+
+/// The word and bit of [`Vars::seen`] for `tag`: from its top bits once mixed by a multiply.
+fn seen_bit(tag: u64) -> (usize, u64) {
+    let at = (tag.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize;
+    (at >> 6, 1 << (at & 63))
+}
+
+/// A name's length and its first and last eight bytes (fewer for a shorter name), in one word:
+/// names that differ nearly always differ here, so that a scan reads a word per variable
+/// instead of each name's bytes. Equal tags are confirmed on the names.
+fn tag(name: &[u8]) -> u64 {
+    let len = name.len() as u64;
+    match (name.first_chunk::<8>(), name.last_chunk::<8>()) {
+        (Some(head), Some(tail)) => {
+            u64::from_le_bytes(*head) ^ u64::from_le_bytes(*tail).rotate_left(31) ^ len << 56
+        }
+        _ => name.iter().fold(len << 56, |t, &b| t << 8 | u64::from(b)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scan_tells_apart_names_of_one_tag() {
+        // Same length, same first and last eight bytes: the tag cannot tell them apart.
+        let (a, b) = (&b"HTTP_XX_1_YY_ZZZZ"[..], &b"HTTP_XX_2_YY_ZZZZ"[..]);
+        assert_eq!(tag(a), tag(b));
+        let mut vars = Vars::with_capacity(4, 64);
+        vars.push(a, b"1");
+        assert_eq!(vars.scan(b), None);
+        vars.push(b, b"2");
+        vars.set(None, "GATEWAY_INTERFACE", Bytes::from_static(b"CGI/1.1"));
+        for (name, at) in [(a, 0), (b, 1), (&b"GATEWAY_INTERFACE"[..], 2)] {
+            assert_eq!(vars.scan(name), Some(at));
+        }
+        for short in [&b""[..], b"A", b"HTTPS", b"HTTPS_"] {
+            assert_eq!(vars.scan(short), None);
         }
     }
 }
