@@ -438,13 +438,12 @@ impl Connection {
                 (Environ::new(Protocol::FastCgi), Some(400))
             }
         };
+        let content_length = env.content_length();
         let refused = refused
             .or(unusable)
             .or_else(|| decoder.finish().err().map(|_| 400))
             .or_else(|| {
-                let over = env
-                    .content_length()
-                    .is_some_and(|n| n > self.cfg.max_body_size);
+                let over = content_length.is_some_and(|n| n > self.cfg.max_body_size);
                 over.then_some(413)
             });
         if let Some(status) = refused {
@@ -453,7 +452,7 @@ impl Connection {
         }
         let (stdin, body) = stdin::channel(
             self.cfg.max_body_size,
-            env.content_length(),
+            content_length,
             self.cfg.body_budget.clone(),
         );
         let (call, abort) = AbortHandle::new_pair();
