@@ -82,12 +82,9 @@ pub fn run(config: &Path, registry: &Registry) -> ExitCode {
 
 /// Writes an error page, which needs no runtime: its body is whole.
 fn respond(res: Response, head_only: bool) -> ExitCode {
-    let (mut w, body) = ResponseWriter::new(res, head_only);
-    if let Some(Ok(page)) = body.to_bytes().now_or_never() {
-        w.push(page);
-    }
-    w.end();
-    exit_code(stdout().and_then(|mut out| drain_writer(&mut out, &mut w)))
+    let (mut w, mut body) = ResponseWriter::new(res, head_only);
+    let ready = take_ready(&mut w, &mut body);
+    exit_code(ready.and_then(|_| write_now(&mut w)))
 }
 
 /// The CGI response on stdout: head, then the body as the app yields it (none for HEAD).
@@ -102,7 +99,7 @@ fn respond(res: Response, head_only: bool) -> ExitCode {
 async fn write(res: Response, head_only: bool) -> ExitCode {
     let (mut w, mut body) = ResponseWriter::new(res, head_only);
     let sent = match take_ready(&mut w, &mut body) {
-        Ok(true) => stdout().and_then(|mut out| drain_writer(&mut out, &mut w)),
+        Ok(true) => write_now(&mut w),
         Ok(false) => stream(&mut tokio::io::stdout(), &mut w, &mut body).await,
         Err(e) => Err(e),
     };
@@ -152,8 +149,9 @@ fn stdout() -> io::Result<std::fs::File> {
     ))
 }
 
-/// Writes what `w` has ready.
-fn drain_writer(out: &mut impl Write, w: &mut ResponseWriter) -> io::Result<()> {
+/// Writes what `w` has ready to stdout, blocking this thread.
+fn write_now(w: &mut ResponseWriter) -> io::Result<()> {
+    let mut out = stdout()?;
     while let Some(bytes) = w.poll_write() {
         out.write_all(&bytes)?;
     }

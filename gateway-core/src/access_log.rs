@@ -209,9 +209,7 @@ impl Line {
 impl<A: App> App for AccessLog<A> {
     fn call(&self, env: Environ, body: Body) -> impl Future<Output = Response> + Send {
         let logging = Logging::begin(self.stats, self.sink, &env);
-        // Made now, under the request's id, not in the first poll: the future then holds the
-        // call alone, not its arguments as well (a request's future is copied whole each time
-        // it is moved into place).
+        // The call is made now (see `App`'s docs on middleware), under the request's id.
         let call = {
             let _in = logging.id().map(crate::request_id::enter);
             self.inner.call(env, body)

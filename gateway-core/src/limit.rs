@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use futures_util::future::Either;
+use futures_util::FutureExt as _;
+use futures_util::future::{Either, Fuse};
 use tokio::time::Sleep;
 
 use crate::{App, Body, Environ, Response};
@@ -63,7 +64,7 @@ impl<A: App> App for Limit<A> {
         // Taken now, not at the first poll: a call made is a call counted.
         match self.place() {
             Ok(place) => Either::Left(Limited {
-                call: Some(self.inner.call(env, body)),
+                call: self.inner.call(env, body).fuse(),
                 place,
                 timeout: self.timeout,
                 sleep: None,
@@ -111,10 +112,10 @@ pin_project_lite::pin_project! {
     /// the end of that poll, which follows the call at once: most calls never wait, and a timer
     /// costs a clock read, a runtime handle and a place in the timer wheel.
     struct Limited<'a, F> {
-        // Dropped as soon as it answers or times out, and the place with it: a request that
-        // goes on (a local redirect followed, a body streamed) holds no place for it.
+        // Dropped as soon as it answers (`Fuse` does) or times out, and the place with it: a
+        // request that goes on (a local redirect followed, a body streamed) holds no place.
         #[pin]
-        call: Option<F>,
+        call: Fuse<F>,
         place: Option<Place<'a>>,
         timeout: Option<Duration>,
         sleep: Option<Pin<Box<Sleep>>>,
@@ -126,10 +127,7 @@ impl<F: Future<Output = Response>> Future for Limited<'_, F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
         let mut this = self.project();
-        let Some(call) = this.call.as_mut().as_pin_mut() else {
-            panic!("a limited call polled after it answered");
-        };
-        let res = match call.poll(cx) {
+        let res = match this.call.as_mut().poll(cx) {
             Poll::Ready(res) => res,
             Poll::Pending => {
                 let Some(timeout) = *this.timeout else {
@@ -142,10 +140,10 @@ impl<F: Future<Output = Response>> Future for Limited<'_, F> {
                     ?timeout,
                     "request_timeout passed; the app call is cancelled"
                 );
+                this.call.set(Fuse::terminated());
                 Response::error(504)
             }
         };
-        this.call.set(None);
         *this.place = None;
         *this.sleep = None;
         Poll::Ready(res)

@@ -29,9 +29,8 @@ impl<A> CatchPanic<A> {
 
 impl<A: App> App for CatchPanic<A> {
     fn call(&self, env: Environ, body: Body) -> impl Future<Output = Response> + Send {
-        // The call is made under the guard too: an app's `call` may run code before its
-        // future. Made now, not in the first poll, so that the future holds the call alone
-        // and not its arguments as well.
+        // The call is made now (see `App`'s docs on middleware), under the guard too: an
+        // app's `call` may run code before its future.
         match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(env, body))) {
             Ok(call) => Either::Left(AssertUnwindSafe(call).catch_unwind().map(recovered)),
             Err(payload) => Either::Right(std::future::ready(recovered(Err(payload)))),

@@ -6,6 +6,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::FutureExt as _;
+use futures_util::future::Fuse;
 
 use crate::{App, Body, Environ, Response};
 
@@ -50,11 +52,10 @@ impl<A> LocalRedirects<A> {
 
 impl<A: App> App for LocalRedirects<A> {
     fn call(&self, env: Environ, body: Body) -> impl Future<Output = Response> + Send {
-        // Made now, not in the first poll: the future holds the call alone, not its
-        // arguments as well.
+        // The call is made now (see `App`'s docs on middleware).
         let host_script = env.get_bytes("SCRIPT_NAME").unwrap_or_default();
         Redirecting {
-            call: Some(self.inner.call(env, body)),
+            call: self.inner.call(env, body).fuse(),
             inner: &self.inner,
             host_script,
             following: None,
@@ -69,10 +70,10 @@ type Following<'a> = Pin<Box<dyn Future<Output = Response> + Send + 'a>>;
 pin_project_lite::pin_project! {
     /// A call under [`LocalRedirects`]: its response, or what its local redirects lead to.
     struct Redirecting<'a, A, F> {
-        // Dropped once it answers: a redirect followed holds nothing of the first call (its
-        // place under `Limit`, for one).
+        // Dropped once it answers (`Fuse` does): a redirect followed holds nothing of the
+        // first call (its place under `Limit`, for one).
         #[pin]
-        call: Option<F>,
+        call: Fuse<F>,
         inner: &'a A,
         host_script: Bytes,
         following: Option<Following<'a>>,
@@ -83,15 +84,11 @@ impl<'a, A: App, F: Future<Output = Response>> Future for Redirecting<'a, A, F> 
     type Output = Response;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
-        let mut this = self.project();
+        let this = self.project();
         if let Some(following) = this.following {
             return following.as_mut().poll(cx);
         }
-        let Some(call) = this.call.as_mut().as_pin_mut() else {
-            panic!("a call polled after it answered");
-        };
-        let res = std::task::ready!(call.poll(cx));
-        this.call.set(None);
+        let res = std::task::ready!(this.call.poll(cx));
         if !is_local(&res) {
             return Poll::Ready(res);
         }

@@ -140,7 +140,8 @@ fn tag(name: &[u8]) -> u64 {
         (Some(head), Some(tail)) => {
             u64::from_le_bytes(*head) ^ u64::from_le_bytes(*tail).rotate_left(31) ^ len << 56
         }
-        _ => name.iter().fold(len << 56, |t, &b| t << 8 | u64::from(b)),
+        // At most seven bytes: they fit below the length.
+        _ => name.iter().fold(0, |t, &b| t << 8 | u64::from(b)) ^ len << 56,
     }
 }
 
