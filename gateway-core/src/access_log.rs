@@ -70,6 +70,9 @@ pub struct AccessLine<'a> {
     pub micros: u64,
     /// `REMOTE_ADDR`.
     pub peer: &'a str,
+    /// `method`, `path` and `peer` are all printable ASCII (space to `~`): a text line can
+    /// write them as they are, with no control character to escape.
+    pub printable: bool,
     /// `false` when the body was cut short (the client went away, or the body failed).
     pub complete: bool,
 }
@@ -161,22 +164,28 @@ impl Logged {
         }
     }
 
-    /// Calls `f` with the method, path and peer as text.
-    fn with_parts(&self, f: impl FnOnce(&str, &str, &str)) {
+    /// Calls `f` with the method, path and peer as text, and whether all three are printable
+    /// ASCII.
+    fn with_parts(&self, f: impl FnOnce(&str, &str, &str, bool)) {
         let (path_at, peer_at) = (self.path_at, self.peer_at);
-        // One check of the three together (nearly always valid), then of the seams: parts
-        // valid together can each be invalid, a character split across two.
-        match std::str::from_utf8(&self.text) {
-            Ok(t) if t.is_char_boundary(path_at) && t.is_char_boundary(peer_at) => {
-                f(&t[..path_at], &t[path_at..peer_at], &t[peer_at..]);
-            }
-            _ => {
-                let (method, rest) = self.text.split_at(path_at);
-                let (path, peer) = rest.split_at(peer_at - path_at);
-                let lossy = String::from_utf8_lossy;
-                f(&lossy(method), &lossy(path), &lossy(peer));
-            }
+        // One pass over the three (nearly always printable ASCII) answers both what a text
+        // line asks (any control character to escape?) and UTF-8 validity: two scans of their
+        // own cost the line about 360 instructions (callgrind), this one about 60.
+        let printable = self
+            .text
+            .iter()
+            .fold(true, |ok, &b| ok & (b' '..=b'~').contains(&b));
+        if printable {
+            // SAFETY: printable ASCII is UTF-8, and every index of it is a char boundary.
+            let t = unsafe { std::str::from_utf8_unchecked(&self.text) };
+            return f(&t[..path_at], &t[path_at..peer_at], &t[peer_at..], true);
         }
+        // Valid together, parts can each be invalid (a character split across two): each is
+        // checked on its own.
+        let (method, rest) = self.text.split_at(path_at);
+        let (path, peer) = rest.split_at(peer_at - path_at);
+        let lossy = String::from_utf8_lossy;
+        f(&lossy(method), &lossy(path), &lossy(peer), false);
     }
 }
 
@@ -189,7 +198,7 @@ impl Line {
             .stats()
             .end(call.protocol, status, bytes, took);
         let Some(logged) = call.logged else { return };
-        logged.with_parts(|method, path, peer| {
+        logged.with_parts(|method, path, peer, printable| {
             logged.sink.write(&AccessLine {
                 id: logged.id,
                 at,
@@ -200,6 +209,7 @@ impl Line {
                 bytes,
                 micros: took.as_micros() as u64,
                 peer,
+                printable,
                 complete,
             });
         });
@@ -363,7 +373,7 @@ mod tests {
     use super::*;
     use crate::app_fn;
 
-    /// Keeps each line as `METHOD PATH PEER STATUS BYTES COMPLETE`.
+    /// Keeps each line as `METHOD PATH PEER STATUS BYTES COMPLETE`, and `printable` if it is.
     struct Keep(Mutex<Vec<String>>);
 
     impl AccessSink for Keep {
@@ -372,10 +382,13 @@ mod tests {
         }
 
         fn write(&self, l: &AccessLine<'_>) {
-            let text = format!(
+            let mut text = format!(
                 "{} {} {} {} {} {}",
                 l.method, l.path, l.peer, l.status, l.bytes, l.complete
             );
+            if l.printable {
+                text.push_str(" printable");
+            }
             self.0.lock().unwrap().push(text);
         }
     }
@@ -400,7 +413,7 @@ mod tests {
     fn the_line_has_the_request_uri_or_the_path_put_together() {
         let base: [(&str, &[u8]); 2] = [("REQUEST_METHOD", b"GET"), ("REMOTE_ADDR", b"10.0.0.1")];
         let uri = [base[0], base[1], ("REQUEST_URI", b"/a%20b?c")];
-        assert_eq!(logged(&uri), "GET /a%20b?c 10.0.0.1 200 2 true");
+        assert_eq!(logged(&uri), "GET /a%20b?c 10.0.0.1 200 2 true printable");
         let parts = [
             base[0],
             base[1],
@@ -408,11 +421,21 @@ mod tests {
             ("PATH_INFO", b"/x"),
             ("QUERY_STRING", b"q=1"),
         ];
-        assert_eq!(logged(&parts), "GET /app/x?q=1 10.0.0.1 200 2 true");
+        assert_eq!(
+            logged(&parts),
+            "GET /app/x?q=1 10.0.0.1 200 2 true printable"
+        );
+        // A control character, and UTF-8 that is not ASCII: valid, but not printable ASCII.
+        let odd = [base[0], base[1], ("REQUEST_URI", b"/a\tb")];
+        assert_eq!(logged(&odd), "GET /a\tb 10.0.0.1 200 2 true");
+        let odd = [base[0], base[1], ("REQUEST_URI", "/café".as_bytes())];
+        assert_eq!(logged(&odd), "GET /café 10.0.0.1 200 2 true");
+        let odd = [base[0], base[1], ("REQUEST_URI", b"/~\x7f")];
+        assert_eq!(logged(&odd), "GET /~\x7f 10.0.0.1 200 2 true");
         // Past the inline room.
         let long: &'static [u8] = Box::leak(format!("/{}", "x".repeat(300)).into_bytes().into());
         let uri = [base[0], base[1], ("REQUEST_URI", long)];
-        let expected = format!("GET /{} 10.0.0.1 200 2 true", "x".repeat(300));
+        let expected = format!("GET /{} 10.0.0.1 200 2 true printable", "x".repeat(300));
         assert_eq!(logged(&uri), expected);
     }
 
