@@ -116,14 +116,6 @@ impl AccessSink for TracingSink {
     }
 }
 
-/// What the access line says, held until the body ends.
-struct Line {
-    /// The call's start, protocol and line, and its time in flight, which ends when the line
-    /// is written (or dropped unwritten).
-    call: Logging,
-    status: u16,
-}
-
 /// The access line's own fields, built only when it will be written.
 struct Logged {
     id: u64,
@@ -189,33 +181,6 @@ impl Logged {
     }
 }
 
-impl Line {
-    fn write(self, bytes: u64, complete: bool) {
-        let Line { call, status } = self;
-        let at = Instant::now();
-        let took = at.saturating_duration_since(call.start);
-        call.in_flight
-            .stats()
-            .end(call.protocol, status, bytes, took);
-        let Some(logged) = call.logged else { return };
-        logged.with_parts(|method, path, peer, printable| {
-            logged.sink.write(&AccessLine {
-                id: logged.id,
-                at,
-                protocol: call.protocol,
-                method,
-                path,
-                status,
-                bytes,
-                micros: took.as_micros() as u64,
-                peer,
-                printable,
-                complete,
-            });
-        });
-    }
-}
-
 impl<A: App> App for AccessLog<A> {
     fn call(&self, env: Environ, body: Body) -> impl Future<Output = Response> + Send {
         let logging = Logging::begin(self.stats, self.sink, &env);
@@ -253,10 +218,7 @@ impl<F: Future<Output = Response>> Future for LoggedCall<F> {
                 .map(crate::request_id::enter);
             std::task::ready!(this.call.poll(cx))
         };
-        Poll::Ready(match this.logging.take() {
-            Some(logging) => logging.finish(res),
-            None => res,
-        })
+        Poll::Ready(Logging::finish(this.logging, res))
     }
 }
 
@@ -290,33 +252,72 @@ impl Logging {
         self.logged.as_ref().map(|l| l.id)
     }
 
-    /// The call answered `res`: counted and logged now for a whole body, or once a streamed
-    /// body ends.
-    fn finish(self, mut res: Response) -> Response {
-        let line = Line {
-            call: self,
-            status: res.status,
-        };
+    /// The call answered `res`: counted and logged now for a whole body (written where it
+    /// lies: the line's text is a few hundred bytes to move), or once a streamed body ends.
+    fn finish(slot: &mut Option<Logging>, mut res: Response) -> Response {
         match res.body.exact_len() {
-            Some(len) => line.write(len, true),
+            Some(len) => {
+                if let Some(logging) = slot.as_ref() {
+                    logging.write(res.status, len, true);
+                }
+                *slot = None;
+            }
             None => {
-                let inner = std::mem::take(&mut res.body);
-                res.body = Body::new(Counted {
-                    inner,
-                    line: Some(line),
-                    bytes: 0,
-                });
+                if let Some(logging) = slot.take() {
+                    let inner = std::mem::take(&mut res.body);
+                    res.body = Body::new(Counted {
+                        inner,
+                        status: res.status,
+                        logging: Some(logging),
+                        bytes: 0,
+                    });
+                }
             }
         }
         res
+    }
+
+    /// Counts the request and writes its line: it ended with `status` after `bytes` of body,
+    /// `complete` or cut short.
+    fn write(&self, status: u16, bytes: u64, complete: bool) {
+        let at = Instant::now();
+        let took = at.saturating_duration_since(self.start);
+        let stats = self.in_flight.stats();
+        stats.end(self.protocol, status, bytes, took);
+        let Some(logged) = &self.logged else { return };
+        logged.with_parts(|method, path, peer, printable| {
+            logged.sink.write(&AccessLine {
+                id: logged.id,
+                at,
+                protocol: self.protocol,
+                method,
+                path,
+                status,
+                bytes,
+                micros: took.as_micros() as u64,
+                peer,
+                printable,
+                complete,
+            });
+        });
     }
 }
 
 /// A streamed body that counts its bytes and writes the access line when it ends.
 struct Counted {
     inner: Body,
-    line: Option<Line>,
+    status: u16,
+    /// Until the line is written.
+    logging: Option<Logging>,
     bytes: u64,
+}
+
+impl Counted {
+    fn end(&mut self, complete: bool) {
+        if let Some(logging) = self.logging.take() {
+            logging.write(self.status, self.bytes, complete);
+        }
+    }
 }
 
 impl http_body::Body for Counted {
@@ -332,17 +333,11 @@ impl http_body::Body for Counted {
             Poll::Ready(Some(Ok(f))) => {
                 self.bytes += f.data_ref().map_or(0, |d| d.len() as u64);
                 // A body that knows it has ended (its length reached) is not polled again.
-                if self.inner.is_end_stream()
-                    && let Some(line) = self.line.take()
-                {
-                    line.write(self.bytes, true);
+                if self.inner.is_end_stream() {
+                    self.end(true);
                 }
             }
-            Poll::Ready(None) => {
-                if let Some(line) = self.line.take() {
-                    line.write(self.bytes, true);
-                }
-            }
+            Poll::Ready(None) => self.end(true),
             _ => {}
         }
         frame.map(|f| f.map(|r| r.map_err(Into::into)))
@@ -360,9 +355,7 @@ impl http_body::Body for Counted {
 impl Drop for Counted {
     fn drop(&mut self) {
         // Dropped before its end: the client went away, or the body failed.
-        if let Some(line) = self.line.take() {
-            line.write(self.bytes, false);
-        }
+        self.end(false);
     }
 }
 
