@@ -10,7 +10,7 @@ use gateway_core::{AccessLine, AccessSink};
 use tracing::Level;
 
 use super::buffered::Buffered;
-use super::clock::write_at;
+use super::clock::stamp;
 use super::format::{ACCESS, Lines, json_end, json_start, string};
 
 /// Writes access lines where the log goes.
@@ -63,8 +63,7 @@ impl Sink {
 fn text(buf: &mut Vec<u8>, time: bool, ansi: bool, line: &AccessLine<'_>) {
     buf.reserve(160 + line.method.len() + line.path.len() + line.peer.len());
     if time {
-        // Only a `Display` impl fails, and the clock's have none.
-        let _ = write_at(&mut Appender(buf), line.at);
+        buf.extend_from_slice(&stamp(line.at));
         buf.push(b' ');
     }
     buf.extend_from_slice(if ansi {

@@ -10,15 +10,22 @@
 //! suspended: a line in the second after a resume can carry the time before it.)
 
 use std::cell::RefCell;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The thread's anchor and the text of its current second.
+/// A stamp: `2026-12-01T16:03:13.903904Z`.
+pub(crate) type Stamp = [u8; STAMP_LEN];
+const STAMP_LEN: usize = 27;
+/// Where the stamp's six digits of microseconds start.
+const MICROS: usize = 20;
+
+/// The thread's anchor and the stamp of its current second.
 struct Clock {
     /// An instant and the wall-clock time (since the epoch) read with it.
     anchor: Option<(Instant, Duration)>,
     second: u64,
-    text: String,
+    /// The last stamp made: its date and time of day are those of `second`.
+    stamp: Stamp,
 }
 
 /// How long an anchor is used.
@@ -29,13 +36,13 @@ impl Clock {
         Clock {
             anchor: None,
             second: u64::MAX,
-            text: String::new(),
+            stamp: *b"0000-00-00T00:00:00.000000Z",
         }
     }
 
-    /// Writes the date and time of day of `at`; returns its time since the epoch.
+    /// The stamp of `at`.
     #[inline]
-    fn write(&mut self, w: &mut impl fmt::Write, at: Instant) -> Result<Duration, fmt::Error> {
+    fn stamp(&mut self, at: Instant) -> Stamp {
         // Within a second of the anchor, either side (an instant read before the anchor was: a
         // line formatted after a later one), the anchor says: one instant, one stamp.
         let since = match self.anchor.map(|anchor| by_anchor(anchor, at)) {
@@ -53,11 +60,14 @@ impl Clock {
         };
         if self.second != since.as_secs() {
             self.second = since.as_secs();
-            self.text.clear();
-            write_second(&mut self.text, since.as_secs())?;
+            write_second(&mut self.stamp, since.as_secs());
         }
-        w.write_str(&self.text)?;
-        Ok(since)
+        let mut micros = since.subsec_micros();
+        for digit in self.stamp[MICROS..MICROS + 6].iter_mut().rev() {
+            *digit = b'0' + (micros % 10) as u8;
+            micros /= 10;
+        }
+        self.stamp
     }
 }
 
@@ -74,26 +84,29 @@ fn by_anchor((instant, wall): (Instant, Duration), at: Instant) -> (Duration, Du
     }
 }
 
-/// Writes the wall-clock time of `at`, UTC, to the microsecond.
-pub(crate) fn write_at(w: &mut impl fmt::Write, at: Instant) -> fmt::Result {
+/// The wall-clock time of `at`, UTC, to the microsecond, as a stamp of fixed length: the
+/// access line copies it whole.
+pub(crate) fn stamp(at: Instant) -> Stamp {
     thread_local! {
         static CLOCK: RefCell<Clock> = const { RefCell::new(Clock::new()) };
     }
     // A thread being torn down (a line from a thread-local's drop) reads a clock of its own.
-    let since = match CLOCK.try_with(|cell| Some(cell.try_borrow_mut().ok()?.write(w, at))) {
-        Ok(Some(since)) => since?,
-        _ => Clock::new().write(w, at)?,
-    };
-    // `.uuuuuuZ`: the six digits of 1uuuuuu (`{:06}` goes through the formatter's padding).
-    let mut digits = itoa::Buffer::new();
-    let frac = digits.format(1_000_000 + since.subsec_micros());
-    w.write_char('.')?;
-    w.write_str(frac.get(1..).unwrap_or_default())?;
-    w.write_char('Z')
+    match CLOCK.try_with(|cell| Some(cell.try_borrow_mut().ok()?.stamp(at))) {
+        Ok(Some(stamp)) => stamp,
+        _ => Clock::new().stamp(at),
+    }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS` for seconds since the epoch (Howard Hinnant's `civil_from_days`).
-fn write_second(out: &mut String, secs: u64) -> std::fmt::Result {
+/// Writes the wall-clock time of `at`, UTC, to the microsecond.
+pub(crate) fn write_at(w: &mut impl fmt::Write, at: Instant) -> fmt::Result {
+    let stamp = stamp(at);
+    // A stamp is ASCII digits and punctuation.
+    w.write_str(std::str::from_utf8(&stamp).map_err(|_| fmt::Error)?)
+}
+
+/// Writes `YYYY-MM-DDTHH:MM:SS` for seconds since the epoch (Howard Hinnant's
+/// `civil_from_days`) at the start of `stamp`.
+fn write_second(stamp: &mut Stamp, secs: u64) {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let z = days + 719_468;
@@ -105,13 +118,21 @@ fn write_second(out: &mut String, secs: u64) -> std::fmt::Result {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    // Years past 9999 keep four digits, the last four: the stamp's length is fixed.
+    for (at, len, value) in [
+        (0, 4, year.rem_euclid(10_000) as u64),
+        (5, 2, month as u64),
+        (8, 2, day as u64),
+        (11, 2, rem / 3600),
+        (14, 2, rem / 60 % 60),
+        (17, 2, rem % 60),
+    ] {
+        let mut value = value;
+        for digit in stamp[at..at + len].iter_mut().rev() {
+            *digit = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -182,9 +203,9 @@ mod tests {
             (1_796_142_193, "2026-12-01T16:23:13"),
             (4_107_542_399, "2100-02-28T23:59:59"),
         ] {
-            let mut out = String::new();
-            write_second(&mut out, secs).unwrap();
-            assert_eq!(out, text);
+            let mut stamp = Clock::new().stamp;
+            write_second(&mut stamp, secs);
+            assert_eq!(&stamp[..19], text.as_bytes());
         }
     }
 }
