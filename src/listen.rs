@@ -21,6 +21,38 @@ pub struct Listener {
     /// The address as its binder showed it, for a socket handed down by a master (a unix
     /// socket's own address is the private path it was bound at before its rename).
     shown_as: Option<String>,
+    local: Local,
+}
+
+/// How an accepted TCP connection's own address is known. Only HTTP uses it (`SERVER_ADDR`,
+/// `SERVER_PORT`; behind a web server they come from the web server), and a listener bound
+/// to one address already knows it: a `getsockname` per connection only where neither holds.
+#[derive(Clone, Copy)]
+enum Local {
+    Unused,
+    Bound(std::net::SocketAddr),
+    /// A wildcard address (`0.0.0.0`, `[::]`): the connection's own says which was reached.
+    Ask,
+}
+
+impl Local {
+    fn of(protocol: Protocol, socket: &Socket) -> Local {
+        match socket {
+            Socket::Tcp(l) if protocol == Protocol::Http => match l.local_addr() {
+                Ok(a) if !a.ip().is_unspecified() => Local::Bound(a),
+                _ => Local::Ask,
+            },
+            _ => Local::Unused,
+        }
+    }
+
+    fn of_stream(self, stream: &TcpStream) -> Option<std::net::SocketAddr> {
+        match self {
+            Local::Unused => None,
+            Local::Bound(a) => Some(a),
+            Local::Ask => stream.local_addr().ok(),
+        }
+    }
 }
 
 enum Socket {
@@ -73,26 +105,31 @@ impl Listener {
     /// Binds one `[[listen]]` entry.
     pub async fn bind(cfg: &ListenConfig) -> io::Result<Listener> {
         let socket = match cfg.address.get_ref() {
-            ListenAddress::Tcp(addr) => Socket::Tcp(TcpListener::bind(addr.as_str()).await?),
+            ListenAddress::Tcp(addr) => tcp(TcpListener::bind(addr.as_str()).await?)?,
             ListenAddress::Unix(path) => bind_unix(path, cfg)?,
             ListenAddress::Fd(fd) => inherit(*fd)?,
             ListenAddress::Systemd(name) => inherit(systemd_fd(name)?)?,
         };
-        Ok(Listener {
-            protocol: cfg.protocol,
-            socket,
-            shown_as: None,
-        })
+        Ok(Listener::new(cfg.protocol, socket, None))
     }
 
-    /// Accepts the next connection, with both of its addresses.
+    fn new(protocol: Protocol, socket: Socket, shown_as: Option<String>) -> Listener {
+        Listener {
+            local: Local::of(protocol, &socket),
+            protocol,
+            socket,
+            shown_as,
+        }
+    }
+
+    /// Accepts the next connection, with its addresses (its own only where it is used).
     pub async fn accept(&self) -> io::Result<(Stream, ConnInfo)> {
         match &self.socket {
             Socket::Tcp(l) => {
+                // TCP_NODELAY comes with it, from the listening socket (see `tcp`).
                 let (stream, remote) = l.accept().await?;
-                let _ = stream.set_nodelay(true);
                 let conn = ConnInfo {
-                    local: stream.local_addr().ok(),
+                    local: self.local.of_stream(&stream),
                     remote: Some(remote),
                 };
                 Ok((Stream::Tcp(stream), conn))
@@ -112,11 +149,7 @@ impl Listener {
         // SAFETY: the descriptor stays open for this call; `inherit` takes it over next.
         let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
         fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(io::Error::from)?;
-        Ok(Listener {
-            protocol,
-            socket: inherit(fd)?,
-            shown_as: Some(shown_as),
-        })
+        Ok(Listener::new(protocol, inherit(fd)?, Some(shown_as)))
     }
 
     /// The socket without its runtime registration, for a master that only hands it down:
@@ -151,7 +184,7 @@ impl Listener {
             let accepted = match &self.socket {
                 Socket::Tcp(_) => TcpStream::from_std(std::net::TcpStream::from(owned)).map(|s| {
                     let conn = ConnInfo {
-                        local: s.local_addr().ok(),
+                        local: self.local.of_stream(&s),
                         remote: s.peer_addr().ok(),
                     };
                     (Stream::Tcp(s), conn)
@@ -190,6 +223,15 @@ impl fmt::Display for Listener {
             }
         }
     }
+}
+
+/// A TCP listener, with TCP_NODELAY set on it once: Linux gives each accepted connection the
+/// listener's, which saves a `setsockopt` per connection (every request, for SCGI and uwsgi).
+/// A response leaves in as few writes as it can, and each must go at once.
+fn tcp(listener: TcpListener) -> io::Result<Socket> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    setsockopt(&listener, sockopt::TcpNoDelay, &true).map_err(io::Error::from)?;
+    Ok(Socket::Tcp(listener))
 }
 
 /// Binds a unix socket, then applies mode and owner with chmod/chown (never the umask, which
@@ -281,7 +323,7 @@ fn inherit(fd: i32) -> io::Result<Socket> {
         Some(AddressFamily::Inet | AddressFamily::Inet6) => {
             let std = std::net::TcpListener::from(owned);
             std.set_nonblocking(true)?;
-            Ok(Socket::Tcp(TcpListener::from_std(std)?))
+            tcp(TcpListener::from_std(std)?)
         }
         other => Err(io::Error::other(format!(
             "fd {fd} is a socket of family {other:?}"
@@ -348,4 +390,49 @@ fn group_id(name: &str) -> io::Result<Gid> {
     Group::from_name(name)?
         .map(|g| g.gid)
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no group {name:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A TCP listener of `protocol` on `address`, a client connected to it, and what the
+    /// listener accepted: the connection's NODELAY and its own address as given to the app.
+    async fn accepted(protocol: Protocol, address: &str) -> (bool, Option<std::net::SocketAddr>) {
+        let listener = Listener::new(
+            protocol,
+            tcp(TcpListener::bind(address).await.unwrap()).unwrap(),
+            None,
+        );
+        let Socket::Tcp(l) = &listener.socket else {
+            unreachable!()
+        };
+        let port = l.local_addr().unwrap().port();
+        let _client = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let (Stream::Tcp(stream), conn) = listener.accept().await.unwrap() else {
+            unreachable!()
+        };
+        (stream.nodelay().unwrap(), conn.local)
+    }
+
+    #[tokio::test]
+    async fn accepted_connections_have_nodelay_and_their_own_address_where_it_is_used() {
+        let (nodelay, local) = accepted(Protocol::Http, "127.0.0.1:0").await;
+        assert!(nodelay);
+        assert_eq!(
+            local.map(|a| a.ip().to_string()).as_deref(),
+            Some("127.0.0.1")
+        );
+        // Bound to every address: the one the client reached.
+        let (nodelay, local) = accepted(Protocol::Http, "0.0.0.0:0").await;
+        assert!(nodelay);
+        assert_eq!(
+            local.map(|a| a.ip().to_string()).as_deref(),
+            Some("127.0.0.1")
+        );
+        // Behind a web server the environ comes from it.
+        let (nodelay, local) = accepted(Protocol::Scgi, "127.0.0.1:0").await;
+        assert!(nodelay);
+        assert_eq!(local, None);
+    }
 }
