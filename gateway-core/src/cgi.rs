@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use self::names::NameIndex;
-use self::vars::Vars;
+use self::vars::{Name, Vars};
 use crate::environ::{join_into, parse_decimal};
 use crate::path::{has_dot_segment, remove_dot_segments, routing_path};
 use crate::{Environ, Protocol};
@@ -103,6 +103,31 @@ struct Joined(HashMap<usize, Vec<u8>>);
 /// send a name of megabytes.
 const QUOTED_MAX: usize = 64;
 
+/// Whether `name` holds a byte no CGI name may: `=` (it would end the name in an environment
+/// block) or NUL. Eight bytes at a time (a byte-by-byte look was half of what a variable cost
+/// the normalizer, which runs for every variable of every request behind a web server).
+fn has_bad_byte(name: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const EQUALS: u64 = u64::from_ne_bytes([b'='; 8]);
+    // Nonzero exactly when some byte of `x` is zero (the borrow can mark others, not invent one).
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
+    let bad = |word: &[u8; 8]| {
+        let x = u64::from_ne_bytes(*word);
+        zero_in(x) || zero_in(x ^ EQUALS)
+    };
+    let (words, rest) = name.as_chunks::<8>();
+    if words.iter().any(bad) {
+        return true;
+    }
+    match name.last_chunk::<8>() {
+        // The last eight bytes again, overlapping the words: the rest among them.
+        Some(last) if !rest.is_empty() => bad(last),
+        Some(_) => false,
+        None => rest.iter().any(|&b| b == b'=' || b == 0),
+    }
+}
+
 /// The start of `bytes`, for an error or a log line.
 fn quoted(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..bytes.len().min(QUOTED_MAX)]).into_owned()
@@ -132,7 +157,7 @@ impl CgiParams {
         value: impl AsRef<[u8]>,
     ) -> Result<(), CgiError> {
         let (name, mut value) = (name.as_ref(), value.as_ref());
-        if name.is_empty() || name.iter().any(|&b| b == b'=' || b == 0) {
+        if name.is_empty() || has_bad_byte(name) {
             return Err(CgiError::BadName(quoted(name)));
         }
         let header = name.starts_with(b"HTTP_");
@@ -140,7 +165,8 @@ impl CgiParams {
             return Ok(());
         }
         // An empty CONTENT_* is not stored, so only a stored value proves a repeat.
-        let found = self.names.find(&self.vars, name);
+        let tagged = Name::new(name);
+        let found = self.names.find(&self.vars, tagged);
         match found.at {
             Some(at) if header => {
                 let vars = &self.vars;
@@ -164,7 +190,7 @@ impl CgiParams {
             value = b"";
         }
         if Environ::accepts(name, value) {
-            self.vars.push(name, value);
+            self.vars.push(tagged, value);
             self.names.added(&self.vars, found);
         }
         Ok(())
@@ -172,7 +198,10 @@ impl CgiParams {
 
     /// The `CONTENT_LENGTH` set so far, if any: SCGI frames its body with it.
     pub fn content_length(&self) -> Option<u64> {
-        let at = self.names.find(&self.vars, b"CONTENT_LENGTH").at?;
+        let at = self
+            .names
+            .find(&self.vars, Name::new(b"CONTENT_LENGTH"))
+            .at?;
         parse_decimal(self.vars.value_at(at))
     }
 
@@ -181,14 +210,14 @@ impl CgiParams {
     pub fn finish(mut self, mode: PathMode) -> Result<Environ, CgiError> {
         let (vars, names) = (&mut self.vars, &self.names);
         // Found by the index: a scan of the environ would cost O(n) per name.
-        let [uri, script, path_at, query, gateway] = [
-            "REQUEST_URI",
-            "SCRIPT_NAME",
-            "PATH_INFO",
-            "QUERY_STRING",
-            "GATEWAY_INTERFACE",
-        ]
-        .map(|name| names.find(vars, name.as_bytes()).at);
+        let find = |name: &str| names.find(vars, Name::new(name.as_bytes())).at;
+        let (uri, script, path_at, query, gateway) = (
+            find("REQUEST_URI"),
+            find("SCRIPT_NAME"),
+            find("PATH_INFO"),
+            find("QUERY_STRING"),
+            find("GATEWAY_INTERFACE"),
+        );
         let uri_path = uri.map(|at| uri_path(vars.value_at(at)));
         if let Some(why) = uri_path.and_then(crate::ambiguous_path) {
             return Err(CgiError::AmbiguousPath(why));
@@ -270,6 +299,27 @@ mod tests {
             p.push(n, v)?;
         }
         Ok(p)
+    }
+
+    #[test]
+    fn a_bad_byte_is_found_at_every_place_of_every_length() {
+        let naive = |name: &[u8]| name.iter().any(|&b| b == b'=' || b == 0);
+        // The bytes around the two (a borrow or a flipped bit must not count) and high ones.
+        let good = [b'<', b'>', 0x01, 0x7f, 0x80, 0xbd, 0xff, b'A'];
+        for len in 0..=40 {
+            for filler in good {
+                let mut name = vec![filler; len];
+                assert!(!has_bad_byte(&name), "{name:?}");
+                for at in 0..len {
+                    for bad in [b'=', 0] {
+                        name[at] = bad;
+                        assert!(has_bad_byte(&name), "{name:?}");
+                        assert_eq!(has_bad_byte(&name), naive(&name));
+                        name[at] = filler;
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::hash::{BuildHasher as _, RandomState};
 
 use hashbrown::HashTable;
 
-use super::vars::Vars;
+use super::vars::{Name, Vars};
 
 /// Up to this many variables, a name is found by scanning them, which for the twenty or so a
 /// web server sends costs less than hashing; past it, by a hash table of their positions.
@@ -32,16 +32,16 @@ pub(super) struct Found {
 
 impl NameIndex {
     /// Where `name` is in `vars`, if it is set.
-    pub(super) fn find(&self, vars: &Vars, name: &[u8]) -> Found {
+    pub(super) fn find(&self, vars: &Vars, name: Name<'_>) -> Found {
         let Some((hasher, table)) = self.table.as_deref() else {
             return Found {
                 at: vars.scan(name),
                 hash: 0,
             };
         };
-        let hash = hasher.hash_one(name);
+        let hash = hasher.hash_one(name.bytes);
         let at = table
-            .find(hash, |&(h, at)| h == hash && vars.name_at(at) == name)
+            .find(hash, |&(h, at)| h == hash && vars.name_at(at) == name.bytes)
             .map(|&(_, at)| at);
         Found { at, hash }
     }

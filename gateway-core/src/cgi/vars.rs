@@ -55,8 +55,8 @@ impl Vars {
     }
 
     /// Where `name` is, if set, by scanning: the name index does it below its threshold.
-    pub(super) fn scan(&self, name: &[u8]) -> Option<usize> {
-        let tag = tag(name);
+    pub(super) fn scan(&self, name: Name<'_>) -> Option<usize> {
+        let Name { bytes: name, tag } = name;
         let (word, bit) = seen_bit(tag);
         if self.seen[word] & bit == 0 {
             return None;
@@ -73,10 +73,10 @@ impl Vars {
     }
 
     /// Adds a variable, last.
-    pub(super) fn push(&mut self, name: &[u8], value: &[u8]) {
-        let pair = (self.copy(name), self.copy(value));
+    pub(super) fn push(&mut self, name: Name<'_>, value: &[u8]) {
+        let pair = (self.copy(name.bytes), self.copy(value));
         self.list.push(pair);
-        self.add_tag(tag(name));
+        self.add_tag(name.tag);
     }
 
     /// Replaces the value of the `i`th variable.
@@ -125,6 +125,22 @@ impl Vars {
     }
 }
 
+/// A name with its [`tag`], made once for both the look for it and its push.
+#[derive(Clone, Copy)]
+pub(super) struct Name<'a> {
+    pub(super) bytes: &'a [u8],
+    tag: u64,
+}
+
+impl<'a> Name<'a> {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
+        Name {
+            bytes,
+            tag: tag(bytes),
+        }
+    }
+}
+
 /// The word and bit of [`Vars::seen`] for `tag`: from its top bits once mixed by a multiply.
 fn seen_bit(tag: u64) -> (usize, u64) {
     let at = (tag.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize;
@@ -155,15 +171,15 @@ mod tests {
         let (a, b) = (&b"HTTP_XX_1_YY_ZZZZ"[..], &b"HTTP_XX_2_YY_ZZZZ"[..]);
         assert_eq!(tag(a), tag(b));
         let mut vars = Vars::with_capacity(4, 64);
-        vars.push(a, b"1");
-        assert_eq!(vars.scan(b), None);
-        vars.push(b, b"2");
+        vars.push(Name::new(a), b"1");
+        assert_eq!(vars.scan(Name::new(b)), None);
+        vars.push(Name::new(b), b"2");
         vars.set(None, "GATEWAY_INTERFACE", Bytes::from_static(b"CGI/1.1"));
         for (name, at) in [(a, 0), (b, 1), (&b"GATEWAY_INTERFACE"[..], 2)] {
-            assert_eq!(vars.scan(name), Some(at));
+            assert_eq!(vars.scan(Name::new(name)), Some(at));
         }
         for short in [&b""[..], b"A", b"HTTPS", b"HTTPS_"] {
-            assert_eq!(vars.scan(short), None);
+            assert_eq!(vars.scan(Name::new(short)), None);
         }
     }
 }
