@@ -317,6 +317,7 @@ impl Environ {
         })
     }
 
+    #[inline]
     fn position(&self, name: &[u8]) -> Option<usize> {
         // Lengths first: most names differ in length, and a range's length needs no slicing.
         self.vars.iter().position(|(n, _)| {

@@ -32,6 +32,7 @@ pub(super) struct Found {
 
 impl NameIndex {
     /// Where `name` is in `vars`, if it is set.
+    #[inline]
     pub(super) fn find(&self, vars: &Vars, name: Name<'_>) -> Found {
         let Some((hasher, table)) = self.table.as_deref() else {
             return Found {
@@ -47,24 +48,29 @@ impl NameIndex {
     }
 
     /// Notes the variable just added to `vars` (its last), which `find` did not find.
+    #[inline]
     pub(super) fn added(&mut self, vars: &Vars, found: Found) {
-        let at = vars.len() - 1;
         match self.table.as_deref_mut() {
             Some((_, table)) => {
+                let at = vars.len() - 1;
                 table.insert_unique(found.hash, (found.hash, at), |&(h, _)| h);
             }
-            None if vars.len() > SCAN_MAX => {
-                let hasher = RandomState::new();
-                // Grown as names come, not sized for all up front: a small table stays in the
-                // cache, and a 1 MiB head of names built 35% faster so than in one sized for all.
-                let mut table = HashTable::with_capacity(2 * vars.len());
-                for at in 0..vars.len() {
-                    let hash = hasher.hash_one(vars.name_at(at));
-                    table.insert_unique(hash, (hash, at), |&(h, _)| h);
-                }
-                self.table = Some(Box::new((hasher, table)));
-            }
+            None if vars.len() > SCAN_MAX => self.build(vars),
             None => {}
         }
+    }
+
+    /// The table, once the variables pass [`SCAN_MAX`].
+    #[cold]
+    fn build(&mut self, vars: &Vars) {
+        let hasher = RandomState::new();
+        // Grown as names come, not sized for all up front: a small table stays in the cache,
+        // and a 1 MiB head of names built 35% faster so than in one sized for all.
+        let mut table = HashTable::with_capacity(2 * vars.len());
+        for at in 0..vars.len() {
+            let hash = hasher.hash_one(vars.name_at(at));
+            table.insert_unique(hash, (hash, at), |&(h, _)| h);
+        }
+        self.table = Some(Box::new((hasher, table)));
     }
 }

@@ -55,6 +55,7 @@ impl Vars {
     }
 
     /// Where `name` is, if set, by scanning: the name index does it below its threshold.
+    #[inline]
     pub(super) fn scan(&self, name: Name<'_>) -> Option<usize> {
         let Name { bytes: name, tag } = name;
         let (word, bit) = seen_bit(tag);
@@ -73,6 +74,7 @@ impl Vars {
     }
 
     /// Adds a variable, last.
+    #[inline]
     pub(super) fn push(&mut self, name: Name<'_>, value: &[u8]) {
         let pair = (self.copy(name.bytes), self.copy(value));
         self.list.push(pair);
