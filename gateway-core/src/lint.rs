@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use http_body::{Frame, SizeHint};
 
 use crate::environ::parse_decimal;
+use crate::response::is_token;
 use crate::{App, Body, BoxError, Environ, Response};
 
 /// A broken rule, named by [`Lint`].
@@ -216,13 +217,6 @@ impl http_body::Body for CountedBody {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
-}
-
-/// RFC 9110 §5.6.2 token.
-fn is_token(s: &[u8]) -> bool {
-    !s.is_empty()
-        && s.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// RFC 3875 §4.1.16: `INCLUDED`, or `NAME/MAJOR.MINOR` (`HTTP/1.1`); `HTTP/2` is allowed too.

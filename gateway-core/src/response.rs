@@ -93,3 +93,54 @@ impl From<crate::BodyError> for Response {
         Response::error(e.status())
     }
 }
+
+/// Whether `s` is an RFC 9110 §5.6.2 token, as a header name or a method must be.
+pub(crate) fn is_token(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| TCHAR[usize::from(b)])
+}
+
+/// `tchar`, by byte: a table, as every header of every response is checked against it.
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    table
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_made_of_tchars() {
+        let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        for b in 0..=255u8 {
+            assert_eq!(is_token(&[b]), tchar(b), "{b:#04x}");
+            assert_eq!(is_token(&[b'X', b, b'-']), tchar(b), "{b:#04x}");
+        }
+        assert!(!is_token(b""));
+        assert!(is_token(b"Content-Type"));
+        assert!(!is_token(b"Content Type"));
+    }
+}

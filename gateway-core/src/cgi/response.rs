@@ -237,10 +237,7 @@ pub(crate) fn write_response_head_as(
     out.put_slice(reason.as_bytes());
     out.put_slice(b"\r\n");
     for (name, value) in &res.headers {
-        let valid = !name.is_empty()
-            && name
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        let valid = crate::response::is_token(name)
             && !value.iter().any(|&b| matches!(b, b'\r' | b'\n' | b'\0'));
         if !valid {
             out.truncate(start);
