@@ -22,33 +22,41 @@ pub struct Listener {
     /// socket's own address is the private path it was bound at before its rename).
     shown_as: Option<String>,
     local: Local,
+    /// Accepted TCP connections come with TCP_NODELAY (see [`tcp`]); otherwise each is given it.
+    nodelay_inherited: bool,
 }
 
-/// How an accepted TCP connection's own address is known. Only HTTP uses it (`SERVER_ADDR`,
-/// `SERVER_PORT`; behind a web server they come from the web server), and a listener bound
-/// to one address already knows it: a `getsockname` per connection only where neither holds.
+/// How an accepted TCP connection's own address is known: a listener bound to one address
+/// already knows it, so a `getsockname` per connection (a system call on every request, for
+/// SCGI and uwsgi) only where the bind address does not say. Only HTTP uses it (`SERVER_ADDR`,
+/// `SERVER_PORT`); it is known for every protocol alike, as a reload may change a kept
+/// socket's protocol.
 #[derive(Clone, Copy)]
 enum Local {
-    Unused,
+    /// A unix socket: no address.
+    None,
     Bound(std::net::SocketAddr),
-    /// A wildcard address (`0.0.0.0`, `[::]`): the connection's own says which was reached.
+    /// A wildcard address (`0.0.0.0`, `[::]`, `[::ffff:0.0.0.0]`), or a transparent socket
+    /// (TPROXY): the connection's own says which was reached.
     Ask,
 }
 
 impl Local {
-    fn of(protocol: Protocol, socket: &Socket) -> Local {
-        match socket {
-            Socket::Tcp(l) if protocol == Protocol::Http => match l.local_addr() {
-                Ok(a) if !a.ip().is_unspecified() => Local::Bound(a),
-                _ => Local::Ask,
-            },
-            _ => Local::Unused,
+    fn of(socket: &Socket) -> Local {
+        use nix::sys::socket::{getsockopt, sockopt};
+        let Socket::Tcp(l) = socket else {
+            return Local::None;
+        };
+        let transparent = getsockopt(l, sockopt::IpTransparent).unwrap_or(false);
+        match l.local_addr() {
+            Ok(a) if !transparent && !a.ip().to_canonical().is_unspecified() => Local::Bound(a),
+            _ => Local::Ask,
         }
     }
 
     fn of_stream(self, stream: &TcpStream) -> Option<std::net::SocketAddr> {
         match self {
-            Local::Unused => None,
+            Local::None => None,
             Local::Bound(a) => Some(a),
             Local::Ask => stream.local_addr().ok(),
         }
@@ -105,7 +113,7 @@ impl Listener {
     /// Binds one `[[listen]]` entry.
     pub async fn bind(cfg: &ListenConfig) -> io::Result<Listener> {
         let socket = match cfg.address.get_ref() {
-            ListenAddress::Tcp(addr) => tcp(TcpListener::bind(addr.as_str()).await?)?,
+            ListenAddress::Tcp(addr) => tcp(TcpListener::bind(addr.as_str()).await?),
             ListenAddress::Unix(path) => bind_unix(path, cfg)?,
             ListenAddress::Fd(fd) => inherit(*fd)?,
             ListenAddress::Systemd(name) => inherit(systemd_fd(name)?)?,
@@ -114,8 +122,13 @@ impl Listener {
     }
 
     fn new(protocol: Protocol, socket: Socket, shown_as: Option<String>) -> Listener {
+        use nix::sys::socket::{getsockopt, sockopt};
         Listener {
-            local: Local::of(protocol, &socket),
+            local: Local::of(&socket),
+            nodelay_inherited: match &socket {
+                Socket::Tcp(l) => getsockopt(l, sockopt::TcpNoDelay).unwrap_or(false),
+                Socket::Unix(..) => true,
+            },
             protocol,
             socket,
             shown_as,
@@ -126,8 +139,10 @@ impl Listener {
     pub async fn accept(&self) -> io::Result<(Stream, ConnInfo)> {
         match &self.socket {
             Socket::Tcp(l) => {
-                // TCP_NODELAY comes with it, from the listening socket (see `tcp`).
                 let (stream, remote) = l.accept().await?;
+                if !self.nodelay_inherited {
+                    let _ = stream.set_nodelay(true);
+                }
                 let conn = ConnInfo {
                     local: self.local.of_stream(&stream),
                     remote: Some(remote),
@@ -183,6 +198,9 @@ impl Listener {
             let owned = unsafe { OwnedFd::from_raw_fd(raw) };
             let accepted = match &self.socket {
                 Socket::Tcp(_) => TcpStream::from_std(std::net::TcpStream::from(owned)).map(|s| {
+                    if !self.nodelay_inherited {
+                        let _ = s.set_nodelay(true);
+                    }
                     let conn = ConnInfo {
                         local: self.local.of_stream(&s),
                         remote: s.peer_addr().ok(),
@@ -227,11 +245,13 @@ impl fmt::Display for Listener {
 
 /// A TCP listener, with TCP_NODELAY set on it once: Linux gives each accepted connection the
 /// listener's, which saves a `setsockopt` per connection (every request, for SCGI and uwsgi).
-/// A response leaves in as few writes as it can, and each must go at once.
-fn tcp(listener: TcpListener) -> io::Result<Socket> {
+/// A response leaves in as few writes as it can, and each must go at once. (A socket that
+/// refuses it, an inherited one of another kind, has each connection given it instead, as
+/// [`Listener::accept`] reads back.)
+fn tcp(listener: TcpListener) -> Socket {
     use nix::sys::socket::{setsockopt, sockopt};
-    setsockopt(&listener, sockopt::TcpNoDelay, &true).map_err(io::Error::from)?;
-    Ok(Socket::Tcp(listener))
+    let _ = setsockopt(&listener, sockopt::TcpNoDelay, &true);
+    Socket::Tcp(listener)
 }
 
 /// Binds a unix socket, then applies mode and owner with chmod/chown (never the umask, which
@@ -323,7 +343,7 @@ fn inherit(fd: i32) -> io::Result<Socket> {
         Some(AddressFamily::Inet | AddressFamily::Inet6) => {
             let std = std::net::TcpListener::from(owned);
             std.set_nonblocking(true)?;
-            tcp(TcpListener::from_std(std)?)
+            Ok(tcp(TcpListener::from_std(std)?))
         }
         other => Err(io::Error::other(format!(
             "fd {fd} is a socket of family {other:?}"
@@ -396,14 +416,14 @@ fn group_id(name: &str) -> io::Result<Gid> {
 mod tests {
     use super::*;
 
-    /// A TCP listener of `protocol` on `address`, a client connected to it, and what the
-    /// listener accepted: the connection's NODELAY and its own address as given to the app.
-    async fn accepted(protocol: Protocol, address: &str) -> (bool, Option<std::net::SocketAddr>) {
-        let listener = Listener::new(
-            protocol,
-            tcp(TcpListener::bind(address).await.unwrap()).unwrap(),
-            None,
-        );
+    /// A TCP listener of `protocol` on `address` (or `None` where this machine cannot bind
+    /// it), a client connected to it, and what the listener accepted: the connection's NODELAY
+    /// and its own address as given to the app.
+    async fn accepted(
+        protocol: Protocol,
+        address: &str,
+    ) -> Option<(bool, Option<std::net::SocketAddr>)> {
+        let listener = Listener::new(protocol, tcp(TcpListener::bind(address).await.ok()?), None);
         let Socket::Tcp(l) = &listener.socket else {
             unreachable!()
         };
@@ -412,27 +432,22 @@ mod tests {
         let (Stream::Tcp(stream), conn) = listener.accept().await.unwrap() else {
             unreachable!()
         };
-        (stream.nodelay().unwrap(), conn.local)
+        Some((stream.nodelay().unwrap(), conn.local))
     }
 
     #[tokio::test]
-    async fn accepted_connections_have_nodelay_and_their_own_address_where_it_is_used() {
-        let (nodelay, local) = accepted(Protocol::Http, "127.0.0.1:0").await;
-        assert!(nodelay);
-        assert_eq!(
-            local.map(|a| a.ip().to_string()).as_deref(),
-            Some("127.0.0.1")
-        );
-        // Bound to every address: the one the client reached.
-        let (nodelay, local) = accepted(Protocol::Http, "0.0.0.0:0").await;
-        assert!(nodelay);
-        assert_eq!(
-            local.map(|a| a.ip().to_string()).as_deref(),
-            Some("127.0.0.1")
-        );
-        // Behind a web server the environ comes from it.
-        let (nodelay, local) = accepted(Protocol::Scgi, "127.0.0.1:0").await;
-        assert!(nodelay);
-        assert_eq!(local, None);
+    async fn accepted_connections_have_nodelay_and_their_own_address() {
+        // Any protocol: a reload may make a kept socket's protocol HTTP. A wildcard, v4-mapped
+        // too, asks the connection which address was reached.
+        for protocol in [Protocol::Http, Protocol::Scgi] {
+            for address in ["127.0.0.1:0", "0.0.0.0:0", "[::ffff:0.0.0.0]:0"] {
+                let Some((nodelay, local)) = accepted(protocol, address).await else {
+                    continue;
+                };
+                assert!(nodelay, "{protocol} {address}");
+                let ip = local.map(|a| a.ip().to_canonical().to_string());
+                assert_eq!(ip.as_deref(), Some("127.0.0.1"), "{protocol} {address}");
+            }
+        }
     }
 }
