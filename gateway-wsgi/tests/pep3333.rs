@@ -174,7 +174,8 @@ async fn a_file_wrapper_of_a_file_like_object_reads_it_and_closes_it() {
         (status, body.unwrap()),
         (200, Bytes::from("abc".repeat(1000)))
     );
-    assert_eq!(closes("file_wrapper_filelike").await, 1);
+    // Closed by the app's thread after its last send, which may come after the body ends here.
+    closed_once("file_wrapper_filelike").await;
 }
 
 fn chunked(chunks: &[&'static str]) -> Body {
