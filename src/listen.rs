@@ -246,8 +246,8 @@ impl fmt::Display for Listener {
 /// A TCP listener, with TCP_NODELAY set on it once: Linux gives each accepted connection the
 /// listener's, which saves a `setsockopt` per connection (every request, for SCGI and uwsgi).
 /// A response leaves in as few writes as it can, and each must go at once. (A socket that
-/// refuses it, an inherited one of another kind, has each connection given it instead, as
-/// [`Listener::accept`] reads back.)
+/// refuses it, an inherited one of another kind, has each connection given it instead:
+/// [`Listener`] reads the option back when it takes the socket.)
 fn tcp(listener: TcpListener) -> Socket {
     use nix::sys::socket::{setsockopt, sockopt};
     let _ = setsockopt(&listener, sockopt::TcpNoDelay, &true);

@@ -101,29 +101,17 @@ pub(crate) fn is_token(s: &[u8]) -> bool {
 
 /// `tchar`, by byte: a table, as every header of every response is checked against it.
 static TCHAR: [bool; 256] = {
+    let symbols = b"!#$%&'*+-.^_`|~";
     let mut table = [false; 256];
     let mut b = 0;
     while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
+        table[b] = (b as u8).is_ascii_alphanumeric();
         b += 1;
+    }
+    let mut i = 0;
+    while i < symbols.len() {
+        table[symbols[i] as usize] = true;
+        i += 1;
     }
     table
 };

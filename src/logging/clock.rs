@@ -62,11 +62,10 @@ impl Clock {
             self.second = since.as_secs();
             write_second(&mut self.stamp, since.as_secs());
         }
-        let mut micros = since.subsec_micros();
-        for digit in self.stamp[MICROS..MICROS + 6].iter_mut().rev() {
-            *digit = b'0' + (micros % 10) as u8;
-            micros /= 10;
-        }
+        put_digits(
+            &mut self.stamp[MICROS..MICROS + 6],
+            since.subsec_micros().into(),
+        );
         self.stamp
     }
 }
@@ -127,11 +126,15 @@ fn write_second(stamp: &mut Stamp, secs: u64) {
         (14, 2, rem / 60 % 60),
         (17, 2, rem % 60),
     ] {
-        let mut value = value;
-        for digit in stamp[at..at + len].iter_mut().rev() {
-            *digit = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
+        put_digits(&mut stamp[at..at + len], value);
+    }
+}
+
+/// `value`'s last `out.len()` decimal digits, zero-padded, into `out`.
+fn put_digits(out: &mut [u8], mut value: u64) {
+    for digit in out.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
     }
 }
 
