@@ -1,4 +1,8 @@
-//! Opening the `[[listen]]` sockets: TCP, and unix sockets with their mode and owner.
+//! Opening the `[[listen]]` sockets: TCP, and unix sockets with their mode and owner; and
+//! accepting on them, each connection registered with the reactor only once it has to wait
+//! ([`lazy`]).
+
+mod lazy;
 
 use std::fmt;
 use std::io;
@@ -6,7 +10,11 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::unistd::{Gid, Group, Uid, User, chown};
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::net::{TcpListener, TcpStream, UnixStream};
+
+pub use lazy::Lazy;
 
 use gateway_core::Protocol;
 
@@ -47,6 +55,7 @@ impl Local {
         let Socket::Tcp(l) = socket else {
             return Local::None;
         };
+        let l = l.get_ref();
         let transparent = getsockopt(l, sockopt::IpTransparent).unwrap_or(false);
         match l.local_addr() {
             Ok(a) if !transparent && !a.ip().to_canonical().is_unspecified() => Local::Bound(a),
@@ -54,7 +63,7 @@ impl Local {
         }
     }
 
-    fn of_stream(self, stream: &TcpStream) -> Option<std::net::SocketAddr> {
+    fn of_stream(self, stream: &std::net::TcpStream) -> Option<std::net::SocketAddr> {
         match self {
             Local::None => None,
             Local::Bound(a) => Some(a),
@@ -63,10 +72,14 @@ impl Local {
     }
 }
 
+/// A listening socket, registered for readiness only: what it accepts is not (see [`Lazy`]).
 enum Socket {
-    Tcp(TcpListener),
+    Tcp(AsyncFd<std::net::TcpListener>),
     /// The file is ours to remove, unless the socket was inherited.
-    Unix(UnixListener, Option<SocketFile>),
+    Unix(
+        AsyncFd<std::os::unix::net::UnixListener>,
+        Option<SocketFile>,
+    ),
 }
 
 /// A unix socket's path, removed when the listener closes.
@@ -104,16 +117,17 @@ impl fmt::Display for Held {
 /// An accepted connection.
 pub enum Stream {
     /// A TCP connection.
-    Tcp(TcpStream),
+    Tcp(Lazy<TcpStream>),
     /// A unix socket connection.
-    Unix(UnixStream),
+    Unix(Lazy<UnixStream>),
 }
 
 impl Listener {
     /// Binds one `[[listen]]` entry.
     pub async fn bind(cfg: &ListenConfig) -> io::Result<Listener> {
         let socket = match cfg.address.get_ref() {
-            ListenAddress::Tcp(addr) => tcp(TcpListener::bind(addr.as_str()).await?),
+            // tokio's bind for its name resolution; the socket is ours to register.
+            ListenAddress::Tcp(addr) => tcp(TcpListener::bind(addr.as_str()).await?.into_std()?)?,
             ListenAddress::Unix(path) => bind_unix(path, cfg)?,
             ListenAddress::Fd(fd) => inherit(*fd)?,
             ListenAddress::Systemd(name) => inherit(systemd_fd(name)?)?,
@@ -126,7 +140,7 @@ impl Listener {
         Listener {
             local: Local::of(&socket),
             nodelay_inherited: match &socket {
-                Socket::Tcp(l) => getsockopt(l, sockopt::TcpNoDelay).unwrap_or(false),
+                Socket::Tcp(l) => getsockopt(l.get_ref(), sockopt::TcpNoDelay).unwrap_or(false),
                 Socket::Unix(..) => true,
             },
             protocol,
@@ -138,20 +152,37 @@ impl Listener {
     /// Accepts the next connection, with its addresses (its own only where it is used).
     pub async fn accept(&self) -> io::Result<(Stream, ConnInfo)> {
         match &self.socket {
-            Socket::Tcp(l) => {
-                let (stream, remote) = l.accept().await?;
-                if !self.nodelay_inherited {
-                    let _ = stream.set_nodelay(true);
-                }
-                let conn = ConnInfo {
-                    local: self.local.of_stream(&stream),
-                    remote: Some(remote),
-                };
-                Ok((Stream::Tcp(stream), conn))
-            }
-            Socket::Unix(l, _) => Ok((Stream::Unix(l.accept().await?.0), ConnInfo::default())),
+            Socket::Tcp(l) => l.async_io(Interest::READABLE, |l| self.accept_tcp(l)).await,
+            Socket::Unix(l, _) => l.async_io(Interest::READABLE, accept_unix).await,
         }
     }
+
+    fn accept_tcp(&self, l: &std::net::TcpListener) -> io::Result<(Stream, ConnInfo)> {
+        let (socket, remote) = accept4(l)?;
+        let stream = std::net::TcpStream::from(socket);
+        if !self.nodelay_inherited {
+            let _ = stream.set_nodelay(true);
+        }
+        let conn = ConnInfo {
+            local: self.local.of_stream(&stream),
+            remote: remote.as_socket(),
+        };
+        Ok((Stream::Tcp(Lazy::new(stream)), conn))
+    }
+}
+
+/// One connection from the backlog, non-blocking and close-on-exec from the start (no
+/// `fcntl` after), with its peer's address.
+fn accept4(l: &impl std::os::fd::AsFd) -> io::Result<(socket2::Socket, socket2::SockAddr)> {
+    use nix::sys::socket::SockFlag;
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    socket2::SockRef::from(l).accept4(flags.bits())
+}
+
+fn accept_unix(l: &std::os::unix::net::UnixListener) -> io::Result<(Stream, ConnInfo)> {
+    let (socket, _) = accept4(l)?;
+    let stream = std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(socket));
+    Ok((Stream::Unix(Lazy::new(stream)), ConnInfo::default()))
 }
 
 impl Listener {
@@ -172,8 +203,8 @@ impl Listener {
     pub fn into_held(self) -> io::Result<Held> {
         let name = self.to_string();
         let (fd, file) = match self.socket {
-            Socket::Tcp(l) => (std::os::fd::OwnedFd::from(l.into_std()?), None),
-            Socket::Unix(l, file) => (std::os::fd::OwnedFd::from(l.into_std()?), file),
+            Socket::Tcp(l) => (std::os::fd::OwnedFd::from(l.into_inner()), None),
+            Socket::Unix(l, file) => (std::os::fd::OwnedFd::from(l.into_inner()), file),
         };
         Ok(Held {
             protocol: self.protocol,
@@ -186,37 +217,18 @@ impl Listener {
     /// Takes every connection the kernel has already completed, without waiting: called when
     /// the listener closes, so that they are served instead of reset.
     pub fn drain_backlog(&self) -> Vec<(Stream, ConnInfo)> {
-        use nix::sys::socket::{SockFlag, accept4};
-        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-        let fd = match &self.socket {
-            Socket::Tcp(l) => l.as_raw_fd(),
-            Socket::Unix(l, _) => l.as_raw_fd(),
-        };
         let mut drained = Vec::new();
-        while let Ok(raw) = accept4(fd, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC) {
-            // SAFETY: accept4 just returned this descriptor; nothing else owns it.
-            let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+        loop {
             let accepted = match &self.socket {
-                Socket::Tcp(_) => TcpStream::from_std(std::net::TcpStream::from(owned)).map(|s| {
-                    if !self.nodelay_inherited {
-                        let _ = s.set_nodelay(true);
-                    }
-                    let conn = ConnInfo {
-                        local: self.local.of_stream(&s),
-                        remote: s.peer_addr().ok(),
-                    };
-                    (Stream::Tcp(s), conn)
-                }),
-                Socket::Unix(..) => {
-                    UnixStream::from_std(std::os::unix::net::UnixStream::from(owned))
-                        .map(|s| (Stream::Unix(s), ConnInfo::default()))
-                }
+                Socket::Tcp(l) => self.accept_tcp(l.get_ref()),
+                Socket::Unix(l, _) => accept_unix(l.get_ref()),
             };
-            if let Ok(pair) = accepted {
-                drained.push(pair);
+            match accepted {
+                Ok(pair) => drained.push(pair),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return drained,
             }
         }
-        drained
     }
 }
 
@@ -228,13 +240,19 @@ impl fmt::Display for Listener {
             return f.write_str(shown);
         }
         match &self.socket {
-            Socket::Tcp(l) => match l.local_addr() {
+            Socket::Tcp(l) => match l.get_ref().local_addr() {
                 Ok(a) => write!(f, "{a}"),
                 Err(_) => f.write_str("?"),
             },
             Socket::Unix(_, Some(file)) => write!(f, "unix:{}", file.0.display()),
             Socket::Unix(l, None) => {
-                match l.local_addr().ok().as_ref().and_then(|a| a.as_pathname()) {
+                match l
+                    .get_ref()
+                    .local_addr()
+                    .ok()
+                    .as_ref()
+                    .and_then(|a| a.as_pathname())
+                {
                     Some(path) => write!(f, "unix:{}", path.display()),
                     None => f.write_str("unix:(unnamed)"),
                 }
@@ -248,10 +266,18 @@ impl fmt::Display for Listener {
 /// A response leaves in as few writes as it can, and each must go at once. (A socket that
 /// refuses it, an inherited one of another kind, has each connection given it instead:
 /// [`Listener`] reads the option back when it takes the socket.)
-fn tcp(listener: TcpListener) -> Socket {
+fn tcp(listener: std::net::TcpListener) -> io::Result<Socket> {
     use nix::sys::socket::{setsockopt, sockopt};
     let _ = setsockopt(&listener, sockopt::TcpNoDelay, &true);
-    Socket::Tcp(listener)
+    Ok(Socket::Tcp(watch(listener)?))
+}
+
+/// A listening socket registered with the reactor for readability: an accept's wait.
+fn watch<L: std::os::fd::AsRawFd>(listener: L) -> io::Result<AsyncFd<L>> {
+    // SAFETY: `L` is a std listener, which owns its descriptor and closes it only when
+    // dropped, so the descriptor stays the same open socket for the `AsyncFd`'s whole life.
+    unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
 }
 
 /// Binds a unix socket, then applies mode and owner with chmod/chown (never the umask, which
@@ -268,7 +294,8 @@ fn bind_unix(path: &Path, cfg: &ListenConfig) -> io::Result<Socket> {
     };
     let private = tempfile::Builder::new().prefix(".gw").tempdir_in(parent)?;
     let staged = private.path().join("s");
-    let listener = UnixListener::bind(&staged)?;
+    let listener = std::os::unix::net::UnixListener::bind(&staged)?;
+    listener.set_nonblocking(true)?;
     let mode = cfg.socket_mode.as_ref().map_or(0o660, |m| *m.get_ref());
     std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))?;
     let owner = cfg
@@ -286,7 +313,7 @@ fn bind_unix(path: &Path, cfg: &ListenConfig) -> io::Result<Socket> {
     }
     std::fs::rename(&staged, path)?;
     let file = SocketFile(path.to_owned());
-    Ok(Socket::Unix(listener, Some(file)))
+    Ok(Socket::Unix(watch(listener)?, Some(file)))
 }
 
 /// Whether descriptor 0 is a listening socket, the way a FastCGI application learns that a
@@ -338,12 +365,12 @@ fn inherit(fd: i32) -> io::Result<Socket> {
         Some(AddressFamily::Unix) => {
             let std = std::os::unix::net::UnixListener::from(owned);
             std.set_nonblocking(true)?;
-            Ok(Socket::Unix(UnixListener::from_std(std)?, None))
+            Ok(Socket::Unix(watch(std)?, None))
         }
         Some(AddressFamily::Inet | AddressFamily::Inet6) => {
             let std = std::net::TcpListener::from(owned);
             std.set_nonblocking(true)?;
-            Ok(tcp(TcpListener::from_std(std)?))
+            tcp(std)
         }
         other => Err(io::Error::other(format!(
             "fd {fd} is a socket of family {other:?}"
@@ -423,14 +450,16 @@ mod tests {
         protocol: Protocol,
         address: &str,
     ) -> Option<(bool, Option<std::net::SocketAddr>)> {
-        let listener = Listener::new(protocol, tcp(TcpListener::bind(address).await.ok()?), None);
+        let bound = std::net::TcpListener::bind(address).ok()?;
+        bound.set_nonblocking(true).unwrap();
+        let listener = Listener::new(protocol, tcp(bound).unwrap(), None);
         let Socket::Tcp(l) = &listener.socket else {
             unreachable!()
         };
-        let port = l.local_addr().unwrap().port();
+        let port = l.get_ref().local_addr().unwrap().port();
         let _client = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let (Stream::Tcp(stream), conn) = listener.accept().await.unwrap() else {
-            unreachable!()
+        let (Stream::Tcp(Lazy::Raw(stream)), conn) = listener.accept().await.unwrap() else {
+            unreachable!("accepted, not yet registered")
         };
         Some((stream.nodelay().unwrap(), conn.local))
     }

@@ -1,0 +1,220 @@
+//! An accepted connection that joins the runtime's reactor only when it first has to wait.
+//!
+//! A web server sends its request right after it connects, so the request is usually there
+//! when the connection is accepted, and the answer of a small app fits in the socket's send
+//! buffer. For SCGI and uwsgi (one request per connection, every request) that makes
+//! registering the socket with epoll, and removing it again at close, two system calls of
+//! the six or seven a request costs, spent on a wait that never comes. So the socket is read
+//! and written directly while it can be; the first `WouldBlock` registers it, and from then
+//! on it is tokio's stream. (tokio has no such mode; its streams register when made.)
+
+use std::io::{self, IoSlice};
+use std::net::Shutdown;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use socket2::SockRef;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+
+/// A tokio stream, made from its std socket by registering it.
+pub trait Register: AsyncRead + AsyncWrite + Unpin + Sized {
+    /// The socket before registration.
+    type Std: std::os::fd::AsFd + Unpin;
+    /// Registers `std` with the current runtime's reactor.
+    fn register(std: Self::Std) -> io::Result<Self>;
+}
+
+impl Register for TcpStream {
+    type Std = std::net::TcpStream;
+    fn register(std: Self::Std) -> io::Result<Self> {
+        TcpStream::from_std(std)
+    }
+}
+
+impl Register for UnixStream {
+    type Std = std::os::unix::net::UnixStream;
+    fn register(std: Self::Std) -> io::Result<Self> {
+        UnixStream::from_std(std)
+    }
+}
+
+/// A non-blocking socket, read and written directly until an operation would block, then
+/// registered (see the module doc).
+pub enum Lazy<S: Register> {
+    /// Not registered: a close is a plain `close`.
+    Raw(S::Std),
+    /// Registered at its first wait.
+    Registered(S),
+    /// Registration failed; the error was returned.
+    Closed,
+}
+
+impl<S: Register> Lazy<S> {
+    /// Wraps `std`, which must be in non-blocking mode.
+    pub fn new(std: S::Std) -> Self {
+        Lazy::Raw(std)
+    }
+
+    /// Whether the socket has had to wait, and so is registered.
+    pub fn is_registered(&self) -> bool {
+        matches!(self, Lazy::Registered(_))
+    }
+
+    /// `op` on the raw socket, or, when it would block, the socket registered for the wait.
+    fn step<T>(&mut self, mut op: impl FnMut(SockRef<'_>) -> io::Result<T>) -> Step<'_, S, T> {
+        if let Lazy::Raw(raw) = self {
+            loop {
+                match op(SockRef::from(&*raw)) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    done => return Step::Done(done),
+                }
+            }
+            let Lazy::Raw(raw) = std::mem::replace(self, Lazy::Closed) else {
+                unreachable!("matched above")
+            };
+            match S::register(raw) {
+                Ok(s) => *self = Lazy::Registered(s),
+                Err(e) => return Step::Done(Err(e)),
+            }
+        }
+        match self {
+            Lazy::Registered(s) => Step::Wait(Pin::new(s)),
+            _ => Step::Done(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+}
+
+/// What [`Lazy::step`] did: the operation, or nothing yet and the stream to wait on.
+enum Step<'a, S, T> {
+    Done(io::Result<T>),
+    Wait(Pin<&'a mut S>),
+}
+
+impl<S: Register> AsyncRead for Lazy<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        // SAFETY: `recv` only writes to the slice (never de-initialises it).
+        match self
+            .get_mut()
+            .step(|s| s.recv(unsafe { buf.unfilled_mut() }))
+        {
+            Step::Done(Ok(n)) => {
+                // SAFETY: `recv` initialised the first `n` bytes of the unfilled part.
+                unsafe { buf.assume_init(n) };
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+            Step::Done(Err(e)) => Poll::Ready(Err(e)),
+            Step::Wait(s) => s.poll_read(cx, buf),
+        }
+    }
+}
+
+impl<S: Register> AsyncWrite for Lazy<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut().step(|s| s.send(buf)) {
+            Step::Done(r) => Poll::Ready(r),
+            Step::Wait(s) => s.poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut().step(|s| s.send_vectored(bufs)) {
+            Step::Done(r) => Poll::Ready(r),
+            Step::Wait(s) => s.poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Lazy::Registered(s) => Pin::new(s).poll_flush(cx),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Lazy::Raw(raw) => Poll::Ready(SockRef::from(&*raw).shutdown(Shutdown::Write)),
+            Lazy::Registered(s) => Pin::new(s).poll_shutdown(cx),
+            Lazy::Closed => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read as _, Write as _};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    fn pair() -> (Lazy<UnixStream>, std::os::unix::net::UnixStream) {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        (Lazy::new(ours), theirs)
+    }
+
+    #[tokio::test]
+    async fn what_is_there_is_read_and_answered_without_registration() {
+        let (mut ours, mut theirs) = pair();
+        theirs.write_all(b"request").unwrap();
+        let mut buf = [0u8; 16];
+        let n = ours.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"request");
+        ours.write_all(b"answer").await.unwrap();
+        ours.shutdown().await.unwrap();
+        assert!(!ours.is_registered());
+        let mut got = Vec::new();
+        theirs.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"answer");
+    }
+
+    #[tokio::test]
+    async fn a_read_that_must_wait_registers_and_is_woken() {
+        let (mut ours, mut theirs) = pair();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            theirs.write_all(b"late").unwrap();
+            theirs
+        });
+        let mut buf = [0u8; 16];
+        let n = ours.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"late");
+        assert!(ours.is_registered());
+        // The peer's close is seen through the reactor as well.
+        drop(writer.join().unwrap());
+        assert_eq!(ours.read(&mut buf).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_must_wait_registers_and_finishes_once_the_peer_reads() {
+        let (mut ours, mut theirs) = pair();
+        let big = vec![7u8; 4 << 20]; // past any socket buffer
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            theirs.read_to_end(&mut got).unwrap();
+            got.len()
+        });
+        ours.write_all(&big).await.unwrap();
+        assert!(ours.is_registered());
+        ours.shutdown().await.unwrap();
+        drop(ours);
+        assert_eq!(reader.join().unwrap(), big.len());
+    }
+}
