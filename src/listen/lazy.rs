@@ -43,7 +43,15 @@ impl Register for UnixStream {
 /// registered (see the module doc).
 pub enum Lazy<S: Register> {
     /// Not registered: a close is a plain `close`.
-    Raw(S::Std),
+    Raw {
+        /// The socket.
+        socket: S::Std,
+        /// The last read took less than it had room for: the socket had nothing more, so the
+        /// next read registers at once instead of asking first (tokio's streams keep the same
+        /// hint; registration reports data that came meanwhile, epoll being edge-triggered on
+        /// the current state).
+        drained: bool,
+    },
     /// Registered at its first wait.
     Registered(S),
     /// Registration failed; the error was returned.
@@ -53,7 +61,10 @@ pub enum Lazy<S: Register> {
 impl<S: Register> Lazy<S> {
     /// Wraps `std`, which must be in non-blocking mode.
     pub fn new(std: S::Std) -> Self {
-        Lazy::Raw(std)
+        Lazy::Raw {
+            socket: std,
+            drained: false,
+        }
     }
 
     /// Whether the socket has had to wait, and so is registered.
@@ -61,20 +72,25 @@ impl<S: Register> Lazy<S> {
         matches!(self, Lazy::Registered(_))
     }
 
-    /// `op` on the raw socket, or, when it would block, the socket registered for the wait.
-    fn step<T>(&mut self, mut op: impl FnMut(SockRef<'_>) -> io::Result<T>) -> Step<'_, S, T> {
-        if let Lazy::Raw(raw) = self {
-            loop {
-                match op(SockRef::from(&*raw)) {
+    /// `op` on the raw socket, or, when it would block (or `wait` says it would), the socket
+    /// registered for the wait.
+    fn step<T>(
+        &mut self,
+        wait: bool,
+        mut op: impl FnMut(SockRef<'_>) -> io::Result<T>,
+    ) -> Step<'_, S, T> {
+        if let Lazy::Raw { socket, .. } = self {
+            while !wait {
+                match op(SockRef::from(&*socket)) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     done => return Step::Done(done),
                 }
             }
-            let Lazy::Raw(raw) = std::mem::replace(self, Lazy::Closed) else {
+            let Lazy::Raw { socket, .. } = std::mem::replace(self, Lazy::Closed) else {
                 unreachable!("matched above")
             };
-            match S::register(raw) {
+            match S::register(socket) {
                 Ok(s) => *self = Lazy::Registered(s),
                 Err(e) => return Step::Done(Err(e)),
             }
@@ -98,12 +114,15 @@ impl<S: Register> AsyncRead for Lazy<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let drained = matches!(this, Lazy::Raw { drained: true, .. });
+        let room = buf.remaining();
         // SAFETY: `recv` only writes to the slice (never de-initialises it).
-        match self
-            .get_mut()
-            .step(|s| s.recv(unsafe { buf.unfilled_mut() }))
-        {
+        match this.step(drained, |s| s.recv(unsafe { buf.unfilled_mut() })) {
             Step::Done(Ok(n)) => {
+                if let Lazy::Raw { drained, .. } = this {
+                    *drained = n > 0 && n < room;
+                }
                 // SAFETY: `recv` initialised the first `n` bytes of the unfilled part.
                 unsafe { buf.assume_init(n) };
                 buf.advance(n);
@@ -121,7 +140,7 @@ impl<S: Register> AsyncWrite for Lazy<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut().step(|s| s.send(buf)) {
+        match self.get_mut().step(false, |s| s.send(buf)) {
             Step::Done(r) => Poll::Ready(r),
             Step::Wait(s) => s.poll_write(cx, buf),
         }
@@ -132,7 +151,7 @@ impl<S: Register> AsyncWrite for Lazy<S> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut().step(|s| s.send_vectored(bufs)) {
+        match self.get_mut().step(false, |s| s.send_vectored(bufs)) {
             Step::Done(r) => Poll::Ready(r),
             Step::Wait(s) => s.poll_write_vectored(cx, bufs),
         }
@@ -151,7 +170,9 @@ impl<S: Register> AsyncWrite for Lazy<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Lazy::Raw(raw) => Poll::Ready(SockRef::from(&*raw).shutdown(Shutdown::Write)),
+            Lazy::Raw { socket, .. } => {
+                Poll::Ready(SockRef::from(&*socket).shutdown(Shutdown::Write))
+            }
             Lazy::Registered(s) => Pin::new(s).poll_shutdown(cx),
             Lazy::Closed => Poll::Ready(Ok(())),
         }
@@ -200,6 +221,19 @@ mod tests {
         // The peer's close is seen through the reactor as well.
         drop(writer.join().unwrap());
         assert_eq!(ours.read(&mut buf).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn after_a_short_read_the_next_registers_and_still_sees_what_came_meanwhile() {
+        let (mut ours, mut theirs) = pair();
+        theirs.write_all(b"a").unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(ours.read(&mut buf).await.unwrap(), 1);
+        assert!(matches!(ours, Lazy::Raw { drained: true, .. }));
+        theirs.write_all(b"b").unwrap();
+        let n = ours.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"b");
+        assert!(ours.is_registered());
     }
 
     #[tokio::test]

@@ -458,7 +458,9 @@ mod tests {
         };
         let port = l.get_ref().local_addr().unwrap().port();
         let _client = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let (Stream::Tcp(Lazy::Raw(stream)), conn) = listener.accept().await.unwrap() else {
+        let (Stream::Tcp(Lazy::Raw { socket: stream, .. }), conn) =
+            listener.accept().await.unwrap()
+        else {
             unreachable!("accepted, not yet registered")
         };
         Some((stream.nodelay().unwrap(), conn.local))
