@@ -80,11 +80,13 @@ impl<S: Register> Lazy<S> {
         mut op: impl FnMut(SockRef<'_>) -> io::Result<T>,
     ) -> Step<'_, S, T> {
         if let Lazy::Raw { socket, .. } = self {
-            while !wait {
-                match op(SockRef::from(&*socket)) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    done => return Step::Done(done),
+            if !wait {
+                loop {
+                    match op(SockRef::from(&*socket)) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        done => return Step::Done(done),
+                    }
                 }
             }
             let Lazy::Raw { socket, .. } = std::mem::replace(self, Lazy::Closed) else {
