@@ -15,7 +15,7 @@ use gateway_core::App;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::{Decoder as _, FramedRead};
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::RecordDecoder;
@@ -85,6 +85,23 @@ pub async fn serve_connection<IO, A: App>(
         }
         let gate = conn.read_gate();
         let paused = gate.is_some();
+        // A record already read goes before a call that has finished: nginx sends a GET's
+        // end of STDIN with its PARAMS, and once it is handled the request is known to be
+        // read whole when its response ends, so a connection without KEEP_CONN simply closes
+        // (no half-close and reading on for what the web server might still send).
+        if !paused && !calls.is_empty() {
+            match RecordDecoder.decode(frames.read_buffer_mut()) {
+                Ok(Some(record)) => {
+                    conn.handle_record(record, Instant::now().into_std());
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    conn.handle_lost(e);
+                    continue;
+                }
+            }
+        }
         tokio::select! {
             biased;
             Some(done) = calls.next(), if !calls.is_empty() => {
@@ -121,8 +138,8 @@ fn far_future() -> Instant {
 }
 
 /// Owns the write half: writes whole buffers, coalescing what is already queued into one
-/// write, and closes the socket when every sender is gone, or at [`Transmit::HalfClose`], once
-/// what was queued before it is written. (An empty buffer is just nothing to write: an app
+/// write, until every sender is gone (the connection ends, and closes as its halves drop), or
+/// until [`Transmit::HalfClose`], once what was queued before it is written. (An empty buffer is just nothing to write: an app
 /// may stream an empty chunk.)
 ///
 /// The half-close comes down the same queue as the data, never on a channel of its own: a
@@ -177,10 +194,17 @@ async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::Receiver<Transmit>) {
         }
         batch.clear();
     }
-    let _ = wr.shutdown().await;
     if closed {
+        // The driver reads on (see `Connection::half_close_unless`): our FIN must go now.
+        let _ = wr.shutdown().await;
         // Nothing more goes out, but no sender may wait on a full queue.
         while rx.recv().await.is_some() {}
+    } else {
+        // The connection ends with this task: dropping both halves closes it with a FIN of
+        // its own, so `shutdown` would be a system call for nothing (every request, for
+        // nginx's default `fastcgi_keep_conn off`). Nothing changes for unread input, which
+        // makes `close` send a reset with or without a `shutdown` before it.
+        let _ = wr.flush().await;
     }
 }
 
