@@ -51,6 +51,9 @@ pub enum Lazy<S: Register> {
         /// hint; registration reports data that came meanwhile, epoll being edge-triggered on
         /// the current state).
         drained: bool,
+        /// A read found the socket drained once already, and the task was given another
+        /// turn instead of a registration (see `poll_read`).
+        yielded: bool,
     },
     /// Registered at its first wait.
     Registered(S),
@@ -64,6 +67,7 @@ impl<S: Register> Lazy<S> {
         Lazy::Raw {
             socket: std,
             drained: false,
+            yielded: false,
         }
     }
 
@@ -118,6 +122,22 @@ impl<S: Register> AsyncRead for Lazy<S> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let drained = matches!(this, Lazy::Raw { drained: true, .. });
+        // The first time a read would wait on a socket that gave all it had, the task gets
+        // one more turn instead: a peer that sends one request a connection (nginx's
+        // `proxy_pass` without upstream keep-alive, HTTP/1.0) is then answered and closed in
+        // that turn, and the socket is never registered; hyper looks for more input before
+        // it answers. A task that does wait registers on its next turn.
+        if let Lazy::Raw {
+            drained: true,
+            yielded,
+            ..
+        } = this
+            && !*yielded
+        {
+            *yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         let room = buf.remaining();
         // SAFETY: `recv` only writes to the slice (never de-initialises it).
         match this.step(drained, |s| s.recv(unsafe { buf.unfilled_mut() })) {
@@ -236,6 +256,43 @@ mod tests {
         let n = ours.read(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"b");
         assert!(ours.is_registered());
+    }
+
+    /// A waker that notes it was woken.
+    struct Noted(std::sync::atomic::AtomicBool);
+
+    impl std::task::Wake for Noted {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_look_for_more_input_gets_one_more_turn_before_a_registration() {
+        let (mut ours, mut theirs) = pair();
+        theirs.write_all(b"GET").unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(ours.read(&mut buf).await.unwrap(), 3);
+        // hyper's look for more input before it answers: Pending, and the task woken.
+        let noted = std::sync::Arc::new(Noted(false.into()));
+        let waker = std::task::Waker::from(noted.clone());
+        let mut read = ReadBuf::new(&mut buf);
+        let polled = Pin::new(&mut ours).poll_read(&mut Context::from_waker(&waker), &mut read);
+        assert!(polled.is_pending());
+        assert!(noted.0.load(std::sync::atomic::Ordering::SeqCst));
+        // Answered and closed in that turn: never registered.
+        ours.write_all(b"200").await.unwrap();
+        assert!(!ours.is_registered());
+        // A task that does wait for more is registered on its next look, and sees it.
+        let later = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            theirs.write_all(b"more").unwrap();
+            theirs
+        });
+        let n = ours.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"more");
+        assert!(ours.is_registered());
+        drop(later.join().unwrap());
     }
 
     #[tokio::test]
