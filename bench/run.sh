@@ -235,6 +235,9 @@ variants() { # http|fastcgi|scgi|uwsgi: the variants of gatewayd on that chain
         upstream "127.0.0.1:$((port + 1))" 32
         via_nginx "$name" "nginx → FastCGI (TCP, keep-conn)" variant \
           "include /etc/nginx/fastcgi_params; fastcgi_keep_conn on; fastcgi_pass $up;"
+        # nginx's default: a connection per request.
+        via_nginx "$name" "nginx → FastCGI (TCP)" variant \
+          "include /etc/nginx/fastcgi_params; fastcgi_pass 127.0.0.1:$((port + 1));"
         ;;
       scgi) via_nginx "$name" "nginx → SCGI (TCP)" variant \
         "include /etc/nginx/scgi_params; scgi_pass 127.0.0.1:$((port + 2));" ;;
