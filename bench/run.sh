@@ -17,10 +17,11 @@
 #        BENCH_HOLD=1 (start everything, print the URLs and wait, for profiling by hand),
 #        BENCH_SMOKE=1 (start everything, check that each target selected by BENCH_ONLY answers
 #        the hello response once, and stop: no load, no report),
-#        BENCH_BEFORE=path/to/gatewayd (an older build, measured beside this one on HTTP, FastCGI
-#        and SCGI: a change's before and after in the same run).
+#        BENCH_BEFORE=path/to/gatewayd (an older build, measured beside this one on HTTP direct,
+#        FastCGI over TCP with and without keep-conn, SCGI and uwsgi: a change's before and
+#        after in the same run).
 # gatewayd is measured with its access log off, as every peer's is, and also as users run it by
-# default, log on (to a file), on HTTP, FastCGI, SCGI and uwsgi: the rows "gatewayd (log on)".
+# default, log on (to a file), on the same chains: the rows "gatewayd (log on)".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
