@@ -44,8 +44,10 @@ pub async fn serve_connection<IO, A: App>(
     let mut calls = FuturesUnordered::<Call>::new();
     let mut conn = Connection::new(cfg, Instant::now().into_std());
     let mut frames = FramedRead::new(rd, RecordDecoder);
-    // Polled on every turn of the loop: looked at only after its own wake-up.
-    let mut cancelled = gateway_core::Shutdown::new(shutdown);
+    // Polled on every turn of the loop that waits: looked at only after its own wake-up. Made
+    // at the first wait: a connection per request (nginx's default) is usually served
+    // without one, its records and its answer each ready when looked for.
+    let mut cancelled: Option<gateway_core::Shutdown> = None;
     // One timer for the head and keep-alive deadlines, moved only to an earlier deadline: one
     // that moves later (every request moves them) is looked at when the timer fires, so a
     // request does not insert a timer into the wheel and take it out again.
@@ -122,7 +124,11 @@ pub async fn serve_connection<IO, A: App>(
                     timer.as_mut().reset(deadline);
                 }
             }
-            () = &mut cancelled, if !conn.is_draining() => conn.handle_shutdown(),
+            () = async {
+                cancelled
+                    .get_or_insert_with(|| gateway_core::Shutdown::new(shutdown.clone()))
+                    .await;
+            }, if !conn.is_draining() => conn.handle_shutdown(),
         }
     }
     // Aborts the bodies and cancels the calls still running; then the writer sees every
