@@ -17,6 +17,10 @@ use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
+/// A write to a peer that has gone fails with EPIPE instead of raising SIGPIPE (which the
+/// process ignores too; this does not depend on it).
+const NO_SIGNAL: std::ffi::c_int = nix::sys::socket::MsgFlags::MSG_NOSIGNAL.bits();
+
 /// A tokio stream, made from its std socket by registering it.
 pub trait Register: AsyncRead + AsyncWrite + Unpin + Sized {
     /// The socket before registration.
@@ -78,18 +82,28 @@ impl<S: Register> Lazy<S> {
 
     /// `op` on the raw socket, or, when it would block (or `wait` says it would), the socket
     /// registered for the wait.
+    ///
+    /// Each operation on the raw socket spends the task's cooperative budget, as a registered
+    /// stream's does, so that a peer that keeps the socket full cannot hold the worker.
     fn step<T>(
         &mut self,
+        cx: &mut Context<'_>,
         wait: bool,
         mut op: impl FnMut(SockRef<'_>) -> io::Result<T>,
     ) -> Step<'_, S, T> {
         if let Lazy::Raw { socket, .. } = self {
             if !wait {
+                let Poll::Ready(budget) = tokio::task::coop::poll_proceed(cx) else {
+                    return Step::Yield;
+                };
                 loop {
                     match op(SockRef::from(&*socket)) {
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        done => return Step::Done(done),
+                        done => {
+                            budget.made_progress();
+                            return Step::Done(done);
+                        }
                     }
                 }
             }
@@ -108,10 +122,12 @@ impl<S: Register> Lazy<S> {
     }
 }
 
-/// What [`Lazy::step`] did: the operation, or nothing yet and the stream to wait on.
+/// What [`Lazy::step`] did: the operation; or nothing yet, and the stream to wait on; or
+/// nothing, the task's budget being spent (it is woken once it has yielded).
 enum Step<'a, S, T> {
     Done(io::Result<T>),
     Wait(Pin<&'a mut S>),
+    Yield,
 }
 
 impl<S: Register> AsyncRead for Lazy<S> {
@@ -140,7 +156,7 @@ impl<S: Register> AsyncRead for Lazy<S> {
         }
         let room = buf.remaining();
         // SAFETY: `recv` only writes to the slice (never de-initialises it).
-        match this.step(drained, |s| s.recv(unsafe { buf.unfilled_mut() })) {
+        match this.step(cx, drained, |s| s.recv(unsafe { buf.unfilled_mut() })) {
             Step::Done(Ok(n)) => {
                 if let Lazy::Raw { drained, .. } = this {
                     *drained = n > 0 && n < room;
@@ -152,6 +168,7 @@ impl<S: Register> AsyncRead for Lazy<S> {
             }
             Step::Done(Err(e)) => Poll::Ready(Err(e)),
             Step::Wait(s) => s.poll_read(cx, buf),
+            Step::Yield => Poll::Pending,
         }
     }
 }
@@ -162,9 +179,13 @@ impl<S: Register> AsyncWrite for Lazy<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut().step(false, |s| s.send(buf)) {
+        match self
+            .get_mut()
+            .step(cx, false, |s| s.send_with_flags(buf, NO_SIGNAL))
+        {
             Step::Done(r) => Poll::Ready(r),
             Step::Wait(s) => s.poll_write(cx, buf),
+            Step::Yield => Poll::Pending,
         }
     }
 
@@ -173,9 +194,15 @@ impl<S: Register> AsyncWrite for Lazy<S> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut().step(false, |s| s.send_vectored(bufs)) {
+        // At most IOV_MAX buffers a call, as std's `writev` takes (more fail with EMSGSIZE).
+        let some = &bufs[..bufs.len().min(1024)];
+        match self
+            .get_mut()
+            .step(cx, false, |s| s.send_vectored_with_flags(some, NO_SIGNAL))
+        {
             Step::Done(r) => Poll::Ready(r),
             Step::Wait(s) => s.poll_write_vectored(cx, bufs),
+            Step::Yield => Poll::Pending,
         }
     }
 
@@ -293,6 +320,30 @@ mod tests {
         assert_eq!(&buf[..n], b"more");
         assert!(ours.is_registered());
         drop(later.join().unwrap());
+    }
+
+    #[tokio::test]
+    async fn reads_of_a_full_socket_spend_the_task_budget() {
+        let (mut ours, mut theirs) = pair();
+        theirs.write_all(&[1u8; 1000]).unwrap();
+        let reads = std::future::poll_fn(|cx| {
+            let mut reads = 0;
+            let mut byte = [0u8; 1];
+            loop {
+                let mut buf = ReadBuf::new(&mut byte);
+                match Pin::new(&mut ours).poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(())) => reads += 1,
+                    Poll::Ready(Err(e)) => panic!("{e}"),
+                    Poll::Pending => return Poll::Ready(reads),
+                }
+            }
+        })
+        .await;
+        assert!(
+            reads < 1000,
+            "{reads} reads in one turn: the task never yielded"
+        );
+        assert!(!ours.is_registered());
     }
 
     #[tokio::test]

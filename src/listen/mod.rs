@@ -171,6 +171,10 @@ impl Listener {
     }
 }
 
+/// The most connections a closing listener takes from its backlog: Linux's default
+/// `somaxconn`, the backlog's own bound.
+const MAX_DRAINED: usize = 4096;
+
 /// One connection from the backlog, non-blocking and close-on-exec from the start (no
 /// `fcntl` after), with its peer's address.
 fn accept4(l: &impl std::os::fd::AsFd) -> io::Result<(socket2::Socket, socket2::SockAddr)> {
@@ -216,19 +220,27 @@ impl Listener {
 
     /// Takes every connection the kernel has already completed, without waiting: called when
     /// the listener closes, so that they are served instead of reset.
+    ///
+    /// At most [`MAX_DRAINED`]: connections that keep arriving meanwhile are not waited for.
     pub fn drain_backlog(&self) -> Vec<(Stream, ConnInfo)> {
         let mut drained = Vec::new();
-        loop {
+        for _ in 0..MAX_DRAINED {
             let accepted = match &self.socket {
                 Socket::Tcp(l) => self.accept_tcp(l.get_ref()),
                 Socket::Unix(l, _) => accept_unix(l.get_ref()),
             };
             match accepted {
                 Ok(pair) => drained.push(pair),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return drained,
+                // One connection reset before it was taken: the next may be fine.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(_) => break,
             }
         }
+        drained
     }
 }
 
