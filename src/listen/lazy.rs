@@ -130,13 +130,30 @@ enum Step<'a, S, T> {
     Yield,
 }
 
+// A registered stream's operations go straight to tokio's, small enough to inline into the
+// protocol's IO stack (a kept-alive HTTP connection's every request); the raw socket's are out
+// of line.
 impl<S: Register> AsyncRead for Lazy<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
+        match self.get_mut() {
+            Lazy::Registered(s) => Pin::new(s).poll_read(cx, buf),
+            this => this.poll_read_raw(cx, buf),
+        }
+    }
+}
+
+impl<S: Register> Lazy<S> {
+    #[inline(never)]
+    fn poll_read_raw(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self;
         let drained = matches!(this, Lazy::Raw { drained: true, .. });
         // The first time a read would wait on a socket that gave all it had, the task gets
         // one more turn instead: a peer that sends one request a connection (nginx's
@@ -173,19 +190,41 @@ impl<S: Register> AsyncRead for Lazy<S> {
     }
 }
 
+impl<S: Register> Lazy<S> {
+    #[inline(never)]
+    fn poll_write_raw(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.step(cx, false, |s| s.send_with_flags(buf, NO_SIGNAL)) {
+            Step::Done(r) => Poll::Ready(r),
+            Step::Wait(s) => s.poll_write(cx, buf),
+            Step::Yield => Poll::Pending,
+        }
+    }
+
+    #[inline(never)]
+    fn poll_write_vectored_raw(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        // At most IOV_MAX buffers a call, as std's `writev` takes (more fail with EMSGSIZE).
+        let some = &bufs[..bufs.len().min(1024)];
+        match self.step(cx, false, |s| s.send_vectored_with_flags(some, NO_SIGNAL)) {
+            Step::Done(r) => Poll::Ready(r),
+            Step::Wait(s) => s.poll_write_vectored(cx, bufs),
+            Step::Yield => Poll::Pending,
+        }
+    }
+}
+
 impl<S: Register> AsyncWrite for Lazy<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self
-            .get_mut()
-            .step(cx, false, |s| s.send_with_flags(buf, NO_SIGNAL))
-        {
-            Step::Done(r) => Poll::Ready(r),
-            Step::Wait(s) => s.poll_write(cx, buf),
-            Step::Yield => Poll::Pending,
+        match self.get_mut() {
+            Lazy::Registered(s) => Pin::new(s).poll_write(cx, buf),
+            this => this.poll_write_raw(cx, buf),
         }
     }
 
@@ -194,15 +233,9 @@ impl<S: Register> AsyncWrite for Lazy<S> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        // At most IOV_MAX buffers a call, as std's `writev` takes (more fail with EMSGSIZE).
-        let some = &bufs[..bufs.len().min(1024)];
-        match self
-            .get_mut()
-            .step(cx, false, |s| s.send_vectored_with_flags(some, NO_SIGNAL))
-        {
-            Step::Done(r) => Poll::Ready(r),
-            Step::Wait(s) => s.poll_write_vectored(cx, bufs),
-            Step::Yield => Poll::Pending,
+        match self.get_mut() {
+            Lazy::Registered(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            this => this.poll_write_vectored_raw(cx, bufs),
         }
     }
 
