@@ -153,8 +153,7 @@ impl<S: Register> Lazy<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self;
-        let drained = matches!(this, Lazy::Raw { drained: true, .. });
+        let drained = matches!(self, Lazy::Raw { drained: true, .. });
         // The first time a read would wait on a socket that gave all it had, the task gets
         // one more turn instead: a peer that sends one request a connection (nginx's
         // `proxy_pass` without upstream keep-alive, HTTP/1.0) is then answered and closed in
@@ -164,7 +163,7 @@ impl<S: Register> Lazy<S> {
             drained: true,
             yielded,
             ..
-        } = this
+        } = self
             && !*yielded
         {
             *yielded = true;
@@ -173,9 +172,9 @@ impl<S: Register> Lazy<S> {
         }
         let room = buf.remaining();
         // SAFETY: `recv` only writes to the slice (never de-initialises it).
-        match this.step(cx, drained, |s| s.recv(unsafe { buf.unfilled_mut() })) {
+        match self.step(cx, drained, |s| s.recv(unsafe { buf.unfilled_mut() })) {
             Step::Done(Ok(n)) => {
-                if let Lazy::Raw { drained, .. } = this {
+                if let Lazy::Raw { drained, .. } = self {
                     *drained = n > 0 && n < room;
                 }
                 // SAFETY: `recv` initialised the first `n` bytes of the unfilled part.
