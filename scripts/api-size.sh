@@ -11,7 +11,7 @@ files() { # crate-dir
 }
 show() { if [[ -n $rev ]]; then git show "$rev:$1"; else cat "$1"; fi; }
 printf '| crate | public items | root re-exports | lines |\n|---|--:|--:|--:|\n'
-for crate in gateway-core proto-http proto-fastcgi proto-scgi proto-cgi proto-uwsgi .; do
+for crate in gateway-core proto-http proto-fastcgi proto-scgi proto-cgi proto-uwsgi gateway-wsgi .; do
   [[ -n $(files "$crate" 2>/dev/null) ]] || continue
   name=$(show "$crate/Cargo.toml" | awk -F'"' '/^name *=/ {print $2; exit}')
   items=0 lines=0
