@@ -1,8 +1,9 @@
 //! The tokio driver of one FastCGI connection: a thin loop around the sans-IO
 //! [`Connection`] (read a record → feed it; an app call ends → feed it; the timer fires →
 //! feed the time; then write what the machine queued), the app calls it starts, driven in
-//! place (no task per request, no hop to another thread), and one writer task that owns the
-//! socket's write half and is shared with the calls streaming their responses.
+//! place (no task per request, no hop to another thread), and one writer that owns the
+//! socket's write half and is shared with the calls streaming their responses. The writer
+//! runs in the connection's own task, polled right after the loop ([`join`](crate::join)).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +41,18 @@ pub async fn serve_connection<IO, A: App>(
 {
     let (rd, wr) = tokio::io::split(io);
     let (out, out_rx) = mpsc::channel(32);
-    let writer = tokio::spawn(write_loop(wr, out_rx));
+    crate::join::join(drive(rd, out, app, cfg, shutdown), write_loop(wr, out_rx)).await;
+}
+
+/// The loop: reads records, starts and finishes calls, queues what the machine transmits on
+/// `out`, until the connection is done; then drops every sender, which ends the writer.
+async fn drive<R: AsyncRead + Unpin, A: App>(
+    rd: R,
+    out: mpsc::Sender<Transmit>,
+    app: Arc<A>,
+    cfg: Arc<FastCgiConfig>,
+    shutdown: CancellationToken,
+) {
     let mut calls = FuturesUnordered::<Call>::new();
     let mut conn = Connection::new(cfg, Instant::now().into_std());
     let mut frames = FramedRead::new(rd, RecordDecoder);
@@ -136,7 +148,6 @@ pub async fn serve_connection<IO, A: App>(
     drop(conn);
     drop(calls);
     drop(out);
-    let _ = writer.await;
 }
 
 fn far_future() -> Instant {

@@ -27,6 +27,7 @@ mod codec;
 mod config;
 mod conn;
 mod connection;
+mod join;
 mod params;
 mod record;
 mod respond;
