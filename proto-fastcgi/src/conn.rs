@@ -156,14 +156,15 @@ fn far_future() -> Instant {
 
 /// Owns the write half: writes whole buffers, coalescing what is already queued into one
 /// write, until every sender is gone (the connection ends, and closes as its halves drop), or
-/// until [`Transmit::HalfClose`], once what was queued before it is written. (An empty buffer is just nothing to write: an app
-/// may stream an empty chunk.)
+/// until [`Transmit::HalfClose`], once what was queued before it is written. (An empty buffer
+/// is just nothing to write: an app may stream an empty chunk.)
 ///
 /// The half-close comes down the same queue as the data, never on a channel of its own: a
 /// writer that polls two channels one after the other can find the data queue empty, then
-/// the signal set, when the driver (on another worker thread) queued the response and
-/// signalled between its two polls; it then closed with the response unwritten, and the web
-/// server saw a connection closed before any response header.
+/// the signal set, when the response and the signal were queued between its two polls (as
+/// happened when the writer was a task of its own, on the other worker thread); it then
+/// closed with the response unwritten, and the web server saw a connection closed before any
+/// response header. One queue keeps the order wherever the writer runs.
 async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::Receiver<Transmit>) {
     tokio::pin!(wr);
     let mut batch = BytesMut::new();

@@ -60,10 +60,7 @@ pub(crate) async fn join(first: impl Future<Output = ()>, second: impl Future<Ou
         })
     };
     let halves = [half(), half()];
-    let wakers = [
-        Waker::from(halves[0].clone()),
-        Waker::from(halves[1].clone()),
-    ];
+    let wakers = halves.each_ref().map(|h| Waker::from(h.clone()));
     let mut done = [false, false];
     poll_fn(|cx| {
         shared.task.register(cx.waker());
@@ -172,8 +169,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_future_out_of_budget_does_not_hold_the_task() {
-        // `yield_now` wakes its own waker and returns pending: the task must give way, not
-        // poll it again in a loop, and finish.
+        // `yield_now` (as a future out of tokio's budget) returns pending with its own waker
+        // to be woken: the task must give way, not poll it again in a loop, and finish.
         join(
             async {
                 for _ in 0..100 {
